@@ -1,0 +1,30 @@
+package flow
+
+import (
+	"net/netip"
+	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestAddrRoundTrip(t *testing.T) {
+	f := func(in string, want4 bool) {
+		t.Helper()
+		a := AddrFrom(netip.MustParseAddr(in))
+		require.Equal(t, want4, a.Is4(), in)
+		require.Equal(t, in, a.String())
+	}
+	f("10.1.2.3", true)
+	f("2001:db8::1", false)
+	b, ok := AddrFromSlice([]byte{192, 0, 2, 1})
+	require.True(t, ok)
+	require.Equal(t, "192.0.2.1", b.String())
+	_, ok = AddrFromSlice([]byte{1, 2, 3})
+	require.False(t, ok)
+}
+
+// The record is copied by value through the ring: keep it small and pointer-free.
+func TestRecordIsCompact(t *testing.T) {
+	require.LessOrEqual(t, unsafe.Sizeof(Record{}), uintptr(128))
+}

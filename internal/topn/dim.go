@@ -1,0 +1,203 @@
+// Package topn owns what a TopN answer is made of: dimensions, fixed-size keys,
+// counters, and the Table of one interval's top K with exact totals and error
+// bounds. Merging tables (minutes into a range, minutes into hours) is pure math here.
+package topn
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/tmsd/tmsd/internal/flow"
+)
+
+// Dim is a TopN dimension.
+type Dim uint8
+
+// Dimensions. The numbers are stored in keys: never renumber, only append.
+const (
+	DimApp Dim = iota + 1
+	DimProto
+	DimSrcIP
+	DimDstIP
+	DimIP
+	DimSrcPort
+	DimDstPort
+	DimPort
+	DimExporter
+	DimInIf
+	DimOutIf
+	numDims
+)
+
+// Dims lists every dimension in order.
+var Dims = func() []Dim {
+	d := make([]Dim, 0, numDims-1)
+	for i := DimApp; i < numDims; i++ {
+		d = append(d, i)
+	}
+	return d
+}()
+
+// NumDims is one more than the largest Dim, for arrays indexed by Dim.
+const NumDims = int(numDims)
+
+var dimNames = [numDims]string{"", "app", "proto", "srcip", "dstip", "ip", "srcport", "dstport", "port", "exporter", "in_if", "out_if"}
+
+func (d Dim) String() string {
+	if d == 0 || d >= numDims {
+		return "dim(" + strconv.Itoa(int(d)) + ")"
+	}
+	return dimNames[d]
+}
+
+// DimNames is the list of valid dimension names, for error messages.
+func DimNames() string { return strings.Join(dimNames[1:], ", ") }
+
+// ParseDim returns the dimension named s.
+func ParseDim(s string) (Dim, bool) {
+	for i := DimApp; i < numDims; i++ {
+		if dimNames[i] == s {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// Key identifies one row of a dimension. Its layout depends on the dimension:
+// addresses take 16 bytes, ports 2 bytes of port and 1 of IP protocol, interfaces 16
+// bytes of exporter and 4 of ifIndex, applications their name (at most MaxAppName bytes).
+type Key [24]byte
+
+// MaxAppName is the longest application name a key holds.
+const MaxAppName = len(Key{})
+
+// AddrKey is the key of an address dimension (srcip, dstip, ip, exporter).
+func AddrKey(a flow.Addr) (k Key) { copy(k[:16], a[:]); return }
+
+// PortKey is the key of a port dimension: the port with its IP protocol.
+func PortKey(port uint16, proto uint8) (k Key) {
+	binary.BigEndian.PutUint16(k[:2], port)
+	k[2] = proto
+	return
+}
+
+// ProtoKey is the key of the proto dimension.
+func ProtoKey(proto uint8) (k Key) { k[0] = proto; return }
+
+// IfKey is the key of in_if/out_if: exporter and ifIndex.
+func IfKey(exporter flow.Addr, ifIndex uint32) (k Key) {
+	copy(k[:16], exporter[:])
+	binary.BigEndian.PutUint32(k[16:20], ifIndex)
+	return
+}
+
+// AppKey is the key of an application name (truncated to MaxAppName bytes).
+func AppKey(name string) (k Key) { copy(k[:], name); return }
+
+// Addr returns the address of an address key.
+func (k Key) Addr() flow.Addr { var a flow.Addr; copy(a[:], k[:16]); return a }
+
+// Port returns port and protocol of a port key.
+func (k Key) Port() (uint16, uint8) { return binary.BigEndian.Uint16(k[:2]), k[2] }
+
+// IfIndex returns the ifIndex of an interface key.
+func (k Key) IfIndex() uint32 { return binary.BigEndian.Uint32(k[16:20]) }
+
+// App returns the application name of an app key.
+func (k Key) App() string {
+	n := 0
+	for n < len(k) && k[n] != 0 {
+		n++
+	}
+	return string(k[:n])
+}
+
+// Format renders a key of dimension d as the API shows it.
+func (d Dim) Format(k Key) string {
+	switch d {
+	case DimApp:
+		return k.App()
+	case DimProto:
+		return strconv.Itoa(int(k[0]))
+	case DimSrcIP, DimDstIP, DimIP, DimExporter:
+		return k.Addr().String()
+	case DimSrcPort, DimDstPort, DimPort:
+		p, proto := k.Port()
+		return strconv.Itoa(int(p)) + "/" + ProtoName(proto)
+	case DimInIf, DimOutIf:
+		return k.Addr().String() + ":" + strconv.FormatUint(uint64(k.IfIndex()), 10)
+	}
+	return fmt.Sprintf("%x", k[:])
+}
+
+// ParseKey is the inverse of Format.
+func (d Dim) ParseKey(s string) (Key, error) {
+	switch d {
+	case DimApp:
+		if s == "" || len(s) > MaxAppName {
+			return Key{}, fmt.Errorf("application name must be 1 to %d bytes", MaxAppName)
+		}
+		return AppKey(s), nil
+	case DimProto:
+		p, err := ParseProto(s)
+		return ProtoKey(p), err
+	case DimSrcIP, DimDstIP, DimIP, DimExporter:
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return Key{}, fmt.Errorf("not an IP address: %q", s)
+		}
+		return AddrKey(flow.AddrFrom(a)), nil
+	case DimSrcPort, DimDstPort, DimPort:
+		ps, protos, ok := strings.Cut(s, "/")
+		if !ok {
+			return Key{}, fmt.Errorf("port key is PORT/PROTO, e.g. 443/tcp: %q", s)
+		}
+		p, err := strconv.ParseUint(ps, 10, 16)
+		if err != nil {
+			return Key{}, fmt.Errorf("bad port in %q", s)
+		}
+		proto, err := ParseProto(protos)
+		return PortKey(uint16(p), proto), err
+	case DimInIf, DimOutIf:
+		i := strings.LastIndexByte(s, ':')
+		if i < 0 {
+			return Key{}, fmt.Errorf("interface key is EXPORTER:IFINDEX: %q", s)
+		}
+		a, err := netip.ParseAddr(strings.Trim(s[:i], "[]"))
+		if err != nil {
+			return Key{}, fmt.Errorf("bad exporter address in %q", s)
+		}
+		idx, err := strconv.ParseUint(s[i+1:], 10, 32)
+		if err != nil {
+			return Key{}, fmt.Errorf("bad ifIndex in %q", s)
+		}
+		return IfKey(flow.AddrFrom(a), uint32(idx)), nil
+	}
+	return Key{}, fmt.Errorf("unknown dimension %d", d)
+}
+
+var protoNames = map[uint8]string{1: "icmp", 2: "igmp", 4: "ipip", 6: "tcp", 17: "udp", 41: "ipv6", 47: "gre", 50: "esp", 51: "ah", 58: "ipv6-icmp", 89: "ospf", 103: "pim", 112: "vrrp", 132: "sctp"}
+
+// ProtoName returns the usual name of an IP protocol, or its number.
+func ProtoName(p uint8) string {
+	if n, ok := protoNames[p]; ok {
+		return n
+	}
+	return strconv.Itoa(int(p))
+}
+
+// ParseProto accepts a protocol number or name.
+func ParseProto(s string) (uint8, error) {
+	if n, err := strconv.ParseUint(s, 10, 8); err == nil {
+		return uint8(n), nil
+	}
+	for p, n := range protoNames {
+		if strings.EqualFold(n, s) {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown protocol %q (a number 0-255 or a name such as tcp, udp, icmp)", s)
+}

@@ -1,0 +1,71 @@
+package topn
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func key(b byte) Key { return Key{b} }
+
+func TestMergeCarriesErrorBounds(t *testing.T) {
+	// Minute 1 kept a and b; anything else had at most 5 bytes there.
+	m1 := &Table{Total: Counters{Bytes: 120}, Threshold: Counters{Bytes: 5},
+		Entries: []Entry{{Key: key(1), Value: Counters{Bytes: 100}}, {Key: key(2), Value: Counters{Bytes: 10}}}}
+	// Minute 2 was exact and kept a and c.
+	m2 := &Table{Total: Counters{Bytes: 60},
+		Entries: []Entry{{Key: key(1), Value: Counters{Bytes: 50}}, {Key: key(3), Value: Counters{Bytes: 10}}}}
+	mg := NewMerger(4)
+	mg.Add(m1)
+	mg.Add(m2)
+	tab := mg.Table()
+	rows, other := tab.Top(10, Bytes)
+	require.Len(t, rows, 3)
+	f := func(i int, k Key, v, e uint64) {
+		t.Helper()
+		require.Equal(t, k, rows[i].Key)
+		require.Equal(t, v, rows[i].Value.Bytes)
+		require.Equal(t, e, rows[i].Error.Bytes)
+	}
+	f(0, key(1), 150, 0) // present in both
+	f(1, key(2), 10, 0)  // minute 2 was exact: missing there means zero
+	f(2, key(3), 10, 5)  // missing from minute 1, where it may have had up to 5
+	require.Equal(t, uint64(10), other.Bytes)
+	require.False(t, tab.Exact())
+}
+
+func TestTruncateRaisesThreshold(t *testing.T) {
+	tab := &Table{Total: Counters{Bytes: 111, Packets: 30, Flows: 4}, Entries: []Entry{
+		{Key: key(1), Value: Counters{Bytes: 100, Packets: 1, Flows: 1}},
+		{Key: key(2), Value: Counters{Bytes: 10, Packets: 1, Flows: 1}},
+		{Key: key(3), Value: Counters{Bytes: 1, Packets: 28, Flows: 1}, Error: Counters{Bytes: 2}},
+		{Key: key(4), Value: Counters{Flows: 1}},
+	}}
+	tab.Truncate(1)
+	// a is top by bytes, c by packets; flows tie and the lowest key wins (a).
+	require.Len(t, tab.Entries, 2)
+	require.Equal(t, key(1), tab.Entries[0].Key)
+	require.Equal(t, key(3), tab.Entries[1].Key)
+	require.Equal(t, Counters{Bytes: 10, Packets: 1, Flows: 1}, tab.Threshold)
+	_, other := tab.Top(0, Bytes)
+	require.Equal(t, Counters{Bytes: 10, Packets: 1, Flows: 2}, other)
+}
+
+func TestKeyFormatParseRoundTrip(t *testing.T) {
+	f := func(d Dim, s string) {
+		t.Helper()
+		k, err := d.ParseKey(s)
+		require.NoError(t, err)
+		require.Equal(t, s, d.Format(k))
+	}
+	f(DimSrcIP, "10.0.0.1")
+	f(DimIP, "2001:db8::1")
+	f(DimDstPort, "443/tcp")
+	f(DimPort, "53/udp")
+	f(DimProto, "17")
+	f(DimApp, "postgresql")
+	f(DimInIf, "192.0.2.1:3")
+	f(DimOutIf, "2001:db8::9:7")
+	_, err := DimSrcPort.ParseKey("443")
+	require.Error(t, err)
+}
