@@ -53,11 +53,27 @@ func (r *Ring) Len() int {
 	return int(t - h)
 }
 
+// Pushed is the number of records accepted since the ring was made.
+func (r *Ring) Pushed() uint64 { return r.tail.Load() }
+
+// Popped is the number of records taken out since the ring was made.
+func (r *Ring) Popped() uint64 { return r.head.Load() }
+
 // Dropped is the number of records refused because the ring was full.
 func (r *Ring) Dropped() uint64 { return r.dropped.Load() }
 
 // Push adds one record; it returns false (and counts a drop) when the ring is full.
 func (r *Ring) Push(rec *flow.Record) bool {
+	if r.TryPush(rec) {
+		return true
+	}
+	r.dropped.Add(1)
+	return false
+}
+
+// TryPush adds one record; it returns false when the ring is full, counting
+// nothing, for callers that wait and retry (offline import).
+func (r *Ring) TryPush(rec *flow.Record) bool {
 	pos := r.tail.Load()
 	for {
 		s := &r.slots[pos&r.mask]
@@ -71,7 +87,6 @@ func (r *Ring) Push(rec *flow.Record) bool {
 			}
 			pos = r.tail.Load()
 		case diff < 0:
-			r.dropped.Add(1)
 			return false
 		default:
 			pos = r.tail.Load()
