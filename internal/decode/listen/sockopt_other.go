@@ -1,0 +1,23 @@
+//go:build !linux
+
+package listen
+
+import "syscall"
+
+// Outside Linux: one socket per address, system receive buffer, no drop counter.
+const (
+	reusePortSupported = false
+	msgTrunc           = 0
+)
+
+var oobSize = 0
+
+func (l *Listener) control(_, _ string, _ syscall.RawConn) error { return nil }
+
+func parseDrops([]byte) (uint32, bool) { return 0, false }
+
+type mmsgState struct{}
+
+func newMmsgState(*reader) *mmsgState { return nil }
+
+func (r *reader) runBatch() bool { return true }

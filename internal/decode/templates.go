@@ -1,0 +1,127 @@
+package decode
+
+import (
+	"errors"
+	"maps"
+	"slices"
+
+	"github.com/netsampler/goflow2/v2/decoders/netflow"
+)
+
+// errTemplateLimit refuses a template past MaxTemplatesPerExporter. It is
+// counted ("template_limit") but not returned: the datagram decoded, and the
+// data that needs the template will show up as ErrTemplateUnknown.
+var errTemplateLimit = errors.New("too many templates for this exporter")
+
+// templateField is one field of a template. Enterprise-specific fields keep
+// their length (to be skipped) but are never interpreted.
+type templateField struct {
+	id         uint16
+	length     uint16 // variableLength for IPFIX variable-length fields
+	enterprise bool
+}
+
+const variableLength = 0xffff
+
+// template is a parsed (options) template, ready to walk data records.
+type template struct {
+	fields []templateField
+	// scopes is the number of leading scope fields; > 0 only for options templates.
+	scopes  int
+	options bool
+	// minLength is the fewest bytes a record can take (1 per variable-length
+	// field); always > 0 for stored templates, which bounds the data loop.
+	minLength int
+}
+
+func newTemplate(fields []templateField, scopes int, options bool) *template {
+	t := &template{fields: slices.Clone(fields), scopes: scopes, options: options}
+	for _, f := range fields {
+		if f.length == variableLength {
+			t.minLength++
+		} else {
+			t.minLength += int(f.length)
+		}
+	}
+	return t
+}
+
+func (t *template) equal(fields []templateField, scopes int, options bool) bool {
+	return t.options == options && t.scopes == scopes && slices.Equal(t.fields, fields)
+}
+
+// templateSystem holds the templates of one exporter, keyed by version,
+// observation domain (v9 source ID) and template ID. It implements goflow2's
+// interface so goflow2 tooling can inspect it; values are *template. It has no
+// lock of its own: the exporter's mutex guards it.
+type templateSystem struct {
+	max       int
+	templates netflow.FlowBaseTemplateSet
+}
+
+var _ netflow.NetFlowTemplateSystem = (*templateSystem)(nil)
+
+func newTemplateSystem(max int) *templateSystem {
+	return &templateSystem{max: max, templates: make(netflow.FlowBaseTemplateSet)}
+}
+
+// templateKey has the layout goflow2 uses.
+func templateKey(version uint16, domain uint32, id uint16) uint64 {
+	return uint64(version)<<48 | uint64(domain)<<16 | uint64(id)
+}
+
+func (ts *templateSystem) len() int { return len(ts.templates) }
+
+// AddTemplate stores or replaces a template; a new one past the bound is
+// refused with errTemplateLimit.
+func (ts *templateSystem) AddTemplate(version uint16, domain uint32, id uint16, t interface{}) error {
+	k := templateKey(version, domain, id)
+	if _, ok := ts.templates[k]; !ok && len(ts.templates) >= ts.max {
+		return errTemplateLimit
+	}
+	ts.templates[k] = t
+	return nil
+}
+
+// GetTemplate returns the template or an error wrapping netflow.ErrorTemplateNotFound.
+func (ts *templateSystem) GetTemplate(version uint16, domain uint32, id uint16) (interface{}, error) {
+	if t, ok := ts.templates[templateKey(version, domain, id)]; ok {
+		return t, nil
+	}
+	return nil, netflow.ErrorTemplateNotFound
+}
+
+// RemoveTemplate withdraws a template.
+func (ts *templateSystem) RemoveTemplate(version uint16, domain uint32, id uint16) (interface{}, error) {
+	k := templateKey(version, domain, id)
+	t, ok := ts.templates[k]
+	if !ok {
+		return nil, netflow.ErrorTemplateNotFound
+	}
+	delete(ts.templates, k)
+	return t, nil
+}
+
+// GetTemplates returns a copy of all templates.
+func (ts *templateSystem) GetTemplates() netflow.FlowBaseTemplateSet {
+	return maps.Clone(ts.templates)
+}
+
+// removeAll withdraws every data (or options) template of a domain, as an
+// IPFIX "all templates" withdrawal asks.
+func (ts *templateSystem) removeAll(version uint16, domain uint32, options bool) {
+	for k, t := range ts.templates {
+		if k>>16 == templateKey(version, domain, 0)>>16 && t.(*template).options == options {
+			delete(ts.templates, k)
+		}
+	}
+}
+
+// lookup returns the parsed template, or netflow.ErrorTemplateNotFound.
+func (ts *templateSystem) lookup(version uint16, domain uint32, id uint16) (*template, error) {
+	t, err := ts.GetTemplate(version, domain, id)
+	if err != nil {
+		return nil, err
+	}
+	return t.(*template), nil
+}
