@@ -1,0 +1,324 @@
+// Package store owns the TopN history on disk: per tier, scope, dimension and interval one
+// topn.Table, per tier, scope and interval the totals, and a little metadata, in embedded Badger v4.
+// Keys are versioned and sort by (tier, scope, dim, start), so a time range is one prefix scan;
+// values are a compact checksummed encoding; retention is Badger's per-key TTL (docs/STORAGE.md).
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tmsd/tmsd/internal/store/tablecodec"
+)
+
+// Errors callers test with errors.Is.
+var (
+	// ErrBeyondRetention: an interval ended longer ago than its tier's retention; it was not written.
+	ErrBeyondRetention = errors.New("interval beyond retention")
+	// ErrCorrupt: a stored key or value does not decode (the same error as tablecodec.ErrCorrupt).
+	ErrCorrupt = tablecodec.ErrCorrupt
+	// ErrInvalid: a tier, scope, dimension, start or name the store cannot hold.
+	ErrInvalid = errors.New("invalid store argument")
+	// ErrNotStarted: the store is not open (before Start or after Stop).
+	ErrNotStarted = errors.New("store not started")
+)
+
+// Tier is a resolution of the history. The numbers are stored in keys: never renumber.
+type Tier uint8
+
+// Tiers. Only the minute tier is written today; hour and day come with rollups.
+const (
+	TierMinute Tier = iota + 1
+	TierHour
+	TierDay
+	numTiers
+)
+
+// Tiers lists every tier, finest first.
+var Tiers = []Tier{TierMinute, TierHour, TierDay}
+
+var tierNames = [numTiers]string{"", "minute", "hour", "day"}
+
+var tierDurations = [numTiers]time.Duration{0, time.Minute, time.Hour, 24 * time.Hour}
+
+// Duration is the length of one interval of the tier (0 for an unknown tier).
+func (t Tier) Duration() time.Duration {
+	if !t.valid() {
+		return 0
+	}
+	return tierDurations[t]
+}
+
+func (t Tier) valid() bool { return t >= TierMinute && t < numTiers }
+
+func (t Tier) String() string {
+	if !t.valid() {
+		return fmt.Sprintf("tier(%d)", uint8(t))
+	}
+	return tierNames[t]
+}
+
+// MarshalText renders the tier's name (so Retention is a readable map in config files).
+func (t Tier) MarshalText() ([]byte, error) {
+	if !t.valid() {
+		return nil, fmt.Errorf("%w: tier %d", ErrInvalid, uint8(t))
+	}
+	return []byte(tierNames[t]), nil
+}
+
+// UnmarshalText accepts a tier name: minute, hour or day.
+func (t *Tier) UnmarshalText(b []byte) error {
+	for i := TierMinute; i < numTiers; i++ {
+		if strings.EqualFold(tierNames[i], string(b)) {
+			*t = i
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: unknown tier %q (minute, hour or day)", ErrInvalid, b)
+}
+
+// Configuration of the store.
+type Configuration struct {
+	// Path is the data directory.
+	Path string
+	// Retention per tier; a tier left out keeps its default.
+	Retention map[Tier]time.Duration
+	// InMemory keeps everything in memory, for tests only.
+	InMemory bool
+	// ValueLogGCInterval is how often Badger's value log is garbage-collected.
+	ValueLogGCInterval time.Duration
+}
+
+// DefaultConfiguration returns the default configuration.
+func DefaultConfiguration() Configuration {
+	return Configuration{
+		Path: "./data",
+		Retention: map[Tier]time.Duration{
+			TierMinute: 14 * 24 * time.Hour,
+			TierHour:   400 * 24 * time.Hour,
+			TierDay:    5 * 365 * 24 * time.Hour,
+		},
+		ValueLogGCInterval: 5 * time.Minute,
+	}
+}
+
+// Dependencies of the store.
+type Dependencies struct {
+	Registry *prometheus.Registry // may be nil
+	Logger   *slog.Logger         // may be nil: slog.Default()
+}
+
+// Store is the TopN store. Its methods are safe for concurrent use; writers of the
+// same interval must serialize themselves (Put replaces).
+type Store struct {
+	cfg       Configuration
+	retention [numTiers]time.Duration
+	logger    *slog.Logger
+	now       func() time.Time // wall clock the TTLs count from
+
+	writes, writeErrors prometheus.Counter
+
+	mu   sync.RWMutex // guards db; write-held by Start and Stop only
+	db   *badger.DB
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New validates the configuration and returns a store; it opens nothing.
+func New(cfg Configuration, deps Dependencies) (*Store, error) {
+	s := &Store{cfg: cfg, logger: deps.Logger, now: time.Now}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	s.logger = s.logger.With("component", "store")
+	if !cfg.InMemory && cfg.Path == "" {
+		return nil, fmt.Errorf("%w: store path is empty", ErrInvalid)
+	}
+	if !cfg.InMemory && cfg.ValueLogGCInterval <= 0 {
+		return nil, fmt.Errorf("%w: value log GC interval must be positive, got %s", ErrInvalid, cfg.ValueLogGCInterval)
+	}
+	def := DefaultConfiguration().Retention
+	for _, t := range Tiers {
+		s.retention[t] = def[t]
+	}
+	for t, d := range cfg.Retention {
+		if !t.valid() {
+			return nil, fmt.Errorf("%w: retention for unknown tier %d", ErrInvalid, uint8(t))
+		}
+		if d <= 0 {
+			return nil, fmt.Errorf("%w: %s retention must be positive, got %s", ErrInvalid, t, d)
+		}
+		s.retention[t] = d
+	}
+
+	s.writes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tmsd_store_writes_total",
+		Help: "Intervals written to the TopN store.",
+	})
+	s.writeErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tmsd_store_write_errors_total",
+		Help: "Failed writes to the TopN store (Put batches and metadata).",
+	})
+	if deps.Registry != nil {
+		collectors := []prometheus.Collector{s.writes, s.writeErrors}
+		for _, kind := range []string{"lsm", "vlog"} {
+			collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name:        "tmsd_store_size_bytes",
+				Help:        "Size of the TopN store's Badger files, by kind (LSM tables, value log).",
+				ConstLabels: prometheus.Labels{"kind": kind},
+			}, func() float64 { return s.size(kind) }))
+		}
+		for i, c := range collectors {
+			if err := deps.Registry.Register(c); err != nil {
+				for _, r := range collectors[:i] {
+					deps.Registry.Unregister(r)
+				}
+				return nil, fmt.Errorf("register store metrics: %w", err)
+			}
+		}
+	}
+	return s, nil
+}
+
+// Retention returns how long intervals of tier t are kept after they end.
+func (s *Store) Retention(t Tier) time.Duration {
+	if !t.valid() {
+		return 0
+	}
+	return s.retention[t]
+}
+
+// Start opens the database and starts the value log GC.
+func (s *Store) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db != nil {
+		return errors.New("store already started")
+	}
+	db, err := badger.Open(s.badgerOptions())
+	if err != nil {
+		return fmt.Errorf("open store at %q: %w", s.cfg.Path, err)
+	}
+	s.db = db
+	if !s.cfg.InMemory {
+		s.stop = make(chan struct{})
+		s.wg.Add(1)
+		go s.gcLoop(db, s.stop)
+	}
+	return nil
+}
+
+// Stop stops the GC and closes the database. It is a no-op on a stopped store.
+func (s *Store) Stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	if s.stop != nil {
+		close(s.stop)
+		s.wg.Wait()
+		s.stop = nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	if err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// badgerOptions keeps the process well under 1 GiB: Badger's defaults (five 64 MiB
+// memtables, a 256 MiB block cache, 1 GiB value log files) are sized for servers.
+// Tables (a few KiB to tens of KiB) stay under the value threshold, so they live in
+// the LSM tree and a range scan reads them in key order without value log lookups.
+func (s *Store) badgerOptions() badger.Options {
+	path := s.cfg.Path
+	if s.cfg.InMemory {
+		path = ""
+	}
+	return badger.DefaultOptions(path).
+		WithInMemory(s.cfg.InMemory).
+		WithLogger(badgerLogger{s.logger}).
+		WithNumVersionsToKeep(1).
+		WithDetectConflicts(false).
+		WithCompression(options.ZSTD).
+		WithZSTDCompressionLevel(1).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(3).
+		WithNumLevelZeroTables(3).
+		WithNumLevelZeroTablesStall(10).
+		WithBaseTableSize(8 << 20).
+		WithBaseLevelSize(64 << 20).
+		WithBlockSize(16 << 10).
+		WithBlockCacheSize(64 << 20).
+		WithIndexCacheSize(32 << 20).
+		WithNumCompactors(2).
+		WithValueLogFileSize(128 << 20)
+}
+
+// gcLoop runs the value log GC every interval, as long as it rewrites a file.
+func (s *Store) gcLoop(db *badger.DB, stop <-chan struct{}) {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.cfg.ValueLogGCInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		for s.gcOnce(db) {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}
+}
+
+// gcOnce runs one value log GC pass and reports whether it rewrote a file.
+func (s *Store) gcOnce(db *badger.DB) bool {
+	err := db.RunValueLogGC(0.5)
+	if err != nil && !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+		s.logger.Warn("value log GC failed", "error", err)
+	}
+	return err == nil
+}
+
+// size reports a Badger file size for the metrics (0 when closed).
+func (s *Store) size(kind string) float64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return 0
+	}
+	lsm, vlog := s.db.Size()
+	if kind == "lsm" {
+		return float64(lsm)
+	}
+	return float64(vlog)
+}
+
+// badgerLogger routes Badger's warnings and errors to slog and drops its chatty
+// info and debug lines.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}
