@@ -1,0 +1,34 @@
+# tmsd — make run builds and runs the collector on its embedded defaults;
+# make test runs the whole suite (vet, unit, race, golden end-to-end).
+GO      ?= go
+BIN     := bin/tmsd
+PKGS    := ./...
+RACE    := ./internal/decode/... ./internal/aggregate/... ./internal/ring/... ./internal/query/...
+
+.PHONY: all build run test vet testdata clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/tmsd
+
+run: build
+	./$(BIN)
+
+vet:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: vet
+	$(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 -race $(RACE)
+
+# Regenerates testdata/pcaps from real exporters (softflowd, pmacct) and the
+# golden answers from independent collectors (nfcapd/nfdump, sfacctd).
+# It installs the Debian packages it needs.
+testdata:
+	bash testdata/pcaps/make.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,457 @@
+// Package api owns tmsd's HTTP surface: the JSON REST API (top, series,
+// exporters), /healthz and /metrics, on Echo. Handlers only parse and validate
+// parameters (400 naming the parameter) and shape answers; the query package computes.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tmsd/tmsd/internal/decode"
+	"github.com/tmsd/tmsd/internal/flow"
+	"github.com/tmsd/tmsd/internal/query"
+	"github.com/tmsd/tmsd/internal/topn"
+)
+
+// Configuration of the HTTP server.
+type Configuration struct {
+	Listen string
+	// MaxN caps the n parameter.
+	MaxN int
+	// MaxRange caps the queried range.
+	MaxRange time.Duration
+	// Static, when set, serves the dashboard at /.
+	Static http.Handler
+}
+
+// DefaultConfiguration returns the defaults.
+func DefaultConfiguration() Configuration {
+	return Configuration{Listen: ":8080", MaxN: 10000, MaxRange: 400 * 24 * time.Hour}
+}
+
+// Exporters lists what the decoders know of each exporter.
+type Exporters interface {
+	Exporters() []decode.ExporterStats
+}
+
+// Corrections tells how many flows per exporter had their timestamp corrected.
+type Corrections interface {
+	TimeCorrections() map[flow.Addr]uint64
+}
+
+// PortNamer names a well-known port, for labels such as "443/tcp https".
+type PortNamer interface {
+	PortName(proto uint8, port uint16) (string, bool)
+}
+
+// Dependencies of the API.
+type Dependencies struct {
+	Engine      *query.Engine
+	Exporters   Exporters
+	Corrections Corrections
+	Ports       PortNamer
+	Registry    *prometheus.Registry
+	Clock       func() time.Time
+	Logger      *slog.Logger
+}
+
+// API is the HTTP component.
+type API struct {
+	cfg  Configuration
+	deps Dependencies
+	echo *echo.Echo
+	ln   net.Listener
+	done chan error
+}
+
+// New validates the configuration and builds the routes; it opens nothing.
+func New(cfg Configuration, deps Dependencies) (*API, error) {
+	if cfg.MaxN <= 0 {
+		return nil, fmt.Errorf("api: max_n must be positive")
+	}
+	if deps.Engine == nil || deps.Exporters == nil {
+		return nil, errors.New("api: engine and exporters are required")
+	}
+	if deps.Clock == nil {
+		deps.Clock = time.Now
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	a := &API{cfg: cfg, deps: deps}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = a.errorHandler
+	e.Server.ReadHeaderTimeout = 10 * time.Second
+	e.Server.ReadTimeout = 30 * time.Second
+	e.Server.WriteTimeout = 60 * time.Second
+	e.Server.IdleTimeout = 120 * time.Second
+	e.Server.MaxHeaderBytes = 64 << 10
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
+	g := e.Group("/api/v1")
+	g.GET("/top", a.top)
+	g.GET("/series", a.series)
+	g.GET("/exporters", a.exporters)
+	if cfg.Static != nil {
+		e.GET("/*", echo.WrapHandler(cfg.Static))
+	}
+	a.echo = e
+	return a, nil
+}
+
+// Handler is the API as an http.Handler, for tests.
+func (a *API) Handler() http.Handler { return a.echo }
+
+// Start listens and serves in the background.
+func (a *API) Start() error {
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("api: listen %s: %w", a.cfg.Listen, err)
+	}
+	a.ln = ln
+	a.done = make(chan error, 1)
+	go func() { a.done <- a.echo.Server.Serve(ln) }()
+	return nil
+}
+
+// Addr is the bound address (after Start).
+func (a *API) Addr() net.Addr { return a.ln.Addr() }
+
+// Stop shuts the server down, letting requests in flight finish.
+func (a *API) Stop() error {
+	if a.ln == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := a.echo.Server.Shutdown(ctx)
+	if serveErr := <-a.done; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		err = errors.Join(err, serveErr)
+	}
+	return err
+}
+
+// paramError is a bad request parameter: HTTP 400 naming it.
+type paramError struct {
+	param string
+	msg   string
+}
+
+func (e *paramError) Error() string { return fmt.Sprintf("parameter %q: %s", e.param, e.msg) }
+
+func badParam(param, format string, args ...any) error {
+	return &paramError{param: param, msg: fmt.Sprintf(format, args...)}
+}
+
+func (a *API) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, body := http.StatusInternalServerError, map[string]string{"error": err.Error()}
+	var pe *paramError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &pe):
+		status = http.StatusBadRequest
+		body["parameter"] = pe.param
+	case errors.As(err, &he):
+		status = he.Code
+		body["error"] = fmt.Sprint(he.Message)
+	default:
+		a.deps.Logger.Warn("request failed", "path", c.Path(), "err", err)
+	}
+	_ = c.JSON(status, body)
+}
+
+// window is the validated time range of a query, aligned to whole minutes.
+type window struct{ from, to time.Time }
+
+func (w window) seconds() float64 { return w.to.Sub(w.from).Seconds() }
+
+func (a *API) parseWindow(c echo.Context, defaultFrom string) (window, error) {
+	now := a.deps.Clock()
+	get := func(name, def string) (time.Time, error) {
+		s := c.QueryParam(name)
+		if s == "" {
+			s = def
+		}
+		t, err := parseTime(s, now)
+		if err != nil {
+			return t, badParam(name, "%v", err)
+		}
+		return t, nil
+	}
+	from, err := get("from", defaultFrom)
+	if err != nil {
+		return window{}, err
+	}
+	to, err := get("to", "now")
+	if err != nil {
+		return window{}, err
+	}
+	w := window{from: from.Truncate(time.Minute).UTC(), to: to.Add(time.Minute - time.Nanosecond).Truncate(time.Minute).UTC()}
+	if !from.Before(to) {
+		return w, badParam("from", "must be before to (from=%s, to=%s)", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	if w.to.Sub(w.from) > a.cfg.MaxRange {
+		return w, badParam("from", "range longer than the maximum of %s", a.cfg.MaxRange)
+	}
+	return w, nil
+}
+
+func parseScope(c echo.Context) (topn.Scope, error) {
+	exp, proto := c.QueryParam("exporter"), c.QueryParam("proto")
+	if exp != "" && proto != "" {
+		return topn.Scope{}, badParam("proto", "exporter and proto cannot be combined: tmsd keeps tables per exporter and per protocol, not per both")
+	}
+	if exp != "" {
+		addr, err := netip.ParseAddr(exp)
+		if err != nil {
+			return topn.Scope{}, badParam("exporter", "not an IP address: %q", exp)
+		}
+		return topn.Scope{Kind: topn.ScopeExporter, Exporter: flow.AddrFrom(addr.Unmap())}, nil
+	}
+	if proto != "" {
+		p, err := topn.ParseProto(proto)
+		if err != nil {
+			return topn.Scope{}, badParam("proto", "%v", err)
+		}
+		return topn.Scope{Kind: topn.ScopeProto, Proto: p}, nil
+	}
+	return topn.Scope{}, nil
+}
+
+func parseDim(c echo.Context, required bool) (topn.Dim, error) {
+	s := c.QueryParam("by")
+	if s == "" && !required {
+		return 0, nil
+	}
+	d, ok := topn.ParseDim(s)
+	if !ok {
+		return 0, badParam("by", "unknown dimension %q; one of %s", s, topn.DimNames())
+	}
+	return d, nil
+}
+
+// amounts is a row's figures as JSON shows them.
+type amounts struct {
+	Bytes   uint64  `json:"bytes"`
+	Packets uint64  `json:"packets"`
+	Flows   uint64  `json:"flows"`
+	Bps     float64 `json:"bps"`
+	Pps     float64 `json:"pps"`
+	Share   float64 `json:"share"`
+}
+
+func newAmounts(c, total topn.Counters, m topn.Metric, seconds float64) amounts {
+	a := amounts{Bytes: c.Bytes, Packets: c.Packets, Flows: c.Flows,
+		Bps: float64(c.Bytes) * 8 / seconds, Pps: float64(c.Packets) / seconds}
+	if t := total.Get(m); t > 0 {
+		a.Share = float64(c.Get(m)) / float64(t)
+	}
+	return a
+}
+
+type topRow struct {
+	Key   string `json:"key"`
+	Label string `json:"label"`
+	amounts
+	Error uint64 `json:"error"`
+}
+
+type topResponse struct {
+	By     string   `json:"by"`
+	Metric string   `json:"metric"`
+	Scope  string   `json:"scope"`
+	From   string   `json:"from"`
+	To     string   `json:"to"`
+	Exact  bool     `json:"exact"`
+	Rows   []topRow `json:"rows"`
+	Other  amounts  `json:"other"`
+	Total  amounts  `json:"total"`
+}
+
+func (a *API) top(c echo.Context) error {
+	d, err := parseDim(c, true)
+	if err != nil {
+		return err
+	}
+	n := 10
+	if s := c.QueryParam("n"); s != "" {
+		n, err = strconv.Atoi(s)
+		if err != nil || n < 1 || n > a.cfg.MaxN {
+			return badParam("n", "must be a whole number from 1 to %d, got %q", a.cfg.MaxN, s)
+		}
+	}
+	m, err := topn.ParseMetric(c.QueryParam("metric"))
+	if err != nil {
+		return badParam("metric", "%v", err)
+	}
+	sc, err := parseScope(c)
+	if err != nil {
+		return err
+	}
+	w, err := a.parseWindow(c, "-1h")
+	if err != nil {
+		return err
+	}
+	t, err := a.deps.Engine.Top(sc, d, w.from, w.to)
+	if err != nil {
+		return err
+	}
+	rows, other := t.Top(n, m)
+	secs := w.seconds()
+	resp := topResponse{By: d.String(), Metric: m.String(), Scope: sc.String(),
+		From: w.from.Format(time.RFC3339), To: w.to.Format(time.RFC3339),
+		Exact: t.Exact(), Rows: make([]topRow, 0, len(rows)),
+		Other: newAmounts(other, t.Total, m, secs), Total: newAmounts(t.Total, t.Total, m, secs)}
+	for _, r := range rows {
+		resp.Rows = append(resp.Rows, topRow{Key: d.Format(r.Key), Label: a.label(d, r.Key),
+			amounts: newAmounts(r.Value, t.Total, m, secs), Error: r.Error.Get(m)})
+	}
+	return c.JSON(http.StatusOK, resp)
+}
+
+// label is the human name of a key: the app, "443/tcp https", "tcp".
+func (a *API) label(d topn.Dim, k topn.Key) string {
+	switch d {
+	case topn.DimProto:
+		return topn.ProtoName(k[0])
+	case topn.DimSrcPort, topn.DimDstPort, topn.DimPort:
+		port, proto := k.Port()
+		s := d.Format(k)
+		if a.deps.Ports != nil {
+			if name, ok := a.deps.Ports.PortName(proto, port); ok {
+				s += " " + name
+			}
+		}
+		return s
+	}
+	return d.Format(k)
+}
+
+type seriesPoint struct {
+	T       string  `json:"t"`
+	Bps     float64 `json:"bps"`
+	Pps     float64 `json:"pps"`
+	Bytes   uint64  `json:"bytes"`
+	Packets uint64  `json:"packets"`
+	Flows   uint64  `json:"flows"`
+	Error   uint64  `json:"error,omitempty"`
+}
+
+type seriesResponse struct {
+	By     string        `json:"by,omitempty"`
+	Key    string        `json:"key,omitempty"`
+	Scope  string        `json:"scope"`
+	From   string        `json:"from"`
+	To     string        `json:"to"`
+	Step   string        `json:"step"`
+	Points []seriesPoint `json:"points"`
+}
+
+func (a *API) series(c echo.Context) error {
+	step := time.Minute
+	if s := c.QueryParam("step"); s != "" {
+		var err error
+		step, err = parseDuration(s)
+		if err != nil || step < time.Minute || step%time.Minute != 0 {
+			return badParam("step", "must be a whole number of minutes such as 60s, 5m, 1h; got %q", s)
+		}
+	}
+	d, err := parseDim(c, false)
+	if err != nil {
+		return err
+	}
+	var key *topn.Key
+	if ks := c.QueryParam("key"); ks != "" || d != 0 {
+		if d == 0 {
+			return badParam("by", "key needs by, the dimension of the key")
+		}
+		if ks == "" {
+			return badParam("key", "by needs key, the row whose series to return")
+		}
+		k, err := d.ParseKey(ks)
+		if err != nil {
+			return badParam("key", "%v", err)
+		}
+		key = &k
+	}
+	sc, err := parseScope(c)
+	if err != nil {
+		return err
+	}
+	w, err := a.parseWindow(c, "-1h")
+	if err != nil {
+		return err
+	}
+	if w.to.Sub(w.from)/step > 100_000 {
+		return badParam("step", "too many points: raise the step or shorten the range")
+	}
+	pts, err := a.deps.Engine.Series(sc, w.from, w.to, step, d, key)
+	if err != nil {
+		return err
+	}
+	resp := seriesResponse{Scope: sc.String(), From: w.from.Format(time.RFC3339), To: w.to.Format(time.RFC3339),
+		Step: step.String(), Points: make([]seriesPoint, len(pts))}
+	if key != nil {
+		resp.By, resp.Key = d.String(), d.Format(*key)
+	}
+	secs := step.Seconds()
+	for i, p := range pts {
+		resp.Points[i] = seriesPoint{T: p.T.Format(time.RFC3339), Bps: float64(p.Value.Bytes) * 8 / secs,
+			Pps: float64(p.Value.Packets) / secs, Bytes: p.Value.Bytes, Packets: p.Value.Packets,
+			Flows: p.Value.Flows, Error: p.Error.Bytes}
+	}
+	return c.JSON(http.StatusOK, resp)
+}
+
+type exporterJSON struct {
+	Address         string                     `json:"address"`
+	Protocols       []string                   `json:"protocols"`
+	Datagrams       uint64                     `json:"datagrams"`
+	Flows           uint64                     `json:"flows"`
+	Errors          map[string]uint64          `json:"errors"`
+	Templates       int                        `json:"templates"`
+	SamplingRate    uint32                     `json:"sampling_rate"`
+	SamplingSource  string                     `json:"sampling_source"`
+	TimeCorrections uint64                     `json:"time_corrections"`
+	LastSeen        string                     `json:"last_seen"`
+	Interfaces      []decode.InterfaceCounters `json:"interfaces,omitempty"`
+}
+
+func (a *API) exporters(c echo.Context) error {
+	var corr map[flow.Addr]uint64
+	if a.deps.Corrections != nil {
+		corr = a.deps.Corrections.TimeCorrections()
+	}
+	list := a.deps.Exporters.Exporters()
+	out := make([]exporterJSON, 0, len(list))
+	for _, e := range list {
+		errs := e.Errors
+		if errs == nil {
+			errs = map[string]uint64{}
+		}
+		out = append(out, exporterJSON{Address: e.Address.String(), Protocols: e.Protocols,
+			Datagrams: e.Datagrams, Flows: e.Flows, Errors: errs, Templates: e.Templates,
+			SamplingRate: e.SamplingRate, SamplingSource: e.SamplingSource,
+			TimeCorrections: corr[flow.AddrFrom(e.Address)], LastSeen: e.LastSeen.UTC().Format(time.RFC3339),
+			Interfaces: e.Interfaces})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"exporters": out})
+}

@@ -1,0 +1,42 @@
+package api
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// parseTime accepts RFC 3339, unix seconds, "now", or a duration relative to
+// now ("-15m", "-24h", "-7d").
+func parseTime(s string, now time.Time) (time.Time, error) {
+	switch {
+	case s == "now":
+		return now, nil
+	case strings.HasPrefix(s, "-"):
+		d, err := parseDuration(s[1:])
+		if err != nil || d <= 0 {
+			return time.Time{}, fmt.Errorf("relative time must look like -15m, -24h or -7d: %q", s)
+		}
+		return now.Add(-d), nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0).UTC(), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not RFC 3339, unix seconds, now, or relative like -15m", s)
+}
+
+// parseDuration is time.ParseDuration plus a "d" (24 h) unit.
+func parseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil {
+			return 0, err
+		}
+		return time.Duration(n * float64(24*time.Hour)), nil
+	}
+	return time.ParseDuration(s)
+}

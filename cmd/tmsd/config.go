@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tmsd/tmsd/internal/apps"
+)
+
+// Config is tmsd's configuration file (YAML). Flags override it.
+type Config struct {
+	NetFlow   []string      `yaml:"netflow"`
+	SFlow     []string      `yaml:"sflow"`
+	HTTP      string        `yaml:"http"`
+	Data      string        `yaml:"data"`
+	Retention Duration      `yaml:"retention"`
+	LogLevel  string        `yaml:"log_level"`
+	RingSize  int           `yaml:"ring_size"`
+	Apps      []AppRule     `yaml:"apps"`
+	Sampling  SamplingRates `yaml:"sampling"`
+	Listener  struct {
+		Sockets       int `yaml:"sockets"`
+		ReceiveBuffer int `yaml:"receive_buffer"`
+		BatchSize     int `yaml:"batch_size"`
+	} `yaml:"listener"`
+	Aggregate struct {
+		Shards  int      `yaml:"shards"`
+		TopK    int      `yaml:"top_k"`
+		MaxKeys int      `yaml:"max_keys"`
+		Grace   Duration `yaml:"grace"`
+		MaxAge  Duration `yaml:"max_age"`
+	} `yaml:"aggregate"`
+}
+
+func defaultConfig() Config {
+	var c Config
+	c.NetFlow = []string{":2055"}
+	c.SFlow = []string{":6343"}
+	c.HTTP = ":8080"
+	c.Data = "./data"
+	c.Retention = Duration(14 * 24 * time.Hour)
+	c.LogLevel = "info"
+	c.RingSize = 1 << 20
+	c.Listener.ReceiveBuffer = 32 << 20
+	c.Listener.BatchSize = 64
+	c.Aggregate.TopK = 1000
+	c.Aggregate.MaxKeys = 200_000
+	c.Aggregate.Grace = Duration(time.Minute)
+	c.Aggregate.MaxAge = Duration(time.Hour)
+	return c
+}
+
+// Duration is a time.Duration written as "90s", "15m", "1h" or "14d".
+type Duration time.Duration
+
+// UnmarshalYAML parses a duration, with its line in the error.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseDuration(n.Value)
+	if err != nil {
+		return lineError(n, "bad duration %q: use 90s, 15m, 1h or 14d", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("bad duration %q", s)
+		}
+		return time.Duration(n * float64(24*time.Hour)), nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("bad duration %q", s)
+	}
+	return v, nil
+}
+
+// AppRule is one user application rule, "NAME = CIDR… PROTO/PORT…".
+type AppRule struct{ apps.Rule }
+
+// UnmarshalYAML parses and validates the rule, with its line in the error.
+func (r *AppRule) UnmarshalYAML(n *yaml.Node) error {
+	rule, err := apps.ParseRule(n.Value)
+	if err != nil {
+		return lineError(n, "app rule %q: %v", n.Value, err)
+	}
+	r.Rule = rule
+	return nil
+}
+
+// SamplingRates overrides the sampling rate per exporter address.
+type SamplingRates map[netip.Addr]uint32
+
+// UnmarshalYAML reads "ADDRESS: RATE" pairs, with the line of a bad one in the error.
+func (s *SamplingRates) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return lineError(n, "sampling must map exporter addresses to rates")
+	}
+	out := SamplingRates{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		addr, err := netip.ParseAddr(k.Value)
+		if err != nil {
+			return lineError(k, "sampling: %q is not an exporter IP address", k.Value)
+		}
+		rate, err := strconv.ParseUint(v.Value, 10, 32)
+		if err != nil || rate == 0 {
+			return lineError(v, "sampling: rate for %s must be a whole number >= 1, got %q", k.Value, v.Value)
+		}
+		out[addr.Unmap()] = uint32(rate)
+	}
+	*s = out
+	return nil
+}
+
+type configLineError struct {
+	line int
+	msg  string
+}
+
+func (e *configLineError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
+
+func lineError(n *yaml.Node, format string, args ...any) error {
+	return &configLineError{line: n.Line, msg: fmt.Sprintf(format, args...)}
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// loadConfig reads the YAML file over the defaults. Every error names the file
+// and, where there is one, the line: "tmsd.yaml:7: field foo not found".
+func loadConfig(path string, cfg *Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err = dec.Decode(cfg)
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil
+	}
+	var le *configLineError
+	if errors.As(err, &le) {
+		return fmt.Errorf("%s:%d: %s", path, le.line, le.msg)
+	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msgs := make([]string, 0, len(te.Errors))
+		for _, m := range te.Errors {
+			if g := yamlLine.FindStringSubmatch(m); g != nil {
+				m = path + ":" + g[1] + ": " + strings.Replace(g[2], " in type main.Config", "", 1)
+			} else {
+				m = path + ": " + m
+			}
+			msgs = append(msgs, m)
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	if g := yamlLine.FindStringSubmatch(err.Error()); g != nil {
+		return fmt.Errorf("%s:%s: %s", path, g[1], g[2])
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "tmsd.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+	return p
+}
+
+func TestConfigFileAndFlags(t *testing.T) {
+	p := writeConfig(t, `
+netflow: [":9995", ":2055"]
+http: "127.0.0.1:9090"
+retention: 30d
+apps:
+  - "erp-db = 10.1.2.0/24 tcp/5432"
+sampling:
+  192.0.2.1: 100
+aggregate:
+  top_k: 500
+  grace: 90s
+`)
+	cfg, rest, err := parseFlags("serve", []string{"--config", p, "--http", ":8081", "extra"}, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, []string{"extra"}, rest)
+	require.Equal(t, []string{":9995", ":2055"}, cfg.NetFlow)
+	require.Equal(t, ":8081", cfg.HTTP, "flags override the file")
+	require.Equal(t, Duration(30*24*time.Hour), cfg.Retention)
+	require.Equal(t, "erp-db", cfg.Apps[0].Name)
+	require.Equal(t, uint32(100), cfg.Sampling[netip.MustParseAddr("192.0.2.1")])
+	require.Equal(t, 500, cfg.Aggregate.TopK)
+	require.Equal(t, Duration(90*time.Second), cfg.Aggregate.Grace)
+	require.Equal(t, []string{":6343"}, cfg.SFlow, "defaults stay where neither sets a value")
+}
+
+func TestBadConfigNamesFileLineAndReason(t *testing.T) {
+	f := func(body, wantLine, wantReason string) {
+		t.Helper()
+		p := writeConfig(t, body)
+		_, _, err := parseFlags("serve", []string{"--config", p}, io.Discard)
+		require.Error(t, err)
+		require.Contains(t, err.Error(), p+":"+wantLine+": ")
+		require.Contains(t, err.Error(), wantReason)
+	}
+	f("http: \":8080\"\nnetflw: [\":2055\"]\n", "2", "field netflw not found")
+	f("apps:\n  - \"ok = 10.0.0.0/8\"\n  - \"erp-db = 10.1.2.0/33 tcp/5432\"\n", "3", `bad CIDR "10.1.2.0/33"`)
+	f("retention: forever\n", "1", `bad duration "forever"`)
+	f("sampling:\n  router1: 100\n", "2", `"router1" is not an exporter IP address`)
+	f("sampling:\n  192.0.2.1: 0\n", "2", "rate for 192.0.2.1 must be a whole number >= 1")
+	f("aggregate:\n  top_k: many\n", "2", "cannot unmarshal")
+	f("http: [\n", "1", "")
+
+	_, _, err := parseFlags("serve", []string{"--retention", "soon"}, io.Discard)
+	require.ErrorContains(t, err, `--retention: "soon"`)
+	_, _, err = parseFlags("serve", []string{"--config", "/nonexistent/tmsd.yaml"}, io.Discard)
+	require.ErrorContains(t, err, "/nonexistent/tmsd.yaml")
+}

@@ -1,0 +1,134 @@
+// Command tmsd is the traffic management system collector: it receives NetFlow
+// v5/v9, IPFIX and sFlow v5, keeps per-minute TopN tables, and answers a REST API.
+// This file only parses the configuration, builds the components in dependency
+// order, starts them, waits for a signal and stops them in reverse.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "tmsd:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		cfg, _, err := parseFlags("serve", args, stderr)
+		if err != nil {
+			return err
+		}
+		return serve(cfg)
+	case "import":
+		cfg, files, err := parseFlags("import", args, stderr)
+		if err != nil {
+			return err
+		}
+		if len(files) == 0 {
+			return errors.New("import: name at least one pcap file")
+		}
+		return importFiles(cfg, files, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, "usage: tmsd [serve] [flags] | tmsd import [flags] FILE.pcap…")
+		return nil
+	}
+	return fmt.Errorf("unknown command %q (serve or import)", cmd)
+}
+
+// parseFlags reads the config file named by --config, then lets the flags
+// that were given override it.
+func parseFlags(name string, args []string, stderr io.Writer) (Config, []string, error) {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("tmsd "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML configuration `file`")
+	netflow := fs.String("netflow", strings.Join(cfg.NetFlow, ","), "NetFlow v5/v9 and IPFIX listen `addresses`, comma-separated")
+	sflow := fs.String("sflow", strings.Join(cfg.SFlow, ","), "sFlow v5 listen `address`")
+	httpAddr := fs.String("http", cfg.HTTP, "REST API and dashboard listen `address`")
+	data := fs.String("data", cfg.Data, "data `directory`")
+	retention := fs.String("retention", "14d", "how long minute data is kept (`duration`: 90m, 36h, 14d)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, nil, err
+	}
+	if *configPath != "" {
+		if err := loadConfig(*configPath, &cfg); err != nil {
+			return cfg, nil, err
+		}
+	}
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "netflow":
+			cfg.NetFlow = splitList(*netflow)
+		case "sflow":
+			cfg.SFlow = splitList(*sflow)
+		case "http":
+			cfg.HTTP = *httpAddr
+		case "data":
+			cfg.Data = *data
+		case "retention":
+			d, perr := parseDuration(*retention)
+			if perr != nil || d <= 0 {
+				err = fmt.Errorf("--retention: %q is not a duration such as 90m, 36h or 14d", *retention)
+			}
+			cfg.Retention = Duration(d)
+		}
+	})
+	return cfg, fs.Args(), err
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func serve(cfg Config) error {
+	logger := newLogger(cfg.LogLevel)
+	slog.SetDefault(logger)
+	p, err := newPipeline(cfg, logger, time.Now)
+	if err != nil {
+		return err
+	}
+	if err := p.startServe(cfg); err != nil {
+		p.stop()
+		return err
+	}
+	logger.Info("tmsd started", "netflow", p.netflowAddrs(), "sflow", p.sflowAddrs(), "http", p.api.Addr().String(), "data", cfg.Data)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	logger.Info("stopping: flushing the open minutes", "signal", s.String())
+	return p.stop()
+}

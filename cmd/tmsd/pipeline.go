@@ -1,0 +1,200 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tmsd/tmsd/api"
+	"github.com/tmsd/tmsd/internal/aggregate"
+	"github.com/tmsd/tmsd/internal/apps"
+	"github.com/tmsd/tmsd/internal/decode"
+	"github.com/tmsd/tmsd/internal/decode/listen"
+	"github.com/tmsd/tmsd/internal/flow"
+	"github.com/tmsd/tmsd/internal/query"
+	"github.com/tmsd/tmsd/internal/ring"
+	"github.com/tmsd/tmsd/internal/store"
+	"github.com/tmsd/tmsd/web"
+)
+
+// pipeline is tmsd's components, built in dependency order and stopped in reverse.
+type pipeline struct {
+	logger    *slog.Logger
+	registry  *prometheus.Registry
+	store     *store.Store
+	ring      *ring.Ring
+	decoder   *decode.Decoder
+	agg       *aggregate.Aggregator
+	listeners []*listen.Listener
+	api       *api.API
+	started   []func() error // stop functions of started components, in start order
+}
+
+func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipeline, error) {
+	p := &pipeline{logger: logger, registry: prometheus.NewRegistry()}
+	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	stCfg := store.DefaultConfiguration()
+	stCfg.Path = cfg.Data
+	stCfg.Retention[store.TierMinute] = time.Duration(cfg.Retention)
+	st, err := store.New(stCfg, store.Dependencies{Registry: p.registry, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	p.store = st
+
+	rules := make([]apps.Rule, len(cfg.Apps))
+	for i, r := range cfg.Apps {
+		rules[i] = r.Rule
+	}
+	classifier, err := apps.New(rules)
+	if err != nil {
+		return nil, fmt.Errorf("apps: %w", err)
+	}
+
+	decCfg := decode.DefaultConfiguration()
+	decCfg.SamplingOverride = cfg.Sampling
+	if p.decoder, err = decode.New(decCfg); err != nil {
+		return nil, err
+	}
+
+	p.ring = ring.New(cfg.RingSize)
+	aggCfg := aggregate.DefaultConfiguration()
+	aggCfg.Shards = cfg.Aggregate.Shards
+	aggCfg.TopK = cfg.Aggregate.TopK
+	aggCfg.MaxKeys = cfg.Aggregate.MaxKeys
+	aggCfg.Grace = time.Duration(cfg.Aggregate.Grace)
+	aggCfg.MaxAge = time.Duration(cfg.Aggregate.MaxAge)
+	if p.agg, err = aggregate.New(aggCfg, aggregate.Dependencies{
+		Ring: p.ring, Store: st, Classifier: classifier, Clock: clock, Registry: p.registry, Logger: logger,
+	}); err != nil {
+		return nil, err
+	}
+
+	apiCfg := api.DefaultConfiguration()
+	apiCfg.Listen = cfg.HTTP
+	apiCfg.Static = web.Handler()
+	if p.api, err = api.New(apiCfg, api.Dependencies{
+		Engine: query.New(st, p.agg), Exporters: p.decoder, Corrections: p.agg, Ports: classifier,
+		Registry: p.registry, Clock: clock, Logger: logger,
+	}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// startCore starts the store and the aggregator: enough for `tmsd import`.
+func (p *pipeline) startCore() error {
+	if err := p.store.Start(); err != nil {
+		return err
+	}
+	p.started = append(p.started, p.store.Stop)
+	if err := p.agg.Start(); err != nil {
+		return err
+	}
+	p.started = append(p.started, p.agg.Stop)
+	return nil
+}
+
+// startServe starts everything: store, aggregator, API, then the listeners.
+func (p *pipeline) startServe(cfg Config) error {
+	if err := p.startCore(); err != nil {
+		return err
+	}
+	if err := p.api.Start(); err != nil {
+		return err
+	}
+	p.started = append(p.started, p.api.Stop)
+	ingest := &ingest{decoder: p.decoder, ring: p.ring}
+	for _, l := range []struct {
+		name  string
+		addrs []string
+	}{{"netflow", cfg.NetFlow}, {"sflow", cfg.SFlow}} {
+		if len(l.addrs) == 0 {
+			continue
+		}
+		lc := listen.DefaultConfiguration()
+		lc.Addresses = l.addrs
+		lc.Sockets = cfg.Listener.Sockets
+		lc.ReceiveBuffer = cfg.Listener.ReceiveBuffer
+		lc.BatchSize = cfg.Listener.BatchSize
+		ln, err := listen.New(lc, listen.Dependencies{Handler: ingest, Registry: p.registry, Logger: p.logger, Name: l.name})
+		if err != nil {
+			return err
+		}
+		if err := ln.Start(); err != nil {
+			return err
+		}
+		p.listeners = append(p.listeners, ln)
+		p.started = append(p.started, ln.Stop)
+	}
+	return nil
+}
+
+// stop stops what was started, in reverse order: listeners first, then the API,
+// then the aggregator (which drains the ring and flushes the open minutes), then the store.
+func (p *pipeline) stop() error {
+	var errs []error
+	for i := len(p.started) - 1; i >= 0; i-- {
+		if err := p.started[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p.started = nil
+	return errors.Join(errs...)
+}
+
+func addrsOf(ls []*listen.Listener, i int) []string {
+	if i >= len(ls) {
+		return nil
+	}
+	var out []string
+	for _, a := range ls[i].Addrs() {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+func (p *pipeline) netflowAddrs() []string { return addrsOf(p.listeners, 0) }
+func (p *pipeline) sflowAddrs() []string   { return addrsOf(p.listeners, 1) }
+
+// ingest decodes datagrams from the listeners into the ring.
+type ingest struct {
+	decoder *decode.Decoder
+	ring    *ring.Ring
+	bufs    sync.Pool
+}
+
+// HandleBatch decodes a batch of datagrams and pushes their records; a full
+// ring drops (and counts) records rather than blocking the socket reader.
+func (in *ingest) HandleBatch(now time.Time, batch []listen.Datagram) {
+	bp, _ := in.bufs.Get().(*[]flow.Record)
+	if bp == nil {
+		b := make([]flow.Record, 0, 1024)
+		bp = &b
+	}
+	recs := (*bp)[:0]
+	for i := range batch {
+		// Errors are counted per exporter by the decoder; the datagram is dropped alone.
+		recs, _ = in.decoder.Decode(batch[i].Src.Addr(), batch[i].Payload, now, recs)
+	}
+	in.ring.PushBatch(recs)
+	*bp = recs[:0]
+	in.bufs.Put(bp)
+}
+
+// pushAll pushes records, waiting while the ring is full: offline import must
+// not drop what a live socket would.
+func pushAll(r *ring.Ring, recs []flow.Record) {
+	for i := range recs {
+		for !r.TryPush(&recs[i]) {
+			runtime.Gosched()
+		}
+	}
+}

@@ -1,0 +1,511 @@
+// Package aggregate owns the per-minute TopN tables: shard workers pop batches of
+// records from the ring and count them into per-shard, per-minute, per-scope maps;
+// at minute close (+grace) the shards' minutes are swapped out, merged, cut to the
+// top K with exact totals and error bounds, and written to the store.
+package aggregate
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tmsd/tmsd/internal/flow"
+	"github.com/tmsd/tmsd/internal/ring"
+	"github.com/tmsd/tmsd/internal/store"
+	"github.com/tmsd/tmsd/internal/topn"
+)
+
+// Configuration of the aggregator.
+type Configuration struct {
+	// Shards is the number of worker goroutines; 0 means one per CPU.
+	Shards int
+	// TopK is how many keys per dimension a minute keeps (by each metric).
+	TopK int
+	// MaxKeys bounds the keys one shard holds per dimension, scope and minute;
+	// past it the table compacts and records an error bound.
+	MaxKeys int
+	// Grace is how long after its end a minute stays open for late flows.
+	Grace time.Duration
+	// MaxAge is how old an exporter timestamp may be, against the receive time,
+	// before the receive time is used instead.
+	MaxAge time.Duration
+	// BatchSize is how many records a worker pops at once.
+	BatchSize int
+	// ScopeExporter and ScopeProto keep tables per exporter and per IP protocol,
+	// so the API can filter by them.
+	ScopeExporter, ScopeProto bool
+	// FlushInterval is how often the flusher looks for minutes to close.
+	FlushInterval time.Duration
+}
+
+// MaxAhead is how far in the future (against the receive time) an exporter
+// timestamp may be before it is judged insane.
+const MaxAhead = time.Minute
+
+// DefaultConfiguration returns the defaults.
+func DefaultConfiguration() Configuration {
+	return Configuration{
+		TopK:          1000,
+		MaxKeys:       200_000,
+		Grace:         60 * time.Second,
+		MaxAge:        time.Hour,
+		BatchSize:     256,
+		ScopeExporter: true,
+		ScopeProto:    true,
+		FlushInterval: time.Second,
+	}
+}
+
+// Classifier names a flow's application.
+type Classifier interface {
+	Classify(r *flow.Record) topn.Key
+}
+
+// Store is where closed minutes go.
+type Store interface {
+	Put(now time.Time, ivs []store.Interval) (written, skipped int, err error)
+	Get(tier store.Tier, scope topn.Scope, dim topn.Dim, start time.Time) (*topn.Table, bool, error)
+	Retention(tier store.Tier) time.Duration
+}
+
+// Dependencies of the aggregator.
+type Dependencies struct {
+	Ring       *ring.Ring
+	Store      Store
+	Classifier Classifier
+	// Clock tells the flusher what time it is; tests and `tmsd import` drive it.
+	Clock    func() time.Time
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+}
+
+// Aggregator is the component.
+type Aggregator struct {
+	cfg    Configuration
+	deps   Dependencies
+	shards []*shard
+	stop   chan struct{}
+	wg     sync.WaitGroup
+
+	// viewMu orders flushes against queries: a query holds it for reading while
+	// it reads the store and the open minutes, so a minute is never seen in both
+	// (double-counted) or in neither.
+	viewMu  sync.RWMutex
+	pending []*closingMinute
+
+	flushMu sync.Mutex // one flush at a time
+
+	skippedFlows atomic.Uint64
+	flushErrors  atomic.Uint64
+	lastFlush    atomic.Int64 // duration in ns
+	metrics      *metrics
+}
+
+type closingMinute struct {
+	start  int64 // unix seconds
+	shards []*minuteAgg
+}
+
+type shard struct {
+	mu      sync.Mutex
+	minutes map[int64]*minuteAgg // by minute start, unix seconds
+	// per exporter: flows whose exporter timestamp was replaced by the receive time
+	corrections map[flow.Addr]uint64
+	applied     atomic.Uint64
+	flows       atomic.Uint64
+}
+
+// New validates the configuration.
+func New(cfg Configuration, deps Dependencies) (*Aggregator, error) {
+	if cfg.Shards <= 0 {
+		cfg.Shards = runtime.GOMAXPROCS(0)
+	}
+	switch {
+	case cfg.TopK <= 0:
+		return nil, fmt.Errorf("aggregate: top_k must be positive, got %d", cfg.TopK)
+	case cfg.MaxKeys < 2*cfg.TopK:
+		return nil, fmt.Errorf("aggregate: max_keys (%d) must be at least twice top_k (%d)", cfg.MaxKeys, cfg.TopK)
+	case cfg.Grace < 0 || cfg.MaxAge <= 0:
+		return nil, fmt.Errorf("aggregate: grace must be >= 0 and max_age > 0")
+	case deps.Ring == nil || deps.Store == nil || deps.Classifier == nil:
+		return nil, errors.New("aggregate: ring, store and classifier are required")
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 256
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = time.Second
+	}
+	if deps.Clock == nil {
+		deps.Clock = time.Now
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	a := &Aggregator{cfg: cfg, deps: deps, stop: make(chan struct{})}
+	for i := 0; i < cfg.Shards; i++ {
+		a.shards = append(a.shards, &shard{minutes: map[int64]*minuteAgg{}, corrections: map[flow.Addr]uint64{}})
+	}
+	a.metrics = newMetrics(a, deps.Registry)
+	return a, nil
+}
+
+// Start launches the shard workers and the flusher.
+func (a *Aggregator) Start() error {
+	for _, s := range a.shards {
+		a.wg.Add(1)
+		go a.runShard(s)
+	}
+	a.wg.Add(1)
+	go a.runFlusher()
+	return nil
+}
+
+// Stop drains the ring, ends the workers, and flushes every open minute, so a
+// SIGTERM loses nothing that reached the ring.
+func (a *Aggregator) Stop() error {
+	close(a.stop)
+	a.wg.Wait()
+	return a.FlushAll()
+}
+
+func (a *Aggregator) runShard(s *shard) {
+	defer a.wg.Done()
+	buf := make([]flow.Record, a.cfg.BatchSize)
+	keys := new(recordKeys)
+	idle := time.NewTimer(time.Hour)
+	defer idle.Stop()
+	for {
+		n := a.deps.Ring.PopBatch(buf)
+		if n == 0 {
+			select {
+			case <-a.stop:
+				if a.deps.Ring.Len() == 0 {
+					return
+				}
+			default:
+			}
+			// Nothing queued: back off briefly rather than spin on an empty ring.
+			idle.Reset(500 * time.Microsecond)
+			select {
+			case <-idle.C:
+			case <-a.stop:
+			}
+			continue
+		}
+		s.mu.Lock()
+		for i := range buf[:n] {
+			a.add(s, &buf[i], keys)
+		}
+		s.mu.Unlock()
+		s.flows.Add(uint64(n))
+		s.applied.Add(uint64(n))
+	}
+}
+
+// recordKeys are one record's keys, computed once and applied to every scope.
+type recordKeys struct {
+	k [topn.NumDims]topn.Key
+	// second keys of the either-side dimensions (ip: dst, port: dst)
+	ipDst, portDst topn.Key
+}
+
+// eventTime is the rule that puts a flow in a minute: the exporter's end time,
+// unless it is missing or insane (more than MaxAhead after the receive time, or
+// more than MaxAge before it), in which case the receive time. It reports
+// whether it corrected an insane timestamp.
+func (a *Aggregator) eventTime(r *flow.Record) (ms int64, corrected bool) {
+	if r.End == 0 {
+		return r.Received, false
+	}
+	if r.End > r.Received+MaxAhead.Milliseconds() || r.End < r.Received-a.cfg.MaxAge.Milliseconds() {
+		return r.Received, true
+	}
+	return r.End, false
+}
+
+func (a *Aggregator) add(s *shard, r *flow.Record, keys *recordKeys) {
+	ms, corrected := a.eventTime(r)
+	if corrected {
+		s.corrections[r.Exporter]++
+	}
+	minute := floorDiv(ms, 60_000) * 60
+	m := s.minutes[minute]
+	if m == nil {
+		m = newMinuteAgg()
+		s.minutes[minute] = m
+	}
+	k := &keys.k
+	k[topn.DimApp] = a.deps.Classifier.Classify(r)
+	k[topn.DimProto] = topn.ProtoKey(r.Proto)
+	k[topn.DimSrcIP] = topn.AddrKey(r.SrcAddr)
+	k[topn.DimDstIP] = topn.AddrKey(r.DstAddr)
+	k[topn.DimIP] = k[topn.DimSrcIP]
+	keys.ipDst = k[topn.DimDstIP]
+	k[topn.DimSrcPort] = topn.PortKey(r.SrcPort, r.Proto)
+	k[topn.DimDstPort] = topn.PortKey(r.DstPort, r.Proto)
+	k[topn.DimPort] = k[topn.DimSrcPort]
+	keys.portDst = k[topn.DimDstPort]
+	k[topn.DimExporter] = topn.AddrKey(r.Exporter)
+	k[topn.DimInIf] = topn.IfKey(r.Exporter, r.InIf)
+	k[topn.DimOutIf] = topn.IfKey(r.Exporter, r.OutIf)
+	c := topn.Counters{Bytes: r.Bytes, Packets: r.Packets, Flows: 1}
+
+	a.addScope(m.scope(topn.Scope{}), keys, c)
+	if a.cfg.ScopeExporter {
+		a.addScope(m.scope(topn.Scope{Kind: topn.ScopeExporter, Exporter: r.Exporter}), keys, c)
+	}
+	if a.cfg.ScopeProto {
+		a.addScope(m.scope(topn.Scope{Kind: topn.ScopeProto, Proto: r.Proto}), keys, c)
+	}
+}
+
+func (a *Aggregator) addScope(st *scopeTables, keys *recordKeys, c topn.Counters) {
+	st.total.Add(c)
+	maxKeys := a.cfg.MaxKeys
+	for _, d := range topn.Dims {
+		st.dims[d].add(keys.k[d], c, maxKeys)
+	}
+	// "ip" and "port" count a flow under both of its ends, as nfdump -s ip does.
+	st.dims[topn.DimIP].add(keys.ipDst, c, maxKeys)
+	st.dims[topn.DimPort].add(keys.portDst, c, maxKeys)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func (a *Aggregator) runFlusher() {
+	defer a.wg.Done()
+	t := time.NewTicker(a.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+			if err := a.FlushBefore(a.deps.Clock()); err != nil {
+				a.flushErrors.Add(1)
+				a.deps.Logger.Warn("minute flush failed", "err", err)
+			}
+		}
+	}
+}
+
+// Sync waits until every record pushed into the ring so far has been counted
+// by a shard, or the timeout passes. `tmsd import` and tests use it.
+func (a *Aggregator) Sync(timeout time.Duration) error {
+	want := a.deps.Ring.Pushed()
+	deadline := time.Now().Add(timeout)
+	for {
+		var got uint64
+		for _, s := range a.shards {
+			got += s.applied.Load()
+		}
+		if got >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("aggregate: %d of %d records counted after %s", got, want, timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// FlushBefore closes every minute whose grace period has passed at now.
+func (a *Aggregator) FlushBefore(now time.Time) error {
+	cutoff := now.Add(-time.Minute - a.cfg.Grace).Unix()
+	return a.flush(func(start int64) bool { return start <= cutoff }, now)
+}
+
+// FlushAll closes every open minute, whatever its age.
+func (a *Aggregator) FlushAll() error {
+	return a.flush(func(int64) bool { return true }, a.deps.Clock())
+}
+
+func (a *Aggregator) flush(closed func(start int64) bool, now time.Time) error {
+	a.flushMu.Lock()
+	defer a.flushMu.Unlock()
+	began := time.Now()
+
+	// Swap the closed minutes out of the shards, into pending where queries
+	// still see them, and walk them outside the shard locks.
+	a.viewMu.Lock()
+	byMinute := map[int64]*closingMinute{}
+	for _, s := range a.shards {
+		s.mu.Lock()
+		for start, m := range s.minutes {
+			if !closed(start) {
+				continue
+			}
+			delete(s.minutes, start)
+			cm := byMinute[start]
+			if cm == nil {
+				cm = &closingMinute{start: start}
+				byMinute[start] = cm
+			}
+			cm.shards = append(cm.shards, m)
+		}
+		s.mu.Unlock()
+	}
+	batch := make([]*closingMinute, 0, len(byMinute))
+	for _, cm := range byMinute {
+		batch = append(batch, cm)
+	}
+	slices.SortFunc(batch, func(x, y *closingMinute) int { return int(x.start - y.start) })
+	a.pending = append(a.pending, batch...)
+	a.viewMu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+
+	var ivs []store.Interval
+	var errs []error
+	oldest := now.Add(-a.deps.Store.Retention(store.TierMinute) - time.Minute).Unix()
+	for _, cm := range batch {
+		if cm.start < oldest {
+			// Older than retention: say how many flows we could not keep.
+			for _, m := range cm.shards {
+				if st := m.scopes[topn.Scope{}]; st != nil {
+					a.skippedFlows.Add(st.total.Flows)
+				}
+			}
+			continue
+		}
+		iv, err := a.closeMinute(cm)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		ivs = append(ivs, iv...)
+	}
+
+	a.viewMu.Lock()
+	_, _, err := a.deps.Store.Put(now, ivs)
+	if err == nil || errors.Is(err, store.ErrBeyondRetention) {
+		// Written (or refused as too old at the edge of retention): no longer pending.
+		a.pending = slices.DeleteFunc(a.pending, func(cm *closingMinute) bool { return slices.Contains(batch, cm) })
+		if err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		// Keep them pending (still answered from memory) and retry on the next flush.
+		errs = append(errs, err)
+		a.retryLater(batch)
+	}
+	a.viewMu.Unlock()
+	a.lastFlush.Store(int64(time.Since(began)))
+	if a.metrics != nil {
+		a.metrics.flushSeconds.Observe(time.Since(began).Seconds())
+	}
+	return errors.Join(errs...)
+}
+
+// retryLater puts minutes that could not be written back into the first shard,
+// so the next flush tries again. Must be called with viewMu held.
+func (a *Aggregator) retryLater(batch []*closingMinute) {
+	a.pending = slices.DeleteFunc(a.pending, func(cm *closingMinute) bool { return slices.Contains(batch, cm) })
+	s := a.shards[0]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, cm := range batch {
+		for _, m := range cm.shards {
+			mergeMinuteInto(s.minutes, cm.start, m)
+		}
+	}
+}
+
+func mergeMinuteInto(minutes map[int64]*minuteAgg, start int64, m *minuteAgg) {
+	dst := minutes[start]
+	if dst == nil {
+		minutes[start] = m
+		return
+	}
+	for sc, st := range m.scopes {
+		d := dst.scope(sc)
+		d.total.Add(st.total)
+		for _, dim := range topn.Dims {
+			src := st.dims[dim]
+			dd := d.dims[dim]
+			for k, v := range src.counts {
+				old := dd.counts[k]
+				old.Add(v)
+				dd.counts[k] = old
+			}
+			dd.evicted.Add(src.evicted)
+		}
+	}
+}
+
+// closeMinute merges one minute's shards per scope and dimension, cuts each
+// table to the top K, and merges it with what the store already holds for that
+// minute (flows that arrived after an earlier flush).
+func (a *Aggregator) closeMinute(cm *closingMinute) ([]store.Interval, error) {
+	start := time.Unix(cm.start, 0).UTC()
+	scopes := map[topn.Scope][]*scopeTables{}
+	for _, m := range cm.shards {
+		for sc, st := range m.scopes {
+			scopes[sc] = append(scopes[sc], st)
+		}
+	}
+	var errs []error
+	ivs := make([]store.Interval, 0, len(scopes))
+	for sc, parts := range scopes {
+		iv := store.Interval{Tier: store.TierMinute, Start: start, Scope: sc, Tables: make(map[topn.Dim]*topn.Table, len(topn.Dims))}
+		for _, d := range topn.Dims {
+			mg := topn.NewMerger(1024)
+			for _, st := range parts {
+				mg.Add(st.dims[d].table(st.total))
+			}
+			old, ok, err := a.deps.Store.Get(store.TierMinute, sc, d, start)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("minute %s %s %s: %w", start.Format(time.RFC3339), sc, d, err))
+			} else if ok {
+				mg.Add(old)
+			}
+			t := mg.Table()
+			t.Truncate(a.cfg.TopK)
+			iv.Tables[d] = t
+			iv.Total = t.Total
+		}
+		ivs = append(ivs, iv)
+	}
+	return ivs, errors.Join(errs...)
+}
+
+// TimeCorrections returns, per exporter, how many flows had an insane exporter
+// timestamp replaced by the receive time.
+func (a *Aggregator) TimeCorrections() map[flow.Addr]uint64 {
+	out := map[flow.Addr]uint64{}
+	for _, s := range a.shards {
+		s.mu.Lock()
+		for k, v := range s.corrections {
+			out[k] += v
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// SkippedFlows is the number of flows not stored because their minute was
+// already older than the retention when it closed.
+func (a *Aggregator) SkippedFlows() uint64 { return a.skippedFlows.Load() }
+
+// Flows is the number of records counted by all shards.
+func (a *Aggregator) Flows() uint64 {
+	var n uint64
+	for _, s := range a.shards {
+		n += s.flows.Load()
+	}
+	return n
+}

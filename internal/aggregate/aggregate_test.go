@@ -1,0 +1,227 @@
+package aggregate
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tmsd/tmsd/internal/apps"
+	"github.com/tmsd/tmsd/internal/flow"
+	"github.com/tmsd/tmsd/internal/ring"
+	"github.com/tmsd/tmsd/internal/store"
+	"github.com/tmsd/tmsd/internal/topn"
+)
+
+var base = time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+
+type harness struct {
+	agg   *Aggregator
+	ring  *ring.Ring
+	store *store.Store
+}
+
+// startAggregator starts a store and an aggregator; the flusher never fires on
+// its own (tests call FlushBefore), and both stop at the end of the test.
+func startAggregator(t *testing.T, mod func(*Configuration)) *harness {
+	t.Helper()
+	scfg := store.DefaultConfiguration()
+	scfg.InMemory = true
+	scfg.Retention[store.TierMinute] = 100 * 365 * 24 * time.Hour
+	st, err := store.New(scfg, store.Dependencies{})
+	require.NoError(t, err)
+	require.NoError(t, st.Start())
+	t.Cleanup(func() { require.NoError(t, st.Stop()) })
+	cls, err := apps.New(nil)
+	require.NoError(t, err)
+	cfg := DefaultConfiguration()
+	cfg.Shards = 2
+	cfg.FlushInterval = time.Hour
+	if mod != nil {
+		mod(&cfg)
+	}
+	r := ring.New(1 << 12)
+	a, err := New(cfg, Dependencies{Ring: r, Store: st, Classifier: cls, Clock: func() time.Time { return base }})
+	require.NoError(t, err)
+	require.NoError(t, a.Start())
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			require.NoError(t, a.Stop())
+		}
+	})
+	return &harness{agg: a, ring: r, store: st}
+}
+
+func (h *harness) push(t *testing.T, recs ...flow.Record) {
+	t.Helper()
+	for i := range recs {
+		require.True(t, h.ring.Push(&recs[i]))
+	}
+	require.NoError(t, h.agg.Sync(10*time.Second))
+}
+
+func addr(s string) flow.Addr { return flow.AddrFrom(netip.MustParseAddr(s)) }
+
+func rec(src, dst string, sport, dport uint16, bytes uint64, received time.Time) flow.Record {
+	return flow.Record{Exporter: addr("192.0.2.1"), SrcAddr: addr(src), DstAddr: addr(dst), SrcPort: sport, DstPort: dport,
+		Proto: 6, Bytes: bytes, Packets: bytes / 100, Received: received.UnixMilli(), End: received.UnixMilli()}
+}
+
+// top sums stored and open minutes of [from, to) the way the query engine does.
+func (h *harness) top(t *testing.T, sc topn.Scope, d topn.Dim, from, to time.Time) *topn.Table {
+	t.Helper()
+	mg := topn.NewMerger(16)
+	require.NoError(t, h.agg.View(func(v View) error {
+		if err := h.store.Range(store.TierMinute, sc, d, from, to, func(_ time.Time, tb *topn.Table) error {
+			mg.Add(tb)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, tb := range v.Tables(sc, d, from, to) {
+			mg.Add(tb)
+		}
+		return nil
+	}))
+	return mg.Table()
+}
+
+func TestMinuteTablesAndFlush(t *testing.T) {
+	h := startAggregator(t, nil)
+	h.push(t,
+		rec("10.0.0.1", "10.0.0.2", 40000, 443, 1000, base.Add(10*time.Second)),
+		rec("10.0.0.1", "10.0.0.3", 40001, 443, 500, base.Add(20*time.Second)),
+		rec("10.0.0.4", "10.0.0.2", 40002, 5432, 300, base.Add(70*time.Second)),
+	)
+	// Before any flush the API sees the open minutes from memory.
+	tb := h.top(t, topn.Scope{}, topn.DimDstPort, base, base.Add(2*time.Minute))
+	require.Equal(t, topn.Counters{Bytes: 1800, Packets: 18, Flows: 3}, tb.Total)
+	rows, other := tb.Top(10, topn.Bytes)
+	require.Equal(t, topn.PortKey(443, 6), rows[0].Key)
+	require.EqualValues(t, 1500, rows[0].Value.Bytes)
+	require.True(t, other.IsZero())
+
+	// Minute 10:00 closes at 10:02 (one minute plus the 60 s grace); 10:01 stays open.
+	require.NoError(t, h.agg.FlushBefore(base.Add(2*time.Minute)))
+	stored, ok, err := h.store.Get(store.TierMinute, topn.Scope{}, topn.DimSrcIP, base)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 1500, stored.Total.Bytes)
+	_, ok, err = h.store.Get(store.TierMinute, topn.Scope{}, topn.DimSrcIP, base.Add(time.Minute))
+	require.NoError(t, err)
+	require.False(t, ok, "10:01 is still within its grace period")
+
+	// The same query after the flush: nothing lost, nothing counted twice.
+	tb = h.top(t, topn.Scope{}, topn.DimIP, base, base.Add(2*time.Minute))
+	require.EqualValues(t, 1800, tb.Total.Bytes)
+	rows, _ = tb.Top(1, topn.Bytes)
+	// "ip" counts both ends: 10.0.0.1 sent 1500, 10.0.0.2 received 1300.
+	require.Equal(t, topn.AddrKey(addr("10.0.0.1")), rows[0].Key)
+	require.EqualValues(t, 1500, rows[0].Value.Bytes)
+	require.True(t, tb.Exact())
+
+	// Scoped tables: per exporter and per protocol.
+	tb = h.top(t, topn.Scope{Kind: topn.ScopeExporter, Exporter: addr("192.0.2.1")}, topn.DimApp, base, base.Add(2*time.Minute))
+	rows, _ = tb.Top(10, topn.Bytes)
+	require.Equal(t, "https", rows[0].Key.App())
+	require.Equal(t, "postgresql", rows[1].Key.App())
+	tb = h.top(t, topn.Scope{Kind: topn.ScopeProto, Proto: 17}, topn.DimApp, base, base.Add(2*time.Minute))
+	require.Zero(t, tb.Total.Bytes)
+}
+
+func TestEventTimeRule(t *testing.T) {
+	h := startAggregator(t, nil)
+	recv := base.Add(30 * time.Minute).UnixMilli()
+	f := func(end int64, wantMs int64, wantCorrected bool) {
+		t.Helper()
+		ms, corrected := h.agg.eventTime(&flow.Record{End: end, Received: recv})
+		require.Equal(t, wantMs, ms)
+		require.Equal(t, wantCorrected, corrected)
+	}
+	f(0, recv, false)                                          // missing: receive time
+	f(recv-5*60_000, recv-5*60_000, false)                     // 5 min old: the exporter's
+	f(recv+30_000, recv+30_000, false)                         // 30 s ahead: clock skew, kept
+	f(recv+2*60_000, recv, true)                               // 2 min ahead: insane
+	f(recv-2*time.Hour.Milliseconds(), recv, true)             // 2 h old: beyond max_age
+	f(recv-time.Hour.Milliseconds()+1, recv-time.Hour.Milliseconds()+1, false)
+
+	r := rec("10.0.0.1", "10.0.0.2", 1, 2, 100, base)
+	r.End = r.Received + 5*60_000
+	h.push(t, r)
+	require.Equal(t, map[flow.Addr]uint64{addr("192.0.2.1"): 1}, h.agg.TimeCorrections())
+}
+
+func TestLateFlows(t *testing.T) {
+	h := startAggregator(t, nil)
+	h.push(t, rec("10.0.0.1", "10.0.0.2", 40000, 443, 1000, base.Add(10*time.Second)))
+	// Received at 10:01:50, ended 10:00:50: inside the grace, it lands in 10:00.
+	late := rec("10.0.0.9", "10.0.0.2", 40000, 443, 100, base.Add(110*time.Second))
+	late.End = base.Add(50 * time.Second).UnixMilli()
+	h.push(t, late)
+	require.NoError(t, h.agg.FlushBefore(base.Add(2*time.Minute)))
+	got, ok, err := h.store.Get(store.TierMinute, topn.Scope{}, topn.DimSrcIP, base)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 1100, got.Total.Bytes)
+	require.Len(t, got.Entries, 2)
+
+	// After the flush, a flow for 10:00 still arrives: it is merged into the stored minute.
+	later := rec("10.0.0.1", "10.0.0.2", 40000, 443, 7, base.Add(5*time.Minute))
+	later.End = base.Add(55 * time.Second).UnixMilli()
+	h.push(t, later)
+	require.NoError(t, h.agg.FlushBefore(base.Add(10*time.Minute)))
+	got, _, err = h.store.Get(store.TierMinute, topn.Scope{}, topn.DimSrcIP, base)
+	require.NoError(t, err)
+	require.EqualValues(t, 1107, got.Total.Bytes)
+	e, ok := got.Lookup(topn.AddrKey(addr("10.0.0.1")))
+	require.True(t, ok)
+	require.EqualValues(t, 1007, e.Value.Bytes)
+	require.True(t, got.Exact())
+}
+
+// Past MaxKeys a shard's table compacts; totals stay exact, the heavy hitters
+// stay within their error bound and the bound is reported.
+func TestBoundedMemoryKeepsHeavyHitters(t *testing.T) {
+	h := startAggregator(t, func(c *Configuration) { c.Shards = 1; c.TopK = 10; c.MaxKeys = 100 })
+	var recs []flow.Record
+	var total uint64
+	for i := 0; i < 2000; i++ {
+		src := fmt.Sprintf("10.1.%d.%d", i/250, i%250)
+		r := rec(src, "10.0.0.2", 40000, 443, 10, base.Add(5*time.Second))
+		recs = append(recs, r)
+		total += 10
+		if i%20 == 0 { // the heavy hitter, spread through the stream
+			recs = append(recs, rec("10.9.9.9", "10.0.0.2", 40000, 443, 1000, base.Add(5*time.Second)))
+			total += 1000
+		}
+	}
+	for start := 0; start < len(recs); start += 1000 {
+		end := min(start+1000, len(recs))
+		h.push(t, recs[start:end]...)
+	}
+	require.NoError(t, h.agg.FlushAll())
+	got, ok, err := h.store.Get(store.TierMinute, topn.Scope{}, topn.DimSrcIP, base)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, total, got.Total.Bytes)
+	require.LessOrEqual(t, len(got.Entries), 30)
+	rows, _ := got.Top(1, topn.Bytes)
+	require.Equal(t, topn.AddrKey(addr("10.9.9.9")), rows[0].Key)
+	trueBytes := uint64(100 * 1000)
+	require.LessOrEqual(t, rows[0].Value.Bytes, trueBytes)
+	require.GreaterOrEqual(t, rows[0].Value.Bytes+rows[0].Error.Bytes, trueBytes)
+	require.False(t, got.Exact())
+}
+
+func TestStopFlushesOpenMinutes(t *testing.T) {
+	h := startAggregator(t, nil)
+	h.push(t, rec("10.0.0.1", "10.0.0.2", 40000, 443, 1000, base.Add(10*time.Second)))
+	require.NoError(t, h.agg.FlushAll())
+	got, ok, err := h.store.Get(store.TierMinute, topn.Scope{}, topn.DimApp, base)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.EqualValues(t, 1000, got.Total.Bytes)
+}
