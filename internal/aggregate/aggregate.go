@@ -326,15 +326,15 @@ func (a *Aggregator) Sync(timeout time.Duration) error {
 // FlushBefore closes every minute whose grace period has passed at now.
 func (a *Aggregator) FlushBefore(now time.Time) error {
 	cutoff := now.Add(-time.Minute - a.cfg.Grace).Unix()
-	return a.flush(func(start int64) bool { return start <= cutoff }, now)
+	return a.flush(func(start int64) bool { return start <= cutoff })
 }
 
 // FlushAll closes every open minute, whatever its age.
 func (a *Aggregator) FlushAll() error {
-	return a.flush(func(int64) bool { return true }, a.deps.Clock())
+	return a.flush(func(int64) bool { return true })
 }
 
-func (a *Aggregator) flush(closed func(start int64) bool, now time.Time) error {
+func (a *Aggregator) flush(closed func(start int64) bool) error {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
 	began := time.Now()
@@ -372,6 +372,9 @@ func (a *Aggregator) flush(closed func(start int64) bool, now time.Time) error {
 
 	var ivs []store.Interval
 	var errs []error
+	// Retention is wall-clock time (the store's TTLs are), whatever clock
+	// closes the minutes: an imported capture from last month may be expired.
+	now := time.Now()
 	oldest := now.Add(-a.deps.Store.Retention(store.TierMinute) - time.Minute).Unix()
 	for _, cm := range batch {
 		if cm.start < oldest {

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/tmsd/tmsd/internal/pcapsrc"
+	"github.com/tmsd/tmsd/internal/store"
+	"github.com/tmsd/tmsd/internal/topn"
+)
+
+// A real tmsd process receives a capture live and gets SIGTERM within the
+// same minute: the open minute must be in the store when it has exited.
+func TestSIGTERMFlushesOpenMinute(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	const pcap = "../../testdata/pcaps/softflowd-v9.pcap"
+	g := loadGolden(t, pcap)
+	bin := filepath.Join(t.TempDir(), "tmsd")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run())
+
+	data := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--netflow", "127.0.0.1:0", "--sflow", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", data)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	lines := bufio.NewScanner(stderr)
+	started := regexp.MustCompile(`msg="tmsd started" netflow=\[(\S+)\] .* http=(\S+)`)
+	var target, httpAddr string
+	for lines.Scan() {
+		if m := started.FindStringSubmatch(lines.Text()); m != nil {
+			target, httpAddr = m[1], m[2]
+			break
+		}
+	}
+	require.NotEmpty(t, target, "tmsd did not log its start")
+	go func() { // keep draining the log so the process never blocks on it
+		for lines.Scan() {
+		}
+	}()
+
+	conn, err := net.Dial("udp", target)
+	require.NoError(t, err)
+	sent := 0
+	_, err = pcapsrc.Read(pcap, func(d pcapsrc.Datagram) error {
+		_, err := conn.Write(d.Payload)
+		if sent++; sent%200 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		return err
+	})
+	require.NoError(t, err)
+	conn.Close()
+	require.Eventually(t, func() bool { // every datagram decoded before the signal
+		resp, err := http.Get("http://" + httpAddr + "/api/v1/exporters")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var ex struct{ Exporters []struct{ Datagrams int } }
+		return json.NewDecoder(resp.Body).Decode(&ex) == nil && len(ex.Exporters) == 1 && ex.Exporters[0].Datagrams == sent
+	}, 30*time.Second, 10*time.Millisecond)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait())
+
+	scfg := store.DefaultConfiguration()
+	scfg.Path = data
+	st, err := store.New(scfg, store.Dependencies{})
+	require.NoError(t, err)
+	require.NoError(t, st.Start())
+	defer st.Stop()
+	var total topn.Counters
+	require.NoError(t, st.Totals(store.TierMinute, topn.Scope{}, time.Now().Add(-2*time.Hour), time.Now().Add(time.Hour),
+		func(_ time.Time, c topn.Counters) error { total.Add(c); return nil }))
+	require.Equal(t, topn.Counters{Bytes: g.Total.Bytes, Packets: g.Total.Packets, Flows: g.Total.Flows}, total)
+}
