@@ -141,11 +141,11 @@ func TestEventTimeRule(t *testing.T) {
 		require.Equal(t, wantMs, ms)
 		require.Equal(t, wantCorrected, corrected)
 	}
-	f(0, recv, false)                                          // missing: receive time
-	f(recv-5*60_000, recv-5*60_000, false)                     // 5 min old: the exporter's
-	f(recv+30_000, recv+30_000, false)                         // 30 s ahead: clock skew, kept
-	f(recv+2*60_000, recv, true)                               // 2 min ahead: insane
-	f(recv-2*time.Hour.Milliseconds(), recv, true)             // 2 h old: beyond max_age
+	f(0, recv, false)                              // missing: receive time
+	f(recv-5*60_000, recv-5*60_000, false)         // 5 min old: the exporter's
+	f(recv+30_000, recv+30_000, false)             // 30 s ahead: clock skew, kept
+	f(recv+2*60_000, recv, true)                   // 2 min ahead: insane
+	f(recv-2*time.Hour.Milliseconds(), recv, true) // 2 h old: beyond max_age
 	f(recv-time.Hour.Milliseconds()+1, recv-time.Hour.Milliseconds()+1, false)
 
 	r := rec("10.0.0.1", "10.0.0.2", 1, 2, 100, base)
