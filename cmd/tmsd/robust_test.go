@@ -87,6 +87,7 @@ func TestTruncatedAndRandomDatagramsAreCountedNotFatal(t *testing.T) {
 		return got.Exporters[0].Datagrams == uint64(sent)
 	}, 30*time.Second, 20*time.Millisecond, "every datagram reaches the decoder")
 	e := got.Exporters[0]
+	t.Logf("%d datagrams sent and received; errors by reason: %v", sent, e.Errors)
 	require.Equal(t, "127.0.0.1", e.Address)
 	require.Greater(t, e.Errors["malformed"], uint64(100), "%v", e.Errors)
 	require.Greater(t, e.Errors["unknown_version"], uint64(100), "%v", e.Errors)
