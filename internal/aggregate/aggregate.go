@@ -116,6 +116,10 @@ type closingMinute struct {
 type shard struct {
 	mu      sync.Mutex
 	minutes map[int64]*minuteAgg // by minute start, unix seconds
+	// the partition the previous record went to
+	lastPart   *partTables
+	lastMinute int64
+	lastKey    partKey
 	// per exporter: flows whose exporter timestamp was replaced by the receive time
 	corrections map[flow.Addr]uint64
 	applied     atomic.Uint64
@@ -179,7 +183,6 @@ func (a *Aggregator) Stop() error {
 func (a *Aggregator) runShard(s *shard) {
 	defer a.wg.Done()
 	buf := make([]flow.Record, a.cfg.BatchSize)
-	keys := new(recordKeys)
 	idle := time.NewTimer(time.Hour)
 	defer idle.Stop()
 	for {
@@ -202,19 +205,12 @@ func (a *Aggregator) runShard(s *shard) {
 		}
 		s.mu.Lock()
 		for i := range buf[:n] {
-			a.add(s, &buf[i], keys)
+			a.add(s, &buf[i])
 		}
 		s.mu.Unlock()
 		s.flows.Add(uint64(n))
 		s.applied.Add(uint64(n))
 	}
-}
-
-// recordKeys are one record's keys, computed once and applied to every scope.
-type recordKeys struct {
-	k [topn.NumDims]topn.Key
-	// second keys of the either-side dimensions (ip: dst, port: dst)
-	ipDst, portDst topn.Key
 }
 
 // eventTime is the rule that puts a flow in a minute: the exporter's end time,
@@ -231,51 +227,35 @@ func (a *Aggregator) eventTime(r *flow.Record) (ms int64, corrected bool) {
 	return r.End, false
 }
 
-func (a *Aggregator) add(s *shard, r *flow.Record, keys *recordKeys) {
+// add counts one record in its minute's partition. Shards call it with their lock held.
+func (a *Aggregator) add(s *shard, r *flow.Record) {
 	ms, corrected := a.eventTime(r)
 	if corrected {
 		s.corrections[r.Exporter]++
 	}
 	minute := floorDiv(ms, 60_000) * 60
-	m := s.minutes[minute]
-	if m == nil {
-		m = newMinuteAgg()
-		s.minutes[minute] = m
+	pk := partKey{exporter: r.Exporter, proto: r.Proto}
+	// Consecutive records mostly share minute, exporter and protocol: skip the map lookups.
+	p := s.lastPart
+	if p == nil || minute != s.lastMinute || pk != s.lastKey {
+		m := s.minutes[minute]
+		if m == nil {
+			m = newMinuteAgg()
+			s.minutes[minute] = m
+		}
+		p = m.part(pk)
+		s.lastPart, s.lastMinute, s.lastKey = p, minute, pk
 	}
-	k := &keys.k
-	k[topn.DimApp] = a.deps.Classifier.Classify(r)
-	k[topn.DimProto] = topn.ProtoKey(r.Proto)
-	k[topn.DimSrcIP] = topn.AddrKey(r.SrcAddr)
-	k[topn.DimDstIP] = topn.AddrKey(r.DstAddr)
-	k[topn.DimIP] = k[topn.DimSrcIP]
-	keys.ipDst = k[topn.DimDstIP]
-	k[topn.DimSrcPort] = topn.PortKey(r.SrcPort, r.Proto)
-	k[topn.DimDstPort] = topn.PortKey(r.DstPort, r.Proto)
-	k[topn.DimPort] = k[topn.DimSrcPort]
-	keys.portDst = k[topn.DimDstPort]
-	k[topn.DimExporter] = topn.AddrKey(r.Exporter)
-	k[topn.DimInIf] = topn.IfKey(r.Exporter, r.InIf)
-	k[topn.DimOutIf] = topn.IfKey(r.Exporter, r.OutIf)
 	c := topn.Counters{Bytes: r.Bytes, Packets: r.Packets, Flows: 1}
-
-	a.addScope(m.scope(topn.Scope{}), keys, c)
-	if a.cfg.ScopeExporter {
-		a.addScope(m.scope(topn.Scope{Kind: topn.ScopeExporter, Exporter: r.Exporter}), keys, c)
-	}
-	if a.cfg.ScopeProto {
-		a.addScope(m.scope(topn.Scope{Kind: topn.ScopeProto, Proto: r.Proto}), keys, c)
-	}
-}
-
-func (a *Aggregator) addScope(st *scopeTables, keys *recordKeys, c topn.Counters) {
-	st.total.Add(c)
+	p.total.Add(c)
 	maxKeys := a.cfg.MaxKeys
-	for _, d := range topn.Dims {
-		st.dims[d].add(keys.k[d], c, maxKeys)
-	}
-	// "ip" and "port" count a flow under both of its ends, as nfdump -s ip does.
-	st.dims[topn.DimIP].add(keys.ipDst, c, maxKeys)
-	st.dims[topn.DimPort].add(keys.portDst, c, maxKeys)
+	p.dims[topn.DimApp].add(a.deps.Classifier.Classify(r), c, maxKeys)
+	p.dims[topn.DimSrcIP].add(topn.AddrKey(r.SrcAddr), c, maxKeys)
+	p.dims[topn.DimDstIP].add(topn.AddrKey(r.DstAddr), c, maxKeys)
+	p.dims[topn.DimSrcPort].add(topn.PortKey(r.SrcPort, r.Proto), c, maxKeys)
+	p.dims[topn.DimDstPort].add(topn.PortKey(r.DstPort, r.Proto), c, maxKeys)
+	p.dims[topn.DimInIf].add(topn.IfKey(r.Exporter, r.InIf), c, maxKeys)
+	p.dims[topn.DimOutIf].add(topn.IfKey(r.Exporter, r.OutIf), c, maxKeys)
 }
 
 func floorDiv(a, b int64) int64 {
@@ -350,6 +330,7 @@ func (a *Aggregator) flush(closed func(start int64) bool) error {
 				continue
 			}
 			delete(s.minutes, start)
+			s.lastPart = nil
 			cm := byMinute[start]
 			if cm == nil {
 				cm = &closingMinute{start: start}
@@ -380,8 +361,8 @@ func (a *Aggregator) flush(closed func(start int64) bool) error {
 		if cm.start < oldest {
 			// Older than retention: say how many flows we could not keep.
 			for _, m := range cm.shards {
-				if st := m.scopes[topn.Scope{}]; st != nil {
-					a.skippedFlows.Add(st.total.Flows)
+				for _, p := range m.parts {
+					a.skippedFlows.Add(p.total.Flows)
 				}
 			}
 			continue
@@ -434,49 +415,70 @@ func mergeMinuteInto(minutes map[int64]*minuteAgg, start int64, m *minuteAgg) {
 		minutes[start] = m
 		return
 	}
-	for sc, st := range m.scopes {
-		d := dst.scope(sc)
-		d.total.Add(st.total)
-		for _, dim := range topn.Dims {
-			src := st.dims[dim]
-			dd := d.dims[dim]
-			for k, v := range src.counts {
-				old := dd.counts[k]
-				old.Add(v)
-				dd.counts[k] = old
-			}
-			dd.evicted.Add(src.evicted)
+	for pk, src := range m.parts {
+		d := dst.part(pk)
+		d.total.Add(src.total)
+		for _, dim := range countedDims {
+			sd, dd := src.dims[dim], d.dims[dim]
+			// Unbounded here: these minutes failed to write and must not lose keys.
+			sd.counts.each(func(k topn.Key, c topn.Counters) { dd.add(k, c, int(^uint(0)>>1)) })
+			dd.evicted.Add(sd.evicted)
 		}
 	}
 }
 
-// closeMinute merges one minute's shards per scope and dimension, cuts each
-// table to the top K, and merges it with what the store already holds for that
-// minute (flows that arrived after an earlier flush).
+// scopesOf lists the scopes a minute's partitions are stored under.
+func (a *Aggregator) scopesOf(parts []partRef) []topn.Scope {
+	scopes := []topn.Scope{{}}
+	seen := map[topn.Scope]bool{}
+	for _, p := range parts {
+		for _, sc := range []topn.Scope{
+			{Kind: topn.ScopeExporter, Exporter: p.key.exporter},
+			{Kind: topn.ScopeProto, Proto: p.key.proto},
+		} {
+			if seen[sc] || (sc.Kind == topn.ScopeExporter && !a.cfg.ScopeExporter) || (sc.Kind == topn.ScopeProto && !a.cfg.ScopeProto) {
+				continue
+			}
+			seen[sc] = true
+			scopes = append(scopes, sc)
+		}
+	}
+	return scopes
+}
+
+// closeMinute builds every scope's tables from one minute's partitions (all
+// shards), cuts each to the top K, and merges it with what the store already
+// holds for that minute (flows that arrived after an earlier flush).
 func (a *Aggregator) closeMinute(cm *closingMinute) ([]store.Interval, error) {
 	start := time.Unix(cm.start, 0).UTC()
-	scopes := map[topn.Scope][]*scopeTables{}
+	var parts []partRef
 	for _, m := range cm.shards {
-		for sc, st := range m.scopes {
-			scopes[sc] = append(scopes[sc], st)
+		for k, p := range m.parts {
+			parts = append(parts, partRef{k, p})
 		}
 	}
 	var errs []error
+	scopes := a.scopesOf(parts)
 	ivs := make([]store.Interval, 0, len(scopes))
-	for sc, parts := range scopes {
+	for _, sc := range scopes {
+		var in []partRef
+		for _, p := range parts {
+			if p.key.in(sc) {
+				in = append(in, p)
+			}
+		}
 		iv := store.Interval{Tier: store.TierMinute, Start: start, Scope: sc, Tables: make(map[topn.Dim]*topn.Table, len(topn.Dims))}
 		for _, d := range topn.Dims {
-			mg := topn.NewMerger(1024)
-			for _, st := range parts {
-				mg.Add(st.dims[d].table(st.total))
-			}
+			t := scopeTable(in, d)
 			old, ok, err := a.deps.Store.Get(store.TierMinute, sc, d, start)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("minute %s %s %s: %w", start.Format(time.RFC3339), sc, d, err))
 			} else if ok {
+				mg := topn.NewMerger(len(t.Entries) + len(old.Entries))
+				mg.Add(t)
 				mg.Add(old)
+				t = mg.Table()
 			}
-			t := mg.Table()
 			t.Truncate(a.cfg.TopK)
 			iv.Tables[d] = t
 			iv.Total = t.Total

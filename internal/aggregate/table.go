@@ -3,94 +3,174 @@ package aggregate
 import (
 	"slices"
 
+	"github.com/tmsd/tmsd/internal/flow"
 	"github.com/tmsd/tmsd/internal/topn"
 )
 
-// dimTable counts one dimension of one scope for one minute in one shard.
-// It holds at most maxKeys keys. When full it compacts: it keeps the half with the
-// most bytes and forgets the rest, adding the largest forgotten amount (per metric)
-// to evicted. A key's true amount is therefore at most its count plus evicted, and
-// a key absent from the map had at most evicted: the bounds topn.Table carries.
+// dimTable counts one dimension of one partition for one minute in one shard.
+//
+// It holds at most maxKeys keys. When full it compacts: it keeps the half with
+// the most bytes and forgets the rest, adding the largest forgotten amount (per
+// metric) to evicted. A key's true amount is therefore at most its count plus
+// evicted, and a key absent from the table had at most evicted: the bounds
+// topn.Table carries.
 type dimTable struct {
-	counts  map[topn.Key]topn.Counters
+	counts  *counterTable
 	evicted topn.Counters
 }
 
 func newDimTable(sizeHint int) *dimTable {
-	return &dimTable{counts: make(map[topn.Key]topn.Counters, sizeHint)}
+	return &dimTable{counts: newCounterTable(sizeHint)}
 }
 
 func (t *dimTable) add(k topn.Key, c topn.Counters, maxKeys int) {
-	v, ok := t.counts[k]
-	if !ok && len(t.counts) >= maxKeys {
+	if t.counts.add(&k, c) && t.counts.n > maxKeys {
 		t.compact(maxKeys / 2)
 	}
-	v.Add(c)
-	t.counts[k] = v
 }
 
-// compact keeps the keep keys with the most bytes.
+func (t *dimTable) len() int { return t.counts.n }
+
+// compact keeps the keep keys with the most bytes, in a fresh table.
 func (t *dimTable) compact(keep int) {
-	type kv struct {
-		k topn.Key
-		v topn.Counters
-	}
-	all := make([]kv, 0, len(t.counts))
-	for k, v := range t.counts {
-		all = append(all, kv{k, v})
-	}
-	slices.SortFunc(all, func(a, b kv) int {
+	rows := t.entries()
+	slices.SortFunc(rows, func(a, b topn.Entry) int {
 		switch {
-		case a.v.Bytes > b.v.Bytes:
+		case a.Value.Bytes > b.Value.Bytes:
 			return -1
-		case a.v.Bytes < b.v.Bytes:
+		case a.Value.Bytes < b.Value.Bytes:
 			return 1
 		}
 		return 0
 	})
 	var maxEvicted topn.Counters
-	for _, e := range all[keep:] {
-		maxEvicted.Max(e.v)
-		delete(t.counts, e.k)
+	for _, r := range rows[keep:] {
+		maxEvicted.Max(r.Value)
 	}
 	t.evicted.Add(maxEvicted)
+	t.counts = newCounterTable(2 * keep)
+	for i := range rows[:keep] {
+		t.counts.add(&rows[i].Key, rows[i].Value)
+	}
 }
 
-// table returns every key the dimTable holds as a topn.Table (not truncated).
-func (t *dimTable) table(total topn.Counters) *topn.Table {
-	out := &topn.Table{Total: total, Threshold: t.evicted, Entries: make([]topn.Entry, 0, len(t.counts))}
-	for k, v := range t.counts {
-		out.Entries = append(out.Entries, topn.Entry{Key: k, Value: v, Error: t.evicted})
-	}
+func (t *dimTable) entries() []topn.Entry {
+	out := make([]topn.Entry, 0, t.counts.n)
+	t.counts.each(func(k topn.Key, c topn.Counters) {
+		out = append(out, topn.Entry{Key: k, Value: c, Error: t.evicted})
+	})
 	return out
 }
 
-// scopeTables is one scope's minute in one shard: its exact total and a table per dimension.
-type scopeTables struct {
+// table returns the keys held as a topn.Table (not truncated).
+func (t *dimTable) table(total topn.Counters) *topn.Table {
+	return &topn.Table{Total: total, Threshold: t.evicted, Entries: t.entries()}
+}
+
+// partKey names a partition: the flows of one exporter and one IP protocol.
+// Each flow is counted in exactly one partition; the stored scopes (all, per
+// exporter, per protocol) are unions of partitions, built at minute close.
+// Counting a flow once, in 7 tables, instead of once per scope in 13 (39 map
+// updates) cut BenchmarkAdd from ~5,000 to ~560 ns/flow.
+type partKey struct {
+	exporter flow.Addr
+	proto    uint8
+}
+
+func (p partKey) in(s topn.Scope) bool {
+	switch s.Kind {
+	case topn.ScopeExporter:
+		return p.exporter == s.Exporter
+	case topn.ScopeProto:
+		return p.proto == s.Proto
+	}
+	return true
+}
+
+// countedDims are counted per flow. The others are derived at close: proto and
+// exporter are constant within a partition; ip and port are srcip+dstip and
+// srcport+dstport, a flow under both of its ends, as nfdump -s ip counts.
+var countedDims = []topn.Dim{topn.DimApp, topn.DimSrcIP, topn.DimDstIP, topn.DimSrcPort, topn.DimDstPort, topn.DimInIf, topn.DimOutIf}
+
+// partTables is one partition's minute in one shard.
+type partTables struct {
 	total topn.Counters
-	dims  [topn.NumDims]*dimTable
+	dims  [topn.NumDims]*dimTable // only countedDims are set
 }
 
-func newScopeTables() *scopeTables {
-	s := &scopeTables{}
-	for _, d := range topn.Dims {
-		s.dims[d] = newDimTable(64)
+func newPartTables() *partTables {
+	p := &partTables{}
+	for _, d := range countedDims {
+		p.dims[d] = newDimTable(64)
 	}
-	return s
+	return p
 }
 
-// minuteAgg is one minute in one shard, keyed by scope.
+// minuteAgg is one minute in one shard.
 type minuteAgg struct {
-	scopes map[topn.Scope]*scopeTables
+	parts map[partKey]*partTables
 }
 
-func newMinuteAgg() *minuteAgg { return &minuteAgg{scopes: make(map[topn.Scope]*scopeTables, 8)} }
+func newMinuteAgg() *minuteAgg { return &minuteAgg{parts: make(map[partKey]*partTables, 8)} }
 
-func (m *minuteAgg) scope(s topn.Scope) *scopeTables {
-	st := m.scopes[s]
-	if st == nil {
-		st = newScopeTables()
-		m.scopes[s] = st
+func (m *minuteAgg) part(k partKey) *partTables {
+	p := m.parts[k]
+	if p == nil {
+		p = newPartTables()
+		m.parts[k] = p
 	}
-	return st
+	return p
+}
+
+// partRef is a partition with its key, as gathered for a scope.
+type partRef struct {
+	key partKey
+	t   *partTables
+}
+
+// scopeTable builds dimension d of the scope made of parts: untruncated, with
+// the error bounds of every compaction in them.
+func scopeTable(parts []partRef, d topn.Dim) *topn.Table {
+	var total topn.Counters
+	for _, p := range parts {
+		total.Add(p.t.total)
+	}
+	switch d {
+	case topn.DimProto, topn.DimExporter:
+		sums := map[topn.Key]topn.Counters{}
+		for _, p := range parts {
+			k := topn.ProtoKey(p.key.proto)
+			if d == topn.DimExporter {
+				k = topn.AddrKey(p.key.exporter)
+			}
+			c := sums[k]
+			c.Add(p.t.total)
+			sums[k] = c
+		}
+		t := &topn.Table{Total: total, Entries: make([]topn.Entry, 0, len(sums))}
+		for k, c := range sums {
+			t.Entries = append(t.Entries, topn.Entry{Key: k, Value: c})
+		}
+		return t
+	}
+	from := []topn.Dim{d}
+	switch d {
+	case topn.DimIP:
+		from = []topn.Dim{topn.DimSrcIP, topn.DimDstIP}
+	case topn.DimPort:
+		from = []topn.Dim{topn.DimSrcPort, topn.DimDstPort}
+	}
+	hint := 0
+	for _, p := range parts {
+		hint = max(hint, p.t.dims[from[0]].len())
+	}
+	mg := topn.NewMerger(hint)
+	for _, p := range parts {
+		for _, fd := range from {
+			mg.Add(p.t.dims[fd].table(p.t.total))
+		}
+	}
+	t := mg.Table()
+	t.Total = total // ip and port list each flow twice; the total counts it once
+	return t
 }

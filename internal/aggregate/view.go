@@ -18,42 +18,49 @@ func (a *Aggregator) View(fn func(v View) error) error {
 	return fn(View{a})
 }
 
-// each calls fn for every in-memory part of scope sc with a minute start in [from, to).
-func (v View) each(sc topn.Scope, from, to time.Time, fn func(start int64, st *scopeTables)) {
+// each calls fn, per source of in-memory minutes (pending, then each shard
+// under its lock), with the partitions of scope sc of every minute in [from, to).
+func (v View) each(sc topn.Scope, from, to time.Time, fn func(start int64, parts []partRef)) {
 	f, t := from.Unix(), to.Unix()
-	for _, cm := range v.a.pending {
-		if cm.start >= f && cm.start < t {
-			for _, m := range cm.shards {
-				if st := m.scopes[sc]; st != nil {
-					fn(cm.start, st)
-				}
+	gather := func(start int64, m *minuteAgg) {
+		if start < f || start >= t {
+			return
+		}
+		var parts []partRef
+		for k, p := range m.parts {
+			if k.in(sc) {
+				parts = append(parts, partRef{k, p})
 			}
+		}
+		if len(parts) > 0 {
+			fn(start, parts)
+		}
+	}
+	for _, cm := range v.a.pending {
+		for _, m := range cm.shards {
+			gather(cm.start, m)
 		}
 	}
 	for _, s := range v.a.shards {
 		s.mu.Lock()
 		for start, m := range s.minutes {
-			if start >= f && start < t {
-				if st := m.scopes[sc]; st != nil {
-					fn(start, st)
-				}
-			}
+			gather(start, m)
 		}
 		s.mu.Unlock()
 	}
 }
 
 // Tables returns, per open minute in [from, to), the in-memory table of
-// dimension d in scope sc, merged over the shards (not truncated).
+// dimension d in scope sc (not truncated).
 func (v View) Tables(sc topn.Scope, d topn.Dim, from, to time.Time) map[time.Time]*topn.Table {
 	mergers := map[int64]*topn.Merger{}
-	v.each(sc, from, to, func(start int64, st *scopeTables) {
+	v.each(sc, from, to, func(start int64, parts []partRef) {
 		mg := mergers[start]
 		if mg == nil {
-			mg = topn.NewMerger(len(st.dims[d].counts))
+			mg = topn.NewMerger(64)
 			mergers[start] = mg
 		}
-		mg.Add(st.dims[d].table(st.total))
+		mg.Add(scopeTable(parts, d))
 	})
 	out := make(map[time.Time]*topn.Table, len(mergers))
 	for start, mg := range mergers {
@@ -65,10 +72,12 @@ func (v View) Tables(sc topn.Scope, d topn.Dim, from, to time.Time) map[time.Tim
 // Totals returns, per open minute in [from, to), the exact totals of scope sc.
 func (v View) Totals(sc topn.Scope, from, to time.Time) map[time.Time]topn.Counters {
 	out := map[time.Time]topn.Counters{}
-	v.each(sc, from, to, func(start int64, st *scopeTables) {
+	v.each(sc, from, to, func(start int64, parts []partRef) {
 		t := time.Unix(start, 0).UTC()
 		c := out[t]
-		c.Add(st.total)
+		for _, p := range parts {
+			c.Add(p.t.total)
+		}
 		out[t] = c
 	})
 	return out

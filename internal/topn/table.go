@@ -117,15 +117,19 @@ func (t *Table) Exact() bool {
 type Merger struct {
 	total        Counters
 	sumThreshold Counters
-	rows         map[Key]*mergeRow
+	index        map[Key]int32
+	rows         []mergeRow
 }
 
 type mergeRow struct {
+	key                               Key
 	value, err, thresholdWherePresent Counters
 }
 
 // NewMerger returns an empty merger sized for about n keys.
-func NewMerger(n int) *Merger { return &Merger{rows: make(map[Key]*mergeRow, n)} }
+func NewMerger(n int) *Merger {
+	return &Merger{index: make(map[Key]int32, n), rows: make([]mergeRow, 0, n)}
+}
 
 // Add merges one table.
 func (m *Merger) Add(t *Table) {
@@ -133,11 +137,13 @@ func (m *Merger) Add(t *Table) {
 	m.sumThreshold.Add(t.Threshold)
 	for i := range t.Entries {
 		e := &t.Entries[i]
-		r := m.rows[e.Key]
-		if r == nil {
-			r = &mergeRow{}
-			m.rows[e.Key] = r
+		j, ok := m.index[e.Key]
+		if !ok {
+			j = int32(len(m.rows))
+			m.index[e.Key] = j
+			m.rows = append(m.rows, mergeRow{key: e.Key})
 		}
+		r := &m.rows[j]
 		r.value.Add(e.Value)
 		r.err.Add(e.Error)
 		r.thresholdWherePresent.Add(t.Threshold)
@@ -149,13 +155,14 @@ func (m *Merger) Len() int { return len(m.rows) }
 
 // Table returns the merged table with every key seen (no truncation).
 func (m *Merger) Table() *Table {
-	out := &Table{Total: m.total, Threshold: m.sumThreshold, Entries: make([]Entry, 0, len(m.rows))}
-	for k, r := range m.rows {
-		e := Entry{Key: k, Value: r.value, Error: r.err}
+	out := &Table{Total: m.total, Threshold: m.sumThreshold, Entries: make([]Entry, len(m.rows))}
+	for i := range m.rows {
+		r := &m.rows[i]
+		e := Entry{Key: r.key, Value: r.value, Error: r.err}
 		missing := m.sumThreshold
 		missing.Sub(r.thresholdWherePresent)
 		e.Error.Add(missing)
-		out.Entries = append(out.Entries, e)
+		out.Entries[i] = e
 	}
 	return out
 }

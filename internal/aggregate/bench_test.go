@@ -1,0 +1,82 @@
+package aggregate
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/tmsd/tmsd/internal/apps"
+	"github.com/tmsd/tmsd/internal/flow"
+	"github.com/tmsd/tmsd/internal/ring"
+	"github.com/tmsd/tmsd/internal/store"
+	"github.com/tmsd/tmsd/internal/topn"
+)
+
+// benchRecords draws n flows with Zipf-distributed hosts and services, as a
+// backbone's mix: a few heavy talkers, a long tail.
+func benchRecords(n, hosts int, seed uint64) []flow.Record {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	zh := rand.NewZipf(rng, 1.1, 1, uint64(hosts-1))
+	services := []uint16{443, 80, 53, 5432, 22, 3306, 8081, 123}
+	zs := rand.NewZipf(rng, 1.3, 1, uint64(len(services)-1))
+	host := func(i uint64) flow.Addr {
+		return flow.AddrFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
+	}
+	exporters := []flow.Addr{flow.AddrFrom(netip.MustParseAddr("192.0.2.1")), flow.AddrFrom(netip.MustParseAddr("192.0.2.2"))}
+	now := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC).UnixMilli()
+	recs := make([]flow.Record, n)
+	for i := range recs {
+		r := &recs[i]
+		r.Exporter = exporters[i%2]
+		r.SrcAddr, r.DstAddr = host(zh.Uint64()), host(zh.Uint64()+uint64(hosts))
+		r.SrcPort, r.DstPort = uint16(32768+rng.IntN(28000)), services[zs.Uint64()]
+		r.Proto = 6
+		if r.DstPort == 53 || r.DstPort == 123 {
+			r.Proto = 17
+		}
+		r.Bytes, r.Packets = uint64(64+rng.IntN(1400)), 1
+		r.InIf, r.OutIf = uint32(1+i%8), uint32(10+i%4)
+		r.Received, r.End = now+int64(i%50_000), now+int64(i%50_000)
+	}
+	return recs
+}
+
+func newBenchAggregator(b *testing.B) *Aggregator {
+	cls, err := apps.New(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := DefaultConfiguration()
+	cfg.Shards = 1
+	if testing.Short() {
+		cfg.MaxKeys = 10_000_000
+	}
+	a, err := New(cfg, Dependencies{Ring: ring.New(1024), Store: nopStore{}, Classifier: cls})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a
+}
+
+// BenchmarkAdd is one shard counting flows into its minute tables: the
+// aggregation cost per flow, without the ring.
+func BenchmarkAdd(b *testing.B) {
+	recs := benchRecords(1<<16, 100_000, 1)
+	a := newBenchAggregator(b)
+	s := a.shards[0]
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		a.add(s, &recs[i&(len(recs)-1)])
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/flow")
+}
+
+type nopStore struct{}
+
+func (nopStore) Put(time.Time, []store.Interval) (int, int, error) { return 0, 0, nil }
+func (nopStore) Get(store.Tier, topn.Scope, topn.Dim, time.Time) (*topn.Table, bool, error) {
+	return nil, false, nil
+}
+func (nopStore) Retention(store.Tier) time.Duration { return time.Hour }
