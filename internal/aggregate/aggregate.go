@@ -28,9 +28,14 @@ type Configuration struct {
 	Shards int
 	// TopK is how many keys per dimension a minute keeps (by each metric).
 	TopK int
-	// MaxKeys bounds the keys one shard holds per dimension, scope and minute;
-	// past it the table compacts and records an error bound.
+	// MaxKeys bounds the keys of one table (a dimension of one exporter and
+	// protocol, in one shard and minute); past it the table compacts and
+	// records an error bound.
 	MaxKeys int
+	// MaxMemory bounds, in bytes, what the open minutes' tables may hold over
+	// all shards. A shard over its share compacts its largest table, so a flood
+	// of distinct addresses costs accuracy (shown as error bounds), not memory.
+	MaxMemory int64
 	// Grace is how long after its end a minute stays open for late flows.
 	Grace time.Duration
 	// MaxAge is how old an exporter timestamp may be, against the receive time,
@@ -45,6 +50,10 @@ type Configuration struct {
 	FlushInterval time.Duration
 }
 
+// bytesPerKey is what a key costs in a counterTable: a 56-byte slot at a load
+// factor between 3/8 and 3/4, plus the entry copy a compaction makes.
+const bytesPerKey = 128
+
 // MaxAhead is how far in the future (against the receive time) an exporter
 // timestamp may be before it is judged insane.
 const MaxAhead = time.Minute
@@ -54,6 +63,7 @@ func DefaultConfiguration() Configuration {
 	return Configuration{
 		TopK:          1000,
 		MaxKeys:       200_000,
+		MaxMemory:     512 << 20,
 		Grace:         60 * time.Second,
 		MaxAge:        time.Hour,
 		BatchSize:     256,
@@ -102,10 +112,12 @@ type Aggregator struct {
 
 	flushMu sync.Mutex // one flush at a time
 
-	skippedFlows atomic.Uint64
-	flushErrors  atomic.Uint64
-	lastFlush    atomic.Int64 // duration in ns
-	metrics      *metrics
+	skippedFlows   atomic.Uint64
+	shardKeyBudget int
+	compactions    atomic.Uint64
+	flushErrors    atomic.Uint64
+	lastFlush      atomic.Int64 // duration in ns
+	metrics        *metrics
 }
 
 type closingMinute struct {
@@ -118,8 +130,10 @@ type shard struct {
 	minutes map[int64]*minuteAgg // by minute start, unix seconds
 	// the partition the previous record went to
 	lastPart   *partTables
+	lastMin    *minuteAgg
 	lastMinute int64
 	lastKey    partKey
+	keys       int // keys held by all open minutes' tables
 	// per exporter: flows whose exporter timestamp was replaced by the receive time
 	corrections map[flow.Addr]uint64
 	applied     atomic.Uint64
@@ -136,6 +150,8 @@ func New(cfg Configuration, deps Dependencies) (*Aggregator, error) {
 		return nil, fmt.Errorf("aggregate: top_k must be positive, got %d", cfg.TopK)
 	case cfg.MaxKeys < 2*cfg.TopK:
 		return nil, fmt.Errorf("aggregate: max_keys (%d) must be at least twice top_k (%d)", cfg.MaxKeys, cfg.TopK)
+	case cfg.MaxMemory < 1<<20:
+		return nil, fmt.Errorf("aggregate: max_memory must be at least 1 MiB, got %d", cfg.MaxMemory)
 	case cfg.Grace < 0 || cfg.MaxAge <= 0:
 		return nil, fmt.Errorf("aggregate: grace must be >= 0 and max_age > 0")
 	case deps.Ring == nil || deps.Store == nil || deps.Classifier == nil:
@@ -154,6 +170,7 @@ func New(cfg Configuration, deps Dependencies) (*Aggregator, error) {
 		deps.Logger = slog.Default()
 	}
 	a := &Aggregator{cfg: cfg, deps: deps, stop: make(chan struct{})}
+	a.shardKeyBudget = max(int(cfg.MaxMemory/bytesPerKey/int64(cfg.Shards)), 4*cfg.TopK)
 	for i := 0; i < cfg.Shards; i++ {
 		a.shards = append(a.shards, &shard{minutes: map[int64]*minuteAgg{}, corrections: map[flow.Addr]uint64{}})
 	}
@@ -236,26 +253,54 @@ func (a *Aggregator) add(s *shard, r *flow.Record) {
 	minute := floorDiv(ms, 60_000) * 60
 	pk := partKey{exporter: r.Exporter, proto: r.Proto}
 	// Consecutive records mostly share minute, exporter and protocol: skip the map lookups.
-	p := s.lastPart
+	p, m := s.lastPart, s.lastMin
 	if p == nil || minute != s.lastMinute || pk != s.lastKey {
-		m := s.minutes[minute]
+		m = s.minutes[minute]
 		if m == nil {
 			m = newMinuteAgg()
 			s.minutes[minute] = m
 		}
 		p = m.part(pk)
-		s.lastPart, s.lastMinute, s.lastKey = p, minute, pk
+		s.lastPart, s.lastMin, s.lastMinute, s.lastKey = p, m, minute, pk
 	}
 	c := topn.Counters{Bytes: r.Bytes, Packets: r.Packets, Flows: 1}
 	p.total.Add(c)
 	maxKeys := a.cfg.MaxKeys
-	p.dims[topn.DimApp].add(a.deps.Classifier.Classify(r), c, maxKeys)
-	p.dims[topn.DimSrcIP].add(topn.AddrKey(r.SrcAddr), c, maxKeys)
-	p.dims[topn.DimDstIP].add(topn.AddrKey(r.DstAddr), c, maxKeys)
-	p.dims[topn.DimSrcPort].add(topn.PortKey(r.SrcPort, r.Proto), c, maxKeys)
-	p.dims[topn.DimDstPort].add(topn.PortKey(r.DstPort, r.Proto), c, maxKeys)
-	p.dims[topn.DimInIf].add(topn.IfKey(r.Exporter, r.InIf), c, maxKeys)
-	p.dims[topn.DimOutIf].add(topn.IfKey(r.Exporter, r.OutIf), c, maxKeys)
+	added := p.dims[topn.DimApp].add(a.deps.Classifier.Classify(r), c, maxKeys) +
+		p.dims[topn.DimSrcIP].add(topn.AddrKey(r.SrcAddr), c, maxKeys) +
+		p.dims[topn.DimDstIP].add(topn.AddrKey(r.DstAddr), c, maxKeys) +
+		p.dims[topn.DimSrcPort].add(topn.PortKey(r.SrcPort, r.Proto), c, maxKeys) +
+		p.dims[topn.DimDstPort].add(topn.PortKey(r.DstPort, r.Proto), c, maxKeys) +
+		p.dims[topn.DimInIf].add(topn.IfKey(r.Exporter, r.InIf), c, maxKeys) +
+		p.dims[topn.DimOutIf].add(topn.IfKey(r.Exporter, r.OutIf), c, maxKeys)
+	if added != 0 {
+		m.keys += added
+		s.keys += added
+		if s.keys > a.shardKeyBudget {
+			a.shrink(s)
+		}
+	}
+}
+
+// shrink compacts the shard's largest tables until it is back under 3/4 of
+// its key budget.
+func (a *Aggregator) shrink(s *shard) {
+	for s.keys > a.shardKeyBudget*3/4 {
+		var big *dimTable
+		var bigMin *minuteAgg
+		for _, m := range s.minutes {
+			if t := m.largest(); t != nil && (big == nil || t.len() > big.len()) {
+				big, bigMin = t, m
+			}
+		}
+		if big == nil || big.len() < 2*a.cfg.TopK {
+			return // nothing worth forgetting: stay over budget rather than lose the top K
+		}
+		d := big.compact(big.len() / 2)
+		bigMin.keys += d
+		s.keys += d
+		a.compactions.Add(1)
+	}
 }
 
 func floorDiv(a, b int64) int64 {
@@ -330,7 +375,8 @@ func (a *Aggregator) flush(closed func(start int64) bool) error {
 				continue
 			}
 			delete(s.minutes, start)
-			s.lastPart = nil
+			s.keys -= m.keys
+			s.lastPart, s.lastMin = nil, nil
 			cm := byMinute[start]
 			if cm == nil {
 				cm = &closingMinute{start: start}
@@ -407,6 +453,12 @@ func (a *Aggregator) retryLater(batch []*closingMinute) {
 			mergeMinuteInto(s.minutes, cm.start, m)
 		}
 	}
+	s.keys = 0
+	for _, m := range s.minutes {
+		m.keys = m.countKeys()
+		s.keys += m.keys
+	}
+	s.lastPart, s.lastMin = nil, nil
 }
 
 func mergeMinuteInto(minutes map[int64]*minuteAgg, start int64, m *minuteAgg) {

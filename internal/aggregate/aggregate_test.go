@@ -225,3 +225,40 @@ func TestStopFlushesOpenMinutes(t *testing.T) {
 	require.True(t, ok)
 	require.EqualValues(t, 1000, got.Total.Bytes)
 }
+
+// A flood of distinct addresses stays within the shard's key budget (spread
+// over all tables and minutes), and the heavy hitter keeps an exact-within-bound count.
+func TestMemoryBudgetUnderCardinalityAttack(t *testing.T) {
+	h := startAggregator(t, func(c *Configuration) { c.Shards = 1; c.TopK = 10; c.MaxKeys = 1 << 30; c.MaxMemory = 1 << 20 })
+	budget := h.agg.shardKeyBudget
+	require.Equal(t, (1<<20)/bytesPerKey, budget)
+	var total uint64
+	for batch := 0; batch < 20; batch++ {
+		recs := make([]flow.Record, 0, 1001)
+		for i := 0; i < 1000; i++ {
+			n := batch*1000 + i
+			src := fmt.Sprintf("10.%d.%d.%d", n>>16&255, n>>8&255, n&255)
+			dst := fmt.Sprintf("172.16.%d.%d", n>>8&255, n&255)
+			recs = append(recs, rec(src, dst, uint16(1024+n%60000), uint16(2048+n%60000), 10, base.Add(5*time.Second)))
+			total += 10
+		}
+		recs = append(recs, rec("10.255.255.255", "172.16.0.1", 40000, 443, 1000, base.Add(5*time.Second)))
+		total += 1000
+		h.push(t, recs...)
+		s := h.agg.shards[0]
+		s.mu.Lock()
+		keys := s.keys
+		s.mu.Unlock()
+		require.LessOrEqual(t, keys, budget, "batch %d", batch)
+	}
+	require.Positive(t, h.agg.compactions.Load())
+	require.NoError(t, h.agg.FlushAll())
+	got, ok, err := h.store.Get(store.TierMinute, topn.Scope{}, topn.DimSrcIP, base)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, total, got.Total.Bytes, "totals stay exact")
+	rows, _ := got.Top(1, topn.Bytes)
+	require.Equal(t, topn.AddrKey(addr("10.255.255.255")), rows[0].Key)
+	require.LessOrEqual(t, rows[0].Value.Bytes, uint64(20*1000))
+	require.GreaterOrEqual(t, rows[0].Value.Bytes+rows[0].Error.Bytes, uint64(20*1000))
+}

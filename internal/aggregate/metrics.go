@@ -36,6 +36,10 @@ func newMetrics(a *Aggregator, reg *prometheus.Registry) *metrics {
 		Name: "tmsd_aggregate_flush_errors_total",
 		Help: "Minute flushes that failed (retried on the next flush).",
 	}, func() float64 { return float64(a.flushErrors.Load()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tmsd_aggregate_compactions_total",
+		Help: "Tables compacted because a shard reached its share of max_memory (accuracy traded for memory).",
+	}, func() float64 { return float64(a.compactions.Load()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tmsd_ring_fill_ratio",
 		Help: "Fraction of the flow ring in use.",

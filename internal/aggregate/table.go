@@ -23,16 +23,23 @@ func newDimTable(sizeHint int) *dimTable {
 	return &dimTable{counts: newCounterTable(sizeHint)}
 }
 
-func (t *dimTable) add(k topn.Key, c topn.Counters, maxKeys int) {
-	if t.counts.add(&k, c) && t.counts.n > maxKeys {
-		t.compact(maxKeys / 2)
+// add counts c under k and returns by how many the keys held changed.
+func (t *dimTable) add(k topn.Key, c topn.Counters, maxKeys int) int {
+	if !t.counts.add(&k, c) {
+		return 0
 	}
+	if t.counts.n > maxKeys {
+		return 1 + t.compact(maxKeys/2)
+	}
+	return 1
 }
 
 func (t *dimTable) len() int { return t.counts.n }
 
-// compact keeps the keep keys with the most bytes, in a fresh table.
-func (t *dimTable) compact(keep int) {
+// compact keeps the keep keys with the most bytes, in a fresh table, and
+// returns the change in keys held (negative).
+func (t *dimTable) compact(keep int) int {
+	before := t.counts.n
 	rows := t.entries()
 	slices.SortFunc(rows, func(a, b topn.Entry) int {
 		switch {
@@ -52,6 +59,7 @@ func (t *dimTable) compact(keep int) {
 	for i := range rows[:keep] {
 		t.counts.add(&rows[i].Key, rows[i].Value)
 	}
+	return t.counts.n - before
 }
 
 func (t *dimTable) entries() []topn.Entry {
@@ -109,6 +117,31 @@ func newPartTables() *partTables {
 // minuteAgg is one minute in one shard.
 type minuteAgg struct {
 	parts map[partKey]*partTables
+	keys  int // keys held by all its tables, for the shard's memory budget
+}
+
+// largest returns the table holding the most keys.
+func (m *minuteAgg) largest() *dimTable {
+	var big *dimTable
+	for _, p := range m.parts {
+		for _, d := range countedDims {
+			if t := p.dims[d]; big == nil || t.len() > big.len() {
+				big = t
+			}
+		}
+	}
+	return big
+}
+
+// countKeys recounts the keys held.
+func (m *minuteAgg) countKeys() int {
+	n := 0
+	for _, p := range m.parts {
+		for _, d := range countedDims {
+			n += p.dims[d].len()
+		}
+	}
+	return n
 }
 
 func newMinuteAgg() *minuteAgg { return &minuteAgg{parts: make(map[partKey]*partTables, 8)} }
