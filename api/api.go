@@ -310,7 +310,7 @@ func (a *API) top(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := a.deps.Engine.Top(sc, d, w.from, w.to)
+	t, err := a.deps.Engine.Top(sc, d, w.from, w.to, n, m)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,9 @@ func (a *Aggregator) View(fn func(v View) error) error {
 // each calls fn, per source of in-memory minutes (pending, then each shard
 // under its lock), with the partitions of scope sc of every minute in [from, to).
 func (v View) each(sc topn.Scope, from, to time.Time, fn func(start int64, parts []partRef)) {
+	if v.a == nil { // the zero View: nothing open
+		return
+	}
 	f, t := from.Unix(), to.Unix()
 	gather := func(start int64, m *minuteAgg) {
 		if start < f || start >= t {

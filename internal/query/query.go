@@ -32,10 +32,11 @@ type Engine struct {
 // New returns an engine reading st and the open minutes of open.
 func New(st Store, open Open) *Engine { return &Engine{store: st, open: open} }
 
-// Top returns dimension d of scope sc summed over the minutes in [from, to),
-// with every key any minute kept and its error bound.
-func (e *Engine) Top(sc topn.Scope, d topn.Dim, from, to time.Time) (*topn.Table, error) {
-	mg := topn.NewMerger(1024)
+// Top returns the n largest keys by metric m of dimension d in scope sc,
+// summed over the minutes in [from, to), with their error bounds, the exact
+// total, and the threshold bounding any key not listed.
+func (e *Engine) Top(sc topn.Scope, d topn.Dim, from, to time.Time, n int, m topn.Metric) (*topn.Table, error) {
+	mg := topn.NewMerger(1 << 14)
 	err := e.open.View(func(v aggregate.View) error {
 		if err := e.store.Range(store.TierMinute, sc, d, from, to, func(_ time.Time, t *topn.Table) error {
 			mg.Add(t)
@@ -51,7 +52,7 @@ func (e *Engine) Top(sc topn.Scope, d topn.Dim, from, to time.Time) (*topn.Table
 	if err != nil {
 		return nil, err
 	}
-	return mg.Table(), nil
+	return mg.TopTable(n, m), nil
 }
 
 // Point is one step of a series: the traffic of [T, T+step).

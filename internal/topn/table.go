@@ -246,3 +246,71 @@ func (t *Table) Lookup(k Key) (Entry, bool) {
 	}
 	return Entry{}, false
 }
+
+// TopTable returns the n largest keys by metric by (n <= 0: all), with their
+// error bounds, as a Table with the merged Total and Threshold. It selects with
+// a heap instead of materializing and sorting every merged key: over 1,440
+// minutes with a churning tail that is 720k keys to show ten.
+func (m *Merger) TopTable(n int, by Metric) *Table {
+	if n <= 0 || n >= len(m.rows) {
+		t := m.Table()
+		t.sortBy(by)
+		return t
+	}
+	// h is a min-heap of row indexes by (value, reversed key), so its root is
+	// the weakest of the n best so far.
+	h := make([]int32, 0, n)
+	less := func(i, j int32) bool {
+		vi, vj := m.rows[i].value.Get(by), m.rows[j].value.Get(by)
+		if vi != vj {
+			return vi < vj
+		}
+		return compareKeys(m.rows[i].key, m.rows[j].key) > 0
+	}
+	down := func(i int) {
+		for {
+			l, small := 2*i+1, i
+			if l < len(h) && less(h[l], h[small]) {
+				small = l
+			}
+			if r := l + 1; r < len(h) && less(h[r], h[small]) {
+				small = r
+			}
+			if small == i {
+				return
+			}
+			h[i], h[small] = h[small], h[i]
+			i = small
+		}
+	}
+	for i := range m.rows {
+		idx := int32(i)
+		if len(h) < n {
+			h = append(h, idx)
+			for c := len(h) - 1; c > 0; {
+				p := (c - 1) / 2
+				if !less(h[c], h[p]) {
+					break
+				}
+				h[c], h[p] = h[p], h[c]
+				c = p
+			}
+			continue
+		}
+		if less(h[0], idx) {
+			h[0] = idx
+			down(0)
+		}
+	}
+	out := &Table{Total: m.total, Threshold: m.sumThreshold, Entries: make([]Entry, len(h))}
+	for i, idx := range h {
+		r := &m.rows[idx]
+		e := Entry{Key: r.key, Value: r.value, Error: r.err}
+		missing := m.sumThreshold
+		missing.Sub(r.thresholdWherePresent)
+		e.Error.Add(missing)
+		out.Entries[i] = e
+	}
+	out.sortBy(by)
+	return out
+}

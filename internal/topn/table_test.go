@@ -69,3 +69,23 @@ func TestKeyFormatParseRoundTrip(t *testing.T) {
 	_, err := DimSrcPort.ParseKey("443")
 	require.Error(t, err)
 }
+
+// TopTable's heap selection gives the same rows as sorting everything.
+func TestMergerTopTableEqualsFullSort(t *testing.T) {
+	mg := NewMerger(0)
+	for m := 0; m < 5; m++ {
+		tb := &Table{Total: Counters{Bytes: 1e6}, Threshold: Counters{Bytes: uint64(m)}}
+		for k := 0; k < 200; k++ {
+			tb.Entries = append(tb.Entries, Entry{Key: Key{byte(k), byte(m * k % 7)}, Value: Counters{Bytes: uint64((k * 37 * (m + 1)) % 101), Packets: uint64(k % 13), Flows: 1}})
+		}
+		mg.Add(tb)
+	}
+	for _, by := range []Metric{Bytes, Packets, Flows} {
+		full := mg.Table()
+		want, wantOther := full.Top(15, by)
+		top := mg.TopTable(15, by)
+		got, gotOther := top.Top(15, by)
+		require.Equal(t, want, got, by.String())
+		require.Equal(t, wantOther, gotOther)
+	}
+}
