@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // registers /debug/pprof on http.DefaultServeMux
 	"net/netip"
 	"strconv"
 	"time"
@@ -103,6 +104,9 @@ func New(cfg Configuration, deps Dependencies) (*API, error) {
 	e.Server.MaxHeaderBytes = 64 << 10
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
+	// Profiles of a running collector are how its limits get found (issue 4
+	// puts them behind the admin token).
+	e.GET("/debug/pprof/*", echo.WrapHandler(http.DefaultServeMux))
 	g := e.Group("/api/v1")
 	g.GET("/top", a.top)
 	g.GET("/series", a.series)

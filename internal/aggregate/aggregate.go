@@ -51,8 +51,8 @@ type Configuration struct {
 }
 
 // bytesPerKey is what a key costs in a counterTable: a 56-byte slot at a load
-// factor between 3/8 and 3/4, plus the entry copy a compaction makes.
-const bytesPerKey = 128
+// factor between 1/4 and 1/2, plus the entry copy a compaction makes.
+const bytesPerKey = 192
 
 // MaxAhead is how far in the future (against the receive time) an exporter
 // timestamp may be before it is judged insane.

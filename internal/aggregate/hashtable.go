@@ -18,10 +18,12 @@ type counterTable struct {
 }
 
 type counterSlot struct {
-	key  topn.Key
-	c    topn.Counters
-	used bool
+	key topn.Key
+	c   topn.Counters
+	tag uint32 // high hash bits, never 0 in a used slot: most mismatches end here
 }
+
+func tagOf(h uint64) uint32 { return uint32(h>>32) | 1 }
 
 func newCounterTable(sizeHint int) *counterTable {
 	n := 16
@@ -42,19 +44,23 @@ func hashKey(k *topn.Key) uint64 {
 	return hi ^ lo
 }
 
-// add adds c to key k and reports whether k was new.
+// add adds c to key k and reports whether k was new. The table grows at half
+// full: under tmsd's load (flowgen v9 at 2M flows/s) probing at 3/4 full was
+// 58% of the CPU profile.
 func (t *counterTable) add(k *topn.Key, c topn.Counters) bool {
-	for i := hashKey(k) & t.mask; ; i = (i + 1) & t.mask {
+	h := hashKey(k)
+	tag := tagOf(h)
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := &t.slots[i]
-		if !s.used {
-			s.key, s.c, s.used = *k, c, true
+		if s.tag == 0 {
+			s.key, s.c, s.tag = *k, c, tag
 			t.n++
-			if t.n*4 > len(t.slots)*3 {
+			if t.n*2 > len(t.slots) {
 				t.grow()
 			}
 			return true
 		}
-		if s.key == *k {
+		if s.tag == tag && s.key == *k {
 			s.c.Add(c)
 			return false
 		}
@@ -67,7 +73,7 @@ func (t *counterTable) grow() {
 	t.mask = uint64(len(t.slots) - 1)
 	t.n = 0
 	for i := range old {
-		if old[i].used {
+		if old[i].tag != 0 {
 			t.insert(&old[i])
 		}
 	}
@@ -76,7 +82,7 @@ func (t *counterTable) grow() {
 // insert places a slot known not to be present.
 func (t *counterTable) insert(src *counterSlot) {
 	for i := hashKey(&src.key) & t.mask; ; i = (i + 1) & t.mask {
-		if !t.slots[i].used {
+		if t.slots[i].tag == 0 {
 			t.slots[i] = *src
 			t.n++
 			return
@@ -87,7 +93,7 @@ func (t *counterTable) insert(src *counterSlot) {
 // each calls fn for every key held.
 func (t *counterTable) each(fn func(k topn.Key, c topn.Counters)) {
 	for i := range t.slots {
-		if t.slots[i].used {
+		if t.slots[i].tag != 0 {
 			fn(t.slots[i].key, t.slots[i].c)
 		}
 	}
