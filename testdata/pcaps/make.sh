@@ -6,6 +6,12 @@
 #   <same>.golden.txt / .json       answers of independent collectors that
 #                                   received exactly those datagrams
 # See README.md. Needs root (tcpdump on lo, apt-get). Takes ~3 minutes.
+#
+#   bash make.sh                    everything (deletes all outputs first)
+#   bash make.sh STEP...            only these steps, in the order given,
+#                                   leaving every other file alone (an
+#                                   exporter step reads the existing trace.pcap)
+#   bash make.sh -l                 list the steps
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -118,14 +124,16 @@ capture_stop() {
 # section TAG DESCRIPTION: start a section of NAME.golden.txt (read by golden/main.go).
 section() { printf '### [%s] %s\n' "$1" "$2"; }
 
-# ------------------------------------------------------- 1. the trace
-rm -f "$HERE"/*.pcap "$HERE"/*.golden.json "$HERE"/*.golden.txt
-log "generating trace.pcap"
-(cd "$REPO" && go run ./testdata/pcaps/gentrace -o "$HERE/trace.pcap")
-(cd "$REPO" && go build -o "$WORK/golden" ./testdata/pcaps/golden)
+# Steps, in the order of a full run. Each is a function step_NAME (- → _).
+STEPS=(trace softflowd-v5 softflowd-v9 softflowd-ipfix softflowd-v9-pcaptime pmacct-v9 pmacct-ipfix
+	pmacct-sflow pmacct-sflow-sampled)
 TRACE="$HERE/trace.pcap"
-TRACE_PKTS=$(tcpdump -nr "$TRACE" 2>/dev/null | wc -l)
-TRACE_V4_PKTS=$(tcpdump -nr "$TRACE" ip 2>/dev/null | wc -l)
+
+# ------------------------------------------------------- 1. the trace
+step_trace() {
+	log "generating trace.pcap"
+	(cd "$REPO" && go run ./testdata/pcaps/gentrace -o "$TRACE")
+}
 
 # ------------------------------------------- 2. NetFlow / IPFIX + nfdump
 # netflow NAME PORT EXPORTER_DESCRIPTION -- EXPORTER COMMAND...
@@ -199,12 +207,42 @@ netflow() {
 	log "$name: $(grep -A4 '"total"' "$HERE/$name.golden.json" | tr -d ' \n')"
 }
 
-netflow softflowd-v5 40105 "softflowd $SOFTFLOWD_VERSION, NetFlow v5 (IPv4 only)" -- \
-	softflowd -d -a -r "$TRACE" -n 127.0.0.1:40105 -v 5
-netflow softflowd-v9 40109 "softflowd $SOFTFLOWD_VERSION, NetFlow v9" -- \
-	softflowd -d -a -r "$TRACE" -n 127.0.0.1:40109 -v 9
-netflow softflowd-ipfix 40110 "softflowd $SOFTFLOWD_VERSION, IPFIX" -- \
-	softflowd -d -a -r "$TRACE" -n 127.0.0.1:40110 -v 10
+step_softflowd_v5() {
+	netflow softflowd-v5 40105 "softflowd $SOFTFLOWD_VERSION, NetFlow v5 (IPv4 only)" -- \
+		softflowd -d -a -r "$TRACE" -n 127.0.0.1:40105 -v 5
+}
+step_softflowd_v9() {
+	netflow softflowd-v9 40109 "softflowd $SOFTFLOWD_VERSION, NetFlow v9" -- \
+		softflowd -d -a -r "$TRACE" -n 127.0.0.1:40109 -v 9
+}
+step_softflowd_ipfix() {
+	netflow softflowd-ipfix 40110 "softflowd $SOFTFLOWD_VERSION, IPFIX" -- \
+		softflowd -d -a -r "$TRACE" -n 127.0.0.1:40110 -v 10
+}
+# softflowd-v9 without -a: softflowd's clock is the wall clock, so its flow
+# times (packet time - softflowd's wall-clock start, mod 2^32 ms) are insane
+# (see README.md, softflowd quirks). The records are the same as softflowd-v9's.
+step_softflowd_v9_pcaptime() {
+	local name=softflowd-v9-pcaptime port=40119
+	netflow "$name" "$port" "softflowd $SOFTFLOWD_VERSION, NetFlow v9, without -a (flow times follow softflowd's wall clock, not packet time)" -- \
+		softflowd -d -r "$TRACE" -n "127.0.0.1:$port" -v 9
+	# For reference (ignored by golden/main.go): the time fields as sent.
+	{
+		echo
+		section info "time fields per datagram: capture time, v9 header unix_secs and sysUptime (ms), FIRST_SWITCHED / LAST_SWITCHED (ms, min and max over the datagram's records)"
+		echo "\$ tshark -r $name.pcap -d udp.port==$port,cflow -T fields -E occurrence=a -e frame.time_epoch -e cflow.unix_secs -e cflow.sysuptime -e cflow.timestart -e cflow.timeend"
+		tshark -r "$HERE/$name.pcap" -d "udp.port==$port,cflow" -T fields -E occurrence=a -E separator=';' \
+			-e frame.time_epoch -e cflow.unix_secs -e cflow.sysuptime -e cflow.timestart -e cflow.timeend 2>/dev/null |
+			python3 -c '
+import sys
+ms = lambda v: [round(float(x) * 1000) for x in v.split(",") if x]
+print("capture_time unix_secs sysUptime first_min first_max last_min last_max")
+for line in sys.stdin:
+    t, secs, up, first, last = line.rstrip("\n").split(";")
+    f, l = ms(first), ms(last)
+    print(t, secs, ms(up)[0], *(["-"] * 4 if not f else [min(f), max(f), min(l), max(l)]))'
+	} >>"$HERE/$name.golden.txt"
+}
 
 # pmacctd reads the savefile and exits at EOF; its nfprobe plugin then
 # expires and exports every flow. (Do NOT set pcap_savefile_wait: true here:
@@ -221,12 +259,16 @@ pmacct_conf() { # pmacct_conf FILE LINES...
 		printf '%s\n' "$@"
 	} >"$f"
 }
-pmacct_conf "$WORK/pmacct-v9.conf" "plugins: nfprobe" "nfprobe_receiver: 127.0.0.1:40209" "nfprobe_version: 9"
-pmacct_conf "$WORK/pmacct-ipfix.conf" "plugins: nfprobe" "nfprobe_receiver: 127.0.0.1:40210" "nfprobe_version: 10"
-netflow pmacct-v9 40209 "pmacctd $PMACCT_VERSION nfprobe plugin, NetFlow v9; config: $(grep -v '^!' "$WORK/pmacct-v9.conf" | sed "s|$HERE/||" | paste -sd';')" -- \
-	timeout 300 pmacctd -f "$WORK/pmacct-v9.conf"
-netflow pmacct-ipfix 40210 "pmacctd $PMACCT_VERSION nfprobe plugin, IPFIX; config: $(grep -v '^!' "$WORK/pmacct-ipfix.conf" | sed "s|$HERE/||" | paste -sd';')" -- \
-	timeout 300 pmacctd -f "$WORK/pmacct-ipfix.conf"
+step_pmacct_v9() {
+	pmacct_conf "$WORK/pmacct-v9.conf" "plugins: nfprobe" "nfprobe_receiver: 127.0.0.1:40209" "nfprobe_version: 9"
+	netflow pmacct-v9 40209 "pmacctd $PMACCT_VERSION nfprobe plugin, NetFlow v9; config: $(grep -v '^!' "$WORK/pmacct-v9.conf" | sed "s|$HERE/||" | paste -sd';')" -- \
+		timeout 300 pmacctd -f "$WORK/pmacct-v9.conf"
+}
+step_pmacct_ipfix() {
+	pmacct_conf "$WORK/pmacct-ipfix.conf" "plugins: nfprobe" "nfprobe_receiver: 127.0.0.1:40210" "nfprobe_version: 10"
+	netflow pmacct-ipfix 40210 "pmacctd $PMACCT_VERSION nfprobe plugin, IPFIX; config: $(grep -v '^!' "$WORK/pmacct-ipfix.conf" | sed "s|$HERE/||" | paste -sd';')" -- \
+		timeout 300 pmacctd -f "$WORK/pmacct-ipfix.conf"
+}
 
 # ------------------------------------------------------ 3. sFlow + sfacctd
 # sfacctd print plugins, one per statistic; the "ip" statistic is the sum
@@ -354,16 +396,25 @@ sflow() {
 	log "$name: $(grep -A4 '"total"' "$HERE/$name.golden.json" | tr -d ' \n')"
 }
 
-sflow pmacct-sflow 40206 "pmacctd $PMACCT_VERSION sfprobe plugin, sFlow v5, every packet sampled (no sampling_rate)"
-sflow pmacct-sflow-sampled 40216 "pmacctd $PMACCT_VERSION sfprobe plugin, sFlow v5, sampling_rate: 10" "sampling_rate: 10"
+step_pmacct_sflow() {
+	sflow pmacct-sflow 40206 "pmacctd $PMACCT_VERSION sfprobe plugin, sFlow v5, every packet sampled (no sampling_rate)"
+}
+step_pmacct_sflow_sampled() {
+	sflow pmacct-sflow-sampled 40216 "pmacctd $PMACCT_VERSION sfprobe plugin, sFlow v5, sampling_rate: 10" "sampling_rate: 10"
+}
 
 # ------------------------------------------------------------ 4. checks
-log "checking outputs"
-for f in "$HERE"/*.pcap; do
-	size=$(stat -c %s "$f")
-	[ "$size" -lt 5000000 ] || die "$f is $size bytes (>= 5 MB)"
-done
-python3 - "$HERE" "$TRACE_PKTS" "$TRACE_V4_PKTS" <<'EOF'
+# checks: of every capture and golden file in the directory, made now or before.
+checks() {
+	local f size TRACE_PKTS TRACE_V4_PKTS
+	log "checking outputs"
+	TRACE_PKTS=$(tcpdump -nr "$TRACE" 2>/dev/null | wc -l)
+	TRACE_V4_PKTS=$(tcpdump -nr "$TRACE" ip 2>/dev/null | wc -l)
+	for f in "$HERE"/*.pcap; do
+		size=$(stat -c %s "$f")
+		[ "$size" -lt 5000000 ] || die "$f is $size bytes (>= 5 MB)"
+	done
+	python3 - "$HERE" "$TRACE_PKTS" "$TRACE_V4_PKTS" <<'EOF'
 import json, sys, glob, os
 here, trace_pkts, trace_v4 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 bad = False
@@ -392,4 +443,24 @@ for f in sorted(glob.glob(os.path.join(here, '*.golden.json'))):
     print(f"{name}: bytes={t['bytes']} packets={t['packets']} flows={t['flows']}{note}")
 sys.exit(1 if bad else 0)
 EOF
+}
+
+# ------------------------------------------------------------- 5. main
+if [ "${1:-}" = -l ]; then
+	printf '%s\n' "${STEPS[@]}"
+	exit 0
+fi
+if [ $# -eq 0 ]; then
+	rm -f "$HERE"/*.pcap "$HERE"/*.golden.json "$HERE"/*.golden.txt
+	set -- "${STEPS[@]}"
+fi
+for s in "$@"; do
+	declare -F "step_${s//-/_}" >/dev/null || die "unknown step '$s'; steps: ${STEPS[*]}"
+done
+(cd "$REPO" && go build -o "$WORK/golden" ./testdata/pcaps/golden)
+for s in "$@"; do
+	[ "$s" = trace ] || [ -s "$TRACE" ] || die "$TRACE missing: run the trace step (or make.sh without arguments) first"
+	"step_${s//-/_}"
+done
+checks
 log "done"
