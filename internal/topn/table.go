@@ -157,14 +157,19 @@ func (m *Merger) Len() int { return len(m.rows) }
 func (m *Merger) Table() *Table {
 	out := &Table{Total: m.total, Threshold: m.sumThreshold, Entries: make([]Entry, len(m.rows))}
 	for i := range m.rows {
-		r := &m.rows[i]
-		e := Entry{Key: r.key, Value: r.value, Error: r.err}
-		missing := m.sumThreshold
-		missing.Sub(r.thresholdWherePresent)
-		e.Error.Add(missing)
-		out.Entries[i] = e
+		out.Entries[i] = m.entry(&m.rows[i])
 	}
 	return out
+}
+
+// entry is a merged row with its error: its own errors plus the threshold of
+// every table it was missing from.
+func (m *Merger) entry(r *mergeRow) Entry {
+	e := Entry{Key: r.key, Value: r.value, Error: r.err}
+	missing := m.sumThreshold
+	missing.Sub(r.thresholdWherePresent)
+	e.Error.Add(missing)
+	return e
 }
 
 // Truncate keeps the union of the top k keys by each metric and raises the
@@ -304,12 +309,7 @@ func (m *Merger) TopTable(n int, by Metric) *Table {
 	}
 	out := &Table{Total: m.total, Threshold: m.sumThreshold, Entries: make([]Entry, len(h))}
 	for i, idx := range h {
-		r := &m.rows[idx]
-		e := Entry{Key: r.key, Value: r.value, Error: r.err}
-		missing := m.sumThreshold
-		missing.Sub(r.thresholdWherePresent)
-		e.Error.Add(missing)
-		out.Entries[i] = e
+		out.Entries[i] = m.entry(&m.rows[idx])
 	}
 	out.sortBy(by)
 	return out
