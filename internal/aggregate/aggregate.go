@@ -260,7 +260,7 @@ func (a *Aggregator) add(s *shard, r *flow.Record) {
 			m = newMinuteAgg()
 			s.minutes[minute] = m
 		}
-		p = m.part(pk)
+		p = m.part(pk, s.minutes[minute-60])
 		s.lastPart, s.lastMin, s.lastMinute, s.lastKey = p, m, minute, pk
 	}
 	c := topn.Counters{Bytes: r.Bytes, Packets: r.Packets, Flows: 1}
@@ -468,7 +468,7 @@ func mergeMinuteInto(minutes map[int64]*minuteAgg, start int64, m *minuteAgg) {
 		return
 	}
 	for pk, src := range m.parts {
-		d := dst.part(pk)
+		d := dst.part(pk, nil)
 		d.total.Add(src.total)
 		for _, dim := range countedDims {
 			sd, dd := src.dims[dim], d.dims[dim]

@@ -262,3 +262,21 @@ func TestMemoryBudgetUnderCardinalityAttack(t *testing.T) {
 	require.LessOrEqual(t, rows[0].Value.Bytes, uint64(20*1000))
 	require.GreaterOrEqual(t, rows[0].Value.Bytes+rows[0].Error.Bytes, uint64(20*1000))
 }
+
+// A partition's next minute starts with tables the size of its last minute's.
+func TestNextMinuteTablesArePresized(t *testing.T) {
+	h := startAggregator(t, func(c *Configuration) { c.Shards = 1 })
+	var recs []flow.Record
+	for i := 0; i < 5000; i++ {
+		recs = append(recs, rec(fmt.Sprintf("10.2.%d.%d", i/250, i%250), "10.0.0.2", 40000, 443, 10, base.Add(5*time.Second)))
+	}
+	h.push(t, recs...)
+	h.push(t, rec("10.0.0.1", "10.0.0.2", 40000, 443, 10, base.Add(65*time.Second)))
+	s := h.agg.shards[0]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pk := partKey{exporter: addr("192.0.2.1"), proto: 6}
+	next := s.minutes[base.Unix()+60].parts[pk].dims[topn.DimSrcIP].counts
+	require.Equal(t, 1, next.n)
+	require.GreaterOrEqual(t, len(next.slots), 2*5000, "sized for last minute's 5000 sources")
+}

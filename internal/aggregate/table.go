@@ -106,10 +106,18 @@ type partTables struct {
 	dims  [topn.NumDims]*dimTable // only countedDims are set
 }
 
-func newPartTables() *partTables {
+// newPartTables makes a partition's tables, sized like prev's (the same
+// partition's previous minute) when there is one: growing from 64 slots to a
+// busy minute's size is about ten rehashes per table, all at the start of the
+// minute, when the previous one is still taking late flows.
+func newPartTables(prev *partTables) *partTables {
 	p := &partTables{}
 	for _, d := range countedDims {
-		p.dims[d] = newDimTable(64)
+		hint := 64
+		if prev != nil {
+			hint = max(hint, prev.dims[d].len())
+		}
+		p.dims[d] = newDimTable(hint)
 	}
 	return p
 }
@@ -146,10 +154,15 @@ func (m *minuteAgg) countKeys() int {
 
 func newMinuteAgg() *minuteAgg { return &minuteAgg{parts: make(map[partKey]*partTables, 8)} }
 
-func (m *minuteAgg) part(k partKey) *partTables {
+// part returns partition k, making it sized like k in prev (may be nil).
+func (m *minuteAgg) part(k partKey, prev *minuteAgg) *partTables {
 	p := m.parts[k]
 	if p == nil {
-		p = newPartTables()
+		var hint *partTables
+		if prev != nil {
+			hint = prev.parts[k]
+		}
+		p = newPartTables(hint)
 		m.parts[k] = p
 	}
 	return p
