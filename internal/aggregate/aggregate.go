@@ -134,6 +134,8 @@ type shard struct {
 	lastMinute int64
 	lastKey    partKey
 	keys       int // keys held by all open minutes' tables
+	// shrinkRetry is the key count below which a failed shrink is not retried
+	shrinkRetry int
 	// per exporter: flows whose exporter timestamp was replaced by the receive time
 	corrections map[flow.Addr]uint64
 	applied     atomic.Uint64
@@ -276,7 +278,7 @@ func (a *Aggregator) add(s *shard, r *flow.Record) {
 	if added != 0 {
 		m.keys += added
 		s.keys += added
-		if s.keys > a.shardKeyBudget {
+		if s.keys > a.shardKeyBudget && s.keys > s.shrinkRetry {
 			a.shrink(s)
 		}
 	}
@@ -294,7 +296,11 @@ func (a *Aggregator) shrink(s *shard) {
 			}
 		}
 		if big == nil || big.len() < 2*a.cfg.TopK {
-			return // nothing worth forgetting: stay over budget rather than lose the top K
+			// Nothing worth forgetting: stay over budget rather than lose the
+			// top K, and don't rescan every table on each new key until an
+			// eighth of the budget more has come.
+			s.shrinkRetry = s.keys + a.shardKeyBudget/8
+			return
 		}
 		d := big.compact(big.len() / 2)
 		bigMin.keys += d
