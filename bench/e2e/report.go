@@ -1,0 +1,272 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// fmtRate formats flows/s with thousands separators.
+func fmtRate(r float64) string {
+	s := strconv.FormatFloat(r, 'f', 0, 64)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func maxCell(s *series) string {
+	switch {
+	case s == nil:
+		return "n/a"
+	case s.NA != "":
+		return "n/a (" + s.NA + ")"
+	case s.Best == nil && len(s.Steps) == 0:
+		return "not measured"
+	case s.Best == nil:
+		lo := s.Steps[0].Target
+		for _, st := range s.Steps {
+			lo = min(lo, st.Target)
+		}
+		if last := s.Steps[len(s.Steps)-1]; last.Err != "" {
+			return "error (see notes)"
+		}
+		return "< " + fmtRate(lo) + " (lost flows at every rate tried)"
+	case s.Bound != "":
+		return "≥ " + fmtRate(s.Best.Achieved) + " (" + s.Bound + ")"
+	}
+	return fmtRate(s.Best.Achieved)
+}
+
+// ratio is a's best rate over b's, marked when either is only a lower bound.
+func ratio(a, b *series) string {
+	if a == nil || b == nil || a.Best == nil || b.Best == nil || b.Best.Achieved == 0 {
+		return "n/a"
+	}
+	if a == b {
+		return "—"
+	}
+	r := a.Best.Achieved / b.Best.Achieved
+	switch al, bl := a.Bound != "", b.Bound != ""; {
+	case al && bl:
+		return fmt.Sprintf("~%.2f× (both lower bounds)", r)
+	case al:
+		return fmt.Sprintf("≥ %.2f×", r)
+	case bl:
+		return fmt.Sprintf("≤ %.2f×", r)
+	}
+	return fmt.Sprintf("%.2f×", r)
+}
+
+func exactCell(s *series) string {
+	if s.NA != "" || !strings.HasPrefix(s.Kind, "tmsd") {
+		return "—"
+	}
+	if s.Best == nil || s.Best.Exact == nil {
+		return "not checked"
+	}
+	var best float64
+	for _, st := range s.Steps {
+		if st.Exact != nil && st.Exact.Pass {
+			best = max(best, st.Achieved)
+		}
+	}
+	if s.Best.Exact.Pass {
+		return "pass"
+	}
+	c := "FAIL"
+	if lost := int64(s.Best.Sent) - int64(s.Best.Counted); lost > 0 {
+		c += fmt.Sprintf(" (%d flows lost, within the loss threshold)", lost)
+	} else if len(s.Best.Exact.Problems) > 0 {
+		c += ": " + s.Best.Exact.Problems[0]
+	}
+	if best > 0 {
+		c += "; exact up to " + fmtRate(best) + " flows/s"
+	}
+	return c
+}
+
+func cpuCells(st *step) (cpu, perCPU, rss string) {
+	if st == nil {
+		return "—", "—", "—"
+	}
+	cpu = fmt.Sprintf("%.0f", st.CPUPct)
+	perCPU = "—"
+	if st.CPUS > 0 {
+		perCPU = fmtRate(float64(st.Counted) / st.CPUS)
+	}
+	rss = fmt.Sprintf("%.0f", float64(st.HWMKiB)/1024)
+	return
+}
+
+func diagCell(d map[string]uint64) string {
+	if len(d) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(d))
+	for k := range d {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, d[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+// report is the Markdown of a sweep.
+func report(o *opts, all []*series, elapsed time.Duration, load0, load1 string) string {
+	var b strings.Builder
+	p := func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }
+	find := func(format string, kinds ...string) *series {
+		for _, s := range all {
+			if s.Format == format && slices.Contains(kinds, s.Kind) {
+				return s
+			}
+		}
+		return nil
+	}
+	lag := ""
+	if o.maxLag > 0 {
+		lag = fmt.Sprintf(" and the collector has caught up within %s after sending stopped (else it is building a backlog, in memory or in its socket buffer, that a longer run would lose)", o.maxLag)
+	}
+	genPin := "not pinned"
+	if o.genCPU != "" {
+		genPin = "pinned to CPU " + o.genCPU + " (taskset)"
+	}
+	p("Sweep: first rate %s flows/s, ×%g per step, %s of sending per step (and at most rate × %s flows), "+
+		"a step passes when loss ≤ %g%%%s; a failing step is repeated once: %v; one step between the last pass and the first failure: %v. "+
+		"Generator: bin/flowgen, %d exporters, seed %d, %s; it is the same binary and the same flags for every collector. "+
+		"Collectors are unpinned (both CPUs, one shared with the generator), restarted with a fresh data directory for every step. "+
+		"Sweep time %s; load average before %s, after %s.\n\n",
+		fmtRate(o.startRate), o.factor, o.duration, o.duration, o.lossMax*100, lag, o.confirm, o.refine,
+		o.exporters, o.seed, genPin, elapsed.Round(time.Second), load0, load1)
+
+	p("| Format | Collector | Max loss-free flows/s | Loss there | CPU %% | Flows per CPU-second | Peak RSS MiB | vs goflow2 | vs nfcapd (sFlow: sfacctd) | tmsd exact |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, s := range all {
+		if s.Kind == kTmsd1 {
+			continue
+		}
+		g := find(s.Format, kGoflow2)
+		n := find(s.Format, kNfcapd, kSfcapd, kSfacctd)
+		cpu, perCPU, rss := cpuCells(s.Best)
+		loss := "—"
+		if s.Best != nil {
+			loss = fmt.Sprintf("%.3f%%", s.Best.Loss*100)
+		}
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Format, s.Label, maxCell(s), loss, cpu, perCPU, rss,
+			ratio(s, g), ratio(s, n), exactCell(s))
+	}
+	p("\nCPU %% = the collector's utime+stime (/proc/PID/stat, all threads; sfacctd: core and plugin processes) consumed from the start of sending " +
+		"until it was last seen working (its count last rose; nfcapd and sfacctd: its CPU time last rose), over that time (200%% = both CPUs). " +
+		"Flows per CPU-second = flows counted / those CPU seconds. Peak RSS = VmHWM (/proc/PID/status) at the end of that step. " +
+		"Ratios compare the max loss-free rates of the same format; ≥/≤ mark lower bounds. " +
+		"On loopback much of the kernel's UDP receive work runs in the sender's system calls, so it is charged to the generator, not to the collector.\n")
+
+	var scal []*series
+	for _, s := range all {
+		if s.Kind == kTmsd1 {
+			scal = append(scal, s)
+		}
+	}
+	if len(scal) > 0 {
+		p("\nScaling with cores (tmsd, GOMAXPROCS=1 pinned to CPU %s with the generator on CPU %s, vs the default: GOMAXPROCS=2, unpinned):\n\n", o.oneCPU, o.genCPU)
+		p("| Format | tmsd | Max loss-free flows/s | CPU %% | Flows per CPU-second | Peak RSS MiB | 2 cores / 1 core |\n")
+		p("|---|---|---:|---:|---:|---:|---:|\n")
+		for _, s1 := range scal {
+			s2 := find(s1.Format, kTmsd)
+			for _, s := range []*series{s1, s2} {
+				if s == nil {
+					continue
+				}
+				cpu, perCPU, rss := cpuCells(s.Best)
+				r := "—"
+				if s == s2 {
+					r = ratio(s2, s1)
+				}
+				label := "GOMAXPROCS=1, 1 CPU"
+				if s == s2 {
+					label = "GOMAXPROCS=2, 2 CPUs"
+				}
+				p("| %s | %s | %s | %s | %s | %s | %s |\n", s.Format, label, maxCell(s), cpu, perCPU, rss, r)
+			}
+		}
+	}
+
+	p("\nHow each collector's flows were counted (the generator's truth file gives the flows sent, as accepted by the kernel):\n\n")
+	p("- tmsd: `GET /api/v1/top?by=exporter&%s` → `total.flows` (end to end: visible in the API); also recorded: the sum of `flows` in `/api/v1/exporters` (decoded), "+
+		"`tmsd_listener_socket_drops_total`, `tmsd_ring_dropped_total`. Exactness: `total` bytes/packets/flows and `top?by=srcip&n=10`, `top?by=dstport&n=10` equal the truth's.\n", tmsdAPIQry)
+	for _, f := range o.formats {
+		p("- goflow2 %s: `%s` from its `/metrics`\n", f, goflow2MetricDesc(f))
+	}
+	p("- nfcapd: stopped with SIGTERM, then `nfdump -R DIR -I` → `Flows:`\n")
+	p("- sfacctd: print plugin, `aggregate: proto`, `sfacctd_renormalize: false`, CSV written on SIGINT; sum of `PACKETS` = flow samples (the generator sends sampling rate 1, one packet per sample)\n")
+	p("- Socket receive buffer: tmsd `listener.receive_buffer`, nfcapd `-B` and sfacctd `sfacctd_pipe_size` all %d bytes; goflow2 v2.2.6 has no such option and gets the kernel default (net.core.rmem_default).\n", o.rcvbuf)
+	p("- tmsd: `listener.sockets: %d`; goflow2: `count=%d` sockets per listen URL (SO_REUSEPORT), its default workers and queue.\n", o.tmsdSockets, o.goflowSockets)
+	p("- goflow2 keeps templates per exporter address *and port* and decodes in parallel workers: at the start of every step (a new generator process, new source ports) " +
+		"a few v9/IPFIX data datagrams can overtake their template and are rejected; they count as lost, and show as `template_not_found` in the per-step counters.\n")
+
+	var notes []string
+	for _, s := range all {
+		if s.Note != "" {
+			notes = append(notes, fmt.Sprintf("- %s %s: %s", s.Format, s.Label, s.Note))
+		}
+		if s.Bound == "generator-bound" {
+			notes = append(notes, fmt.Sprintf("- %s %s: the generator could not reach the next target rate (achieved %s of %s flows/s) without loss, so the collector's maximum was not found.",
+				s.Format, s.Label, fmtRate(s.Best.Achieved), fmtRate(s.Best.Target)))
+		}
+	}
+	if len(notes) > 0 {
+		p("\nNotes:\n\n%s\n", strings.Join(notes, "\n"))
+	}
+
+	p("\n<details><summary>Every step</summary>\n\n")
+	p("| Format | Collector | Target flows/s | Achieved | Sent | Counted | Loss | CPU %% | RSS MiB | Still working after send, s | Collector counters | Exact | |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n")
+	for _, s := range all {
+		for _, st := range s.Steps {
+			ex := ""
+			switch {
+			case st.Exact == nil:
+			case st.Exact.Pass:
+				ex = "pass"
+			case st.Counted < st.Sent:
+				ex = fmt.Sprintf("fail (%d flows not counted)", st.Sent-st.Counted)
+			default:
+				ex = "fail: " + strings.Join(st.Exact.Problems[:min(2, len(st.Exact.Problems))], "; ")
+			}
+			var flags []string
+			if st.Confirm {
+				flags = append(flags, "repeat")
+			}
+			if st.Refine {
+				flags = append(flags, "refine")
+			}
+			if st.GenBound {
+				flags = append(flags, "generator-bound")
+			}
+			if st.Err != "" {
+				flags = append(flags, "error: "+strings.ReplaceAll(st.Err, "\n", " "))
+			} else if st.Pass {
+				flags = append(flags, "pass")
+			} else if st.Loss > o.lossMax {
+				flags = append(flags, "FAIL (loss)")
+			} else {
+				flags = append(flags, "FAIL (behind: still working after sending stopped)")
+			}
+			p("| %s | %s | %s | %s | %d | %d | %.4f%% | %.0f | %.0f | %.1f | %s | %s | %s |\n", s.Format, s.Label, fmtRate(st.Target), fmtRate(st.Achieved),
+				st.Sent, st.Counted, st.Loss*100, st.CPUPct, float64(st.HWMKiB)/1024, st.LagS, diagCell(st.Diag),
+				strings.ReplaceAll(ex, "|", "/"), strings.ReplaceAll(strings.Join(flags, ", "), "|", "/"))
+		}
+	}
+	p("\n</details>\n")
+	return b.String()
+}
