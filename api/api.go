@@ -373,7 +373,7 @@ func (a *API) series(c echo.Context) error {
 	step := time.Minute
 	if s := c.QueryParam("step"); s != "" {
 		var err error
-		step, err = parseDuration(s)
+		step, err = ParseDuration(s)
 		if err != nil || step < time.Minute || step%time.Minute != 0 {
 			return badParam("step", "must be a whole number of minutes such as 60s, 5m, 1h; got %q", s)
 		}

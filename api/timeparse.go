@@ -14,7 +14,7 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 	case s == "now":
 		return now, nil
 	case strings.HasPrefix(s, "-"):
-		d, err := parseDuration(s[1:])
+		d, err := ParseDuration(s[1:])
 		if err != nil || d <= 0 {
 			return time.Time{}, fmt.Errorf("relative time must look like -15m, -24h or -7d: %q", s)
 		}
@@ -29,14 +29,20 @@ func parseTime(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is not RFC 3339, unix seconds, now, or relative like -15m", s)
 }
 
-// parseDuration is time.ParseDuration plus a "d" (24 h) unit.
-func parseDuration(s string) (time.Duration, error) {
+// ParseDuration is time.ParseDuration plus a "d" (24 h) unit; negative
+// durations are refused. The API and the configuration file share it.
+func ParseDuration(s string) (time.Duration, error) {
+	var d time.Duration
+	var err error
 	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.ParseFloat(days, 64)
-		if err != nil {
-			return 0, err
-		}
-		return time.Duration(n * float64(24*time.Hour)), nil
+		var n float64
+		n, err = strconv.ParseFloat(days, 64)
+		d = time.Duration(n * float64(24*time.Hour))
+	} else {
+		d, err = time.ParseDuration(s)
 	}
-	return time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("bad duration %q: use 90s, 15m, 1h or 14d", s)
+	}
+	return d, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/tmsd/tmsd/api"
 	"github.com/tmsd/tmsd/internal/apps"
 )
 
@@ -67,27 +68,12 @@ type Duration time.Duration
 
 // UnmarshalYAML parses a duration, with its line in the error.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := parseDuration(n.Value)
+	v, err := api.ParseDuration(n.Value)
 	if err != nil {
 		return lineError(n, "bad duration %q: use 90s, 15m, 1h or 14d", n.Value)
 	}
 	*d = Duration(v)
 	return nil
-}
-
-func parseDuration(s string) (time.Duration, error) {
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.ParseFloat(days, 64)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("bad duration %q", s)
-		}
-		return time.Duration(n * float64(24*time.Hour)), nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("bad duration %q", s)
-	}
-	return v, nil
 }
 
 // AppRule is one user application rule, "NAME = CIDR… PROTO/PORT…".

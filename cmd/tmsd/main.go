@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tmsd/tmsd/api"
 )
 
 func main() {
@@ -86,7 +88,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (Config, []string,
 		case "data":
 			cfg.Data = *data
 		case "retention":
-			d, perr := parseDuration(*retention)
+			d, perr := api.ParseDuration(*retention)
 			if perr != nil || d <= 0 {
 				err = fmt.Errorf("--retention: %q is not a duration such as 90m, 36h or 14d", *retention)
 			}

@@ -563,12 +563,3 @@ func (a *Aggregator) TimeCorrections() map[flow.Addr]uint64 {
 // SkippedFlows is the number of flows not stored because their minute was
 // already older than the retention when it closed.
 func (a *Aggregator) SkippedFlows() uint64 { return a.skippedFlows.Load() }
-
-// Flows is the number of records counted by all shards.
-func (a *Aggregator) Flows() uint64 {
-	var n uint64
-	for _, s := range a.shards {
-		n += s.flows.Load()
-	}
-	return n
-}

@@ -56,9 +56,6 @@ func (r *Ring) Len() int {
 // Pushed is the number of records accepted since the ring was made.
 func (r *Ring) Pushed() uint64 { return r.tail.Load() }
 
-// Popped is the number of records taken out since the ring was made.
-func (r *Ring) Popped() uint64 { return r.head.Load() }
-
 // Dropped is the number of records refused because the ring was full.
 func (r *Ring) Dropped() uint64 { return r.dropped.Load() }
 

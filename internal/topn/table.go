@@ -150,9 +150,6 @@ func (m *Merger) Add(t *Table) {
 	}
 }
 
-// Len is the number of distinct keys merged so far.
-func (m *Merger) Len() int { return len(m.rows) }
-
 // Table returns the merged table with every key seen (no truncation).
 func (m *Merger) Table() *Table {
 	out := &Table{Total: m.total, Threshold: m.sumThreshold, Entries: make([]Entry, len(m.rows))}
