@@ -57,10 +57,16 @@ func startAggregator(t *testing.T, mod func(*Configuration)) *harness {
 
 func (h *harness) push(t *testing.T, recs ...flow.Record) {
 	t.Helper()
-	for i := range recs {
-		require.True(t, h.ring.Push(&recs[i]))
+	// Sync after each ring-full so a batch larger than the ring never races
+	// the shards for space.
+	for len(recs) > 0 {
+		n := min(len(recs), h.ring.Cap())
+		for i := range recs[:n] {
+			require.True(t, h.ring.Push(&recs[i]))
+		}
+		require.NoError(t, h.agg.Sync(10*time.Second))
+		recs = recs[n:]
 	}
-	require.NoError(t, h.agg.Sync(10*time.Second))
 }
 
 func addr(s string) flow.Addr { return flow.AddrFrom(netip.MustParseAddr(s)) }
