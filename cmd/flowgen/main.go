@@ -68,6 +68,8 @@ own observation domain. Bytes and packets in the truth are multiplied by
 	samp := fs.Uint("sampling", 1, "sampling rate announced in the export")
 	fs.IntVar(&c.Batch, "batch", 64, "datagrams per sendmmsg")
 	fs.DurationVar(&c.TemplatesEvery, "templates-every", time.Second, "v9/IPFIX template resend interval (negative: only at the start)")
+	fs.Uint64Var(&c.Spread, "spread", 0, "give flows from all but the -spread-keep most popular sources a fresh source address per send, cycling through this many (0 = off)")
+	fs.IntVar(&c.SpreadKeep, "spread-keep", 0, "most popular source hosts that keep their address under -spread (0 = 100)")
 	fs.IntVar(&c.Pool, "pool", 0, "distinct pre-built datagrams per exporter (0 = 2048, fewer with over 16 exporters)")
 	fs.StringVar(&sources, "sources", "", "comma-separated exporter source addresses (default 127.0.0.2...)")
 	fs.StringVar(&o.truth, "truth", "", "write the truth as JSON to this file (- for stdout); without it, a summary goes to stdout")

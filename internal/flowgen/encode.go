@@ -70,6 +70,8 @@ type codec interface {
 	patch(d *datagram, c *counters, t *stamp)
 	// templates builds the template datagram, nil for formats without.
 	templates(src *source) *datagram
+	// putSource overwrites the source address of record i of d with spread address a.
+	putSource(d *datagram, i int, a uint32)
 }
 
 func codecFor(format string) codec {
@@ -151,3 +153,7 @@ func (v5Codec) patch(d *datagram, c *counters, t *stamp) {
 }
 
 func (v5Codec) templates(*source) *datagram { return nil }
+
+func (v5Codec) putSource(d *datagram, i int, a uint32) {
+	binary.BigEndian.PutUint32(d.buf[v5Header+i*v5Record:], a)
+}

@@ -58,7 +58,21 @@ type Config struct {
 	// Sources overrides the exporters' source addresses (then Exporters
 	// defaults to len(Sources)).
 	Sources []netip.Addr
+	// Spread, when > 0, gives every flow whose source is not among the
+	// SpreadKeep most popular hosts a fresh source address on each send,
+	// cycling through Spread distinct addresses (all exporters together) in
+	// 100.0.0.0/6. It models a cardinality attack or a scan: a collector's
+	// memory meets Spread distinct sources per cycle while the kept heavy
+	// hitters stay exact in the truth. IPv6 flows keep their sources, so
+	// the count of distinct spread addresses is exactly Spread.
+	Spread uint64
+	// SpreadKeep is how many of the most popular host ranks keep their
+	// address under Spread (default 100).
+	SpreadKeep int
 }
+
+// maxSpread is the size of the 100.0.0.0/6 block spread addresses come from.
+const maxSpread = 1 << 26
 
 // Validate reports what Run would refuse in cfg.
 func (cfg Config) Validate() error {
@@ -140,6 +154,18 @@ func (cfg *Config) defaults() error {
 	if cfg.Pool < 1 {
 		return fmt.Errorf("flowgen: pool %d: want at least 1", cfg.Pool)
 	}
+	if cfg.Spread > maxSpread {
+		return fmt.Errorf("flowgen: spread %d: at most %d", cfg.Spread, maxSpread)
+	}
+	if cfg.Spread > 0 && cfg.Spread < uint64(cfg.Exporters) {
+		return fmt.Errorf("flowgen: spread %d: at least one address per exporter (%d)", cfg.Spread, cfg.Exporters)
+	}
+	if cfg.SpreadKeep == 0 {
+		cfg.SpreadKeep = 100
+	}
+	if cfg.SpreadKeep < 0 || cfg.SpreadKeep >= cfg.Hosts {
+		return fmt.Errorf("flowgen: spread-keep %d: want 1..%d", cfg.SpreadKeep, cfg.Hosts-1)
+	}
 	return nil
 }
 
@@ -200,6 +226,13 @@ func Run(ctx context.Context, cfg Config) (*Truth, error) {
 		}
 		names[i] = src.String()
 		x := &exporter{codec: c, src: source{addr: src, domain: uint32(i + 1), sampling: cfg.Sampling, m: m}}
+		if cfg.Spread > 0 {
+			share := cfg.Spread / uint64(len(exps))
+			x.spreadBase, x.spreadN = uint32(uint64(i)*share), uint32(share)
+			if i == len(exps)-1 {
+				x.spreadN = uint32(cfg.Spread - uint64(i)*share)
+			}
+		}
 		x.count = cfg.Count / uint64(len(exps))
 		if uint64(i) < cfg.Count%uint64(len(exps)) {
 			x.count++
@@ -278,6 +311,9 @@ func truth(cfg *Config, m *model, names []string, exps []*exporter, elapsed time
 	}
 	t.Total = ty.total
 	t.Top = ty.top()
+	if cfg.Spread > 0 {
+		t.Spread = &SpreadTruth{Distinct: cfg.Spread, Keep: cfg.SpreadKeep, Counters: ty.spread}
+	}
 	if t.ElapsedS > 0 {
 		t.RateFlowsPerS = float64(t.Sent.Flows) / t.ElapsedS
 	}
@@ -297,6 +333,10 @@ type exporter struct {
 
 	pool []*datagram
 	tmpl *datagram // v9/IPFIX templates, nil for other formats
+
+	// Spread: this exporter's share of the spread addresses, [spreadBase,
+	// spreadBase+spreadN), and the next one to hand out.
+	spreadBase, spreadN, spreadNext uint32
 
 	// What was sent.
 	counts            []uint64  // full sends of each pool datagram
@@ -323,6 +363,7 @@ func (x *exporter) build(cfg *Config, i int) {
 			if !have {
 				pending, have = x.src.m.flow(r), true
 			}
+			pending.spread = cfg.Spread > 0 && !pending.v6 && pending.src >= uint32(cfg.SpreadKeep)
 			nv4, nv6 := len(v4), len(v6)
 			if pending.v6 {
 				nv6++
@@ -428,6 +469,9 @@ func (x *exporter) run(ctx context.Context, cfg *Config, deadline time.Time, rat
 		saved := x.ctr
 		for i := range k {
 			x.codec.patch(x.pool[pos+i], &x.ctr, &st)
+			if x.spreadN > 0 {
+				x.spread(x.pool[pos+i])
+			}
 		}
 		n, err := x.snd.send(pos, k)
 		if err != nil {
@@ -458,6 +502,22 @@ func (x *exporter) run(ctx context.Context, cfg *Config, deadline time.Time, rat
 		pos = (pos + n) % len(x.pool)
 	}
 	return nil
+}
+
+// spread writes the next spread addresses over the sources of d's spread
+// records. Unsent datagrams are simply rewritten again: the truth counts
+// spread flows in bulk, not per address.
+func (x *exporter) spread(d *datagram) {
+	for i := range d.recs {
+		if !d.recs[i].spread {
+			continue
+		}
+		a := 100<<24 | (x.spreadBase + x.spreadNext)
+		if x.spreadNext++; x.spreadNext == x.spreadN {
+			x.spreadNext = 0
+		}
+		x.codec.putSource(d, i, a)
+	}
 }
 
 func (x *exporter) sleep(ctx context.Context, t *time.Timer, d time.Duration) {
@@ -495,6 +555,9 @@ func (x *exporter) sendPartial(st *stamp, pos int, n uint64) (bool, error) {
 	d := x.codec.encode(&x.src, recs)
 	saved := x.ctr
 	x.codec.patch(d, &x.ctr, st)
+	if x.spreadN > 0 {
+		x.spread(d)
+	}
 	ok, err := x.snd.sendBuf(d.buf)
 	if !ok {
 		x.ctr = saved

@@ -192,6 +192,46 @@ func TestDecodedEqualsTruth(t *testing.T) {
 	}
 }
 
+// TestSpread checks that spread sources cycle through exactly the
+// configured number of addresses while the kept hosts stay exact.
+func TestSpread(t *testing.T) {
+	spreadV4 := netip.MustParsePrefix("100.0.0.0/6")
+	for _, format := range []string{FormatV5, FormatV9, FormatIPFIX, FormatSFlow} {
+		t.Run(format, func(t *testing.T) {
+			r := newReceiver(t)
+			const count, spread = 20_000, 3_000
+			truth, err := Run(context.Background(), Config{
+				Format: format, Target: r.addr(), Rate: 200_000, Count: count, Duration: time.Minute,
+				Exporters: 3, Seed: 7, Pool: 64, Spread: spread, SpreadKeep: 50,
+			})
+			require.NoError(t, err)
+			require.NotNil(t, truth.Spread)
+			recs := decodeAll(t, r.wait(t, truth.Sent.Datagrams))
+
+			var kept []flow.Record
+			var spreadTotal Counters
+			distinct := map[flow.Addr]bool{}
+			for _, rec := range recs {
+				a := rec.SrcAddr.Netip()
+				if spreadV4.Contains(a) {
+					distinct[rec.SrcAddr] = true
+					spreadTotal.add(&Counters{Bytes: rec.Bytes, Packets: rec.Packets, Flows: 1})
+					continue
+				}
+				kept = append(kept, rec)
+			}
+			require.Equal(t, truth.Spread.Counters, spreadTotal)
+			require.Greater(t, truth.Spread.Flows, uint64(2*spread), "every address is used")
+			require.Equal(t, spread, len(distinct))
+			total, top := topOfRecords(recs)
+			require.Equal(t, truth.Total, total)
+			_, keptTop := topOfRecords(kept)
+			require.Equal(t, truth.Top.SrcIP, keptTop.SrcIP, "kept hosts exact")
+			require.Equal(t, truth.Top.DstIP, top.DstIP)
+		})
+	}
+}
+
 // TestSequenceNumbers checks each exporter's stream is gapless as a
 // collector's loss accounting sees it.
 func TestSequenceNumbers(t *testing.T) {

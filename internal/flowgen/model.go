@@ -108,6 +108,7 @@ type flowRec struct {
 	srcPort, dstPort uint16
 	proto, flags     uint8
 	v6               bool
+	spread           bool // the source is rewritten on each send (Config.Spread)
 }
 
 // model is the traffic model shared by every exporter: who talks to whom,

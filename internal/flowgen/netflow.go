@@ -148,6 +148,11 @@ func (c nfCodec) putSet(b []byte, src *source, recs []flowRec, v6 bool) int {
 	return l
 }
 
+func (c nfCodec) putSource(d *datagram, i int, a uint32) {
+	// Spread records are IPv4 (see Config.Spread): in the first set.
+	binary.BigEndian.PutUint32(d.buf[c.header()+setHeader+i*c.recordLen(false):], a)
+}
+
 func (c nfCodec) patch(d *datagram, ctr *counters, t *stamp) {
 	b := d.buf
 	if c.version == 9 {

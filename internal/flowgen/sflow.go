@@ -71,6 +71,14 @@ func (sflowCodec) encode(src *source, recs []flowRec) *datagram {
 	return &datagram{buf: b, recs: recs, nv4: len(recs), seqRecords: uint32(len(recs))}
 }
 
+func (sflowCodec) putSource(d *datagram, i int, a uint32) {
+	s := d.buf[len(d.buf)-(len(d.recs)-i)*sflowSample:]
+	ip := s[64+14:] // spread records are IPv4 (see Config.Spread)
+	binary.BigEndian.PutUint32(ip[12:], a)
+	ip[10], ip[11] = 0, 0
+	binary.BigEndian.PutUint16(ip[10:], ipv4Checksum(ip[:20]))
+}
+
 // putFrame writes the first bytes of the Ethernet frame of a sampled packet.
 func putFrame(h []byte, src *source, f *flowRec) {
 	// Locally administered MACs, derived from the interfaces.

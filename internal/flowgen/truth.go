@@ -24,6 +24,16 @@ type Truth struct {
 	RateFlowsPerS float64  `json:"rate_flows_per_s"`
 	Total         Counters `json:"total"`
 	Top           *Top     `json:"top,omitempty"`
+	// Spread is set when sources were spread (Config.Spread); the srcip
+	// and ip top lists then hold the kept hosts only.
+	Spread *SpreadTruth `json:"spread,omitempty"`
+}
+
+// SpreadTruth is what was sent from spread source addresses.
+type SpreadTruth struct {
+	Distinct uint64 `json:"distinct"` // addresses cycled through
+	Keep     int    `json:"keep"`     // host ranks that kept their address
+	Counters
 }
 
 // Sent counts what the kernel accepted. Datagrams include the template datagrams.
@@ -94,6 +104,7 @@ type tally struct {
 	sampling uint64
 
 	total            Counters
+	spread           Counters
 	src, dst, ip     map[uint64]*Counters // v6<<32 | host rank
 	dstPort, srcPort map[uint32]*Counters // port<<8 | proto
 	proto            [256]Counters
@@ -143,9 +154,13 @@ func (t *tally) add(exp int, f *flowRec, times uint64) {
 	if f.v6 {
 		v6 = 1 << 32
 	}
-	bump(t.src, v6|uint64(f.src), &c)
+	if f.spread {
+		t.spread.add(&c)
+	} else {
+		bump(t.src, v6|uint64(f.src), &c)
+		bump(t.ip, v6|uint64(f.src), &c)
+	}
 	bump(t.dst, v6|uint64(f.dst), &c)
-	bump(t.ip, v6|uint64(f.src), &c)
 	bump(t.ip, v6|uint64(f.dst), &c)
 	bump(t.dstPort, uint32(f.dstPort)<<8|uint32(f.proto), &c)
 	bump(t.srcPort, uint32(f.srcPort)<<8|uint32(f.proto), &c)
