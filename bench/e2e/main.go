@@ -57,6 +57,14 @@ type opts struct {
 	work              string
 	keep              bool
 	quick             bool
+
+	// Cardinality runs (cardinality.go).
+	card          []uint64
+	cardRate      float64
+	cardDuration  time.Duration
+	cardFormat    string
+	cardMaxMemory string
+	tmsdYAML      string // extra tmsd configuration for the next start
 }
 
 // step is one run of one collector at one rate.
@@ -135,6 +143,12 @@ func main() {
 	flag.StringVar(&o.work, "work", "", "work directory (default: a new one under $TMPDIR)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the per-step directories")
 	flag.BoolVar(&o.quick, "quick", false, "short sweep: -duration 1s -start 200000 -factor 2 -confirm=false -refine=false -stable 600ms -budget 200s (flags given explicitly win)")
+	var card string
+	flag.StringVar(&card, "cardinality", "1000000,10000000", "distinct sources per run of the cardinality check (flowgen -spread), after the sweep; empty: none")
+	flag.Float64Var(&o.cardRate, "card-rate", 1_000_000, "flows/s of the cardinality runs")
+	flag.DurationVar(&o.cardDuration, "card-duration", 130*time.Second, "sending time of each cardinality run (over two minutes: at least one whole minute)")
+	flag.StringVar(&o.cardFormat, "card-format", "v5", "format of the cardinality runs")
+	flag.StringVar(&o.cardMaxMemory, "card-max-memory", "536870912", "tmsd aggregate.max_memory (bytes) in the cardinality runs")
 	flag.StringVar(&mdPath, "md", "", "also write the Markdown report here")
 	flag.StringVar(&jsonPath, "json", "", "write every step as JSON here")
 	flag.Parse()
@@ -142,13 +156,22 @@ func main() {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		for name, v := range map[string]string{"duration": "1s", "start": "200000", "factor": "2", "confirm": "false",
-			"refine": "false", "stable": "600ms", "budget": "200s", "settle-max": "6s"} {
+			"refine": "false", "stable": "600ms", "budget": "200s", "settle-max": "6s",
+			"cardinality": "1000000", "card-duration": "20s"} {
 			if !set[name] {
 				_ = flag.Set(name, v)
 			}
 		}
 	}
 	o.formats, o.collectors, o.scaling = splitList(formats), splitList(collectors), splitList(scaling)
+	for _, c := range splitList(card) {
+		n, err := strconv.ParseUint(c, 10, 64)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: -cardinality:", err)
+			os.Exit(2)
+		}
+		o.card = append(o.card, n)
+	}
 	if err := run(o, mdPath, jsonPath); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
@@ -256,8 +279,9 @@ func run(o *opts, mdPath, jsonPath string) error {
 		o.sweep(ctx, s, time.Now().Add(min(share, remaining)))
 	}
 	elapsed := time.Since(began)
+	cards := o.cardinality(ctx)
 
-	md := report(o, all, elapsed, load0, loadavg())
+	md := report(o, all, elapsed, load0, loadavg()) + cardReport(o, cards)
 	fmt.Print(md)
 	if mdPath != "" {
 		if err := os.WriteFile(mdPath, []byte(md), 0o644); err != nil {
@@ -265,7 +289,7 @@ func run(o *opts, mdPath, jsonPath string) error {
 		}
 	}
 	if jsonPath != "" {
-		b, _ := json.MarshalIndent(all, "", " ")
+		b, _ := json.MarshalIndent(map[string]any{"series": all, "cardinality": cards}, "", " ")
 		if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
 			return err
 		}
@@ -380,6 +404,9 @@ type truth struct {
 	Rate     float64             `json:"rate_flows_per_s"`
 	Total    amounts             `json:"total"`
 	Top      map[string][]topRow `json:"top"`
+	Spread   *struct {
+		amounts
+	} `json:"spread"`
 }
 
 func (o *opts) runStep(ctx context.Context, s *series, rate float64) (st *step) {
@@ -510,11 +537,12 @@ func waitQuiet(pid int, max time.Duration) {
 }
 
 // generate runs flowgen once and reads its truth.
-func (o *opts) generate(ctx context.Context, format, target string, rate float64, count uint64, d time.Duration, truthPath string) (*truth, string, error) {
+func (o *opts) generate(ctx context.Context, format, target string, rate float64, count uint64, d time.Duration, truthPath string, extra ...string) (*truth, string, error) {
 	args := []string{filepath.Join(o.bin, "flowgen"), "-format", format, "-target", target,
 		"-rate", strconv.FormatFloat(rate, 'f', 0, 64), "-count", strconv.FormatUint(count, 10),
 		"-duration", d.String(), "-exporters", strconv.Itoa(o.exporters), "-seed", strconv.Itoa(o.seed),
 		"-truth", truthPath}
+	args = append(args, extra...)
 	if o.genCPU != "" {
 		args = append([]string{"taskset", "-c", o.genCPU}, args...)
 	}
