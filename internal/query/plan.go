@@ -34,14 +34,10 @@ func (p plan) answer(exact bool) Answer {
 	return a
 }
 
-// intervals is how many tier intervals the plan reads (at most).
-func (p plan) intervals() int {
-	n := 0
-	for _, s := range p.segs {
-		d := s.tier.Duration()
-		n += int((s.to.Sub(s.from) + d - 1) / d)
-	}
-	return n
+// intervals is how many intervals of its tier the segment reads (at most).
+func (s segment) intervals() int {
+	d := s.tier.Duration()
+	return int((s.to.Sub(s.from) + d - 1) / d)
 }
 
 // coarseFirst is the order the planner tries the tiers in.

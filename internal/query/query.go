@@ -87,9 +87,18 @@ func (e *Engine) Top(sc topn.Scope, d topn.Dim, from, to time.Time, n int, m top
 		return Result{}, err
 	}
 	var mg *topn.Merger
-	err = e.read(p, sc, d, func(_ time.Time, t *topn.Table) {
-		if mg == nil {
-			mg = topn.NewMerger(mergerHint(p, len(t.Entries)))
+	seg := -1
+	err = e.read(p, sc, d, func(si int, _ time.Time, t *topn.Table) {
+		if si != seg {
+			// The most keys the segment can bring: its intervals times the
+			// entries of its first table (a tier's tables are about the same size).
+			seg = si
+			n := min(p.segs[si].intervals()*len(t.Entries), maxGrow)
+			if mg == nil {
+				mg = topn.NewMerger(n)
+			} else {
+				mg.Grow(n)
+			}
 		}
 		mg.Add(t)
 	})
@@ -103,28 +112,23 @@ func (e *Engine) Top(sc topn.Scope, d topn.Dim, from, to time.Time, n int, m top
 	return Result{Table: t, Answer: p.answer(t.Exact())}, nil
 }
 
-// mergerHint sizes a query's Merger: as many rows as the plan's intervals
-// times the first table's entries, the most it can need if no key repeats.
-// Growing from a small guess instead cost a 30-day top more than its merging:
-// append grows big slices by a quarter at a time, each growth a full copy.
-func mergerHint(p plan, entries int) int {
-	return min(max(p.intervals()*entries, 1<<10), 1<<18)
-}
+// maxGrow caps what a segment reserves in a Merger (1<<18 rows are 25 MB).
+const maxGrow = 1 << 18
 
 // read calls fn with every table of (sc, d) the plan covers, the open minutes
 // included, in the aggregator's view. The table is only valid during fn.
-func (e *Engine) read(p plan, sc topn.Scope, d topn.Dim, fn func(start time.Time, t *topn.Table)) error {
+func (e *Engine) read(p plan, sc topn.Scope, d topn.Dim, fn func(seg int, start time.Time, t *topn.Table)) error {
 	return e.open.View(func(v aggregate.View) error {
-		for _, s := range p.segs {
+		for i, s := range p.segs {
 			if err := e.store.Range(s.tier, sc, d, s.from, s.to, func(start time.Time, t *topn.Table) error {
-				fn(start, t)
+				fn(i, start, t)
 				return nil
 			}); err != nil {
 				return fmt.Errorf("reading %s %s %s: %w", s.tier, sc, d, err)
 			}
 			if s.tier == store.TierMinute {
 				for start, t := range v.Tables(sc, d, s.from, s.to) {
-					fn(start, t)
+					fn(i, start, t)
 				}
 			}
 		}
@@ -198,7 +202,7 @@ func (e *Engine) Series(sc topn.Scope, from, to time.Time, step time.Duration, d
 	points := st.points()
 	if key != nil {
 		exact := true
-		err := e.read(p, sc, d, func(start time.Time, t *topn.Table) {
+		err := e.read(p, sc, d, func(_ int, start time.Time, t *topn.Table) {
 			i := st.index(start)
 			if i < 0 {
 				return
@@ -275,7 +279,7 @@ func (e *Engine) KeySeries(sc topn.Scope, d topn.Dim, keys []topn.Key, from, to 
 	// seen[i] == table number when the current table kept key i.
 	seen := make([]int, len(keys))
 	tables := 0
-	err = e.read(p, sc, d, func(start time.Time, t *topn.Table) {
+	err = e.read(p, sc, d, func(_ int, start time.Time, t *topn.Table) {
 		pi := st.index(start)
 		if pi < 0 {
 			return
