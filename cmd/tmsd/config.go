@@ -24,11 +24,13 @@ type Config struct {
 	SFlow     []string      `yaml:"sflow"`
 	HTTP      string        `yaml:"http"`
 	Data      string        `yaml:"data"`
-	Retention Duration      `yaml:"retention"`
+	Retention Retention     `yaml:"retention"`
 	LogLevel  string        `yaml:"log_level"`
 	RingSize  int           `yaml:"ring_size"`
 	Apps      []AppRule     `yaml:"apps"`
 	Sampling  SamplingRates `yaml:"sampling"`
+	Store     StoreConfig   `yaml:"store"`
+	Rollup    RollupConfig  `yaml:"rollup"`
 	Listener  struct {
 		Sockets       int `yaml:"sockets"`
 		ReceiveBuffer int `yaml:"receive_buffer"`
@@ -50,7 +52,7 @@ func defaultConfig() Config {
 	c.SFlow = []string{":6343"}
 	c.HTTP = ":8080"
 	c.Data = "./data"
-	c.Retention = Duration(14 * 24 * time.Hour)
+	c.Retention = defaultRetention()
 	c.LogLevel = "info"
 	c.RingSize = 1 << 18 // 262,144 records, 35 MB: a quarter second at 1M flows/s
 	c.Listener.ReceiveBuffer = 32 << 20

@@ -92,9 +92,12 @@ func parseFlags(name string, args []string, stderr io.Writer) (Config, []string,
 			if perr != nil || d <= 0 {
 				err = fmt.Errorf("--retention: %q is not a duration such as 90m, 36h or 14d", *retention)
 			}
-			cfg.Retention = Duration(d)
+			cfg.Retention.setMinute(d)
 		}
 	})
+	if err == nil {
+		err = cfg.checkTiers(*configPath, name == "serve")
+	}
 	return cfg, fs.Args(), err
 }
 
