@@ -34,6 +34,15 @@ func (p plan) answer(exact bool) Answer {
 	return a
 }
 
+// intervals is how many intervals the plan reads (at most).
+func (p plan) intervals() int {
+	n := 0
+	for _, s := range p.segs {
+		n += s.intervals()
+	}
+	return n
+}
+
 // intervals is how many intervals of its tier the segment reads (at most).
 func (s segment) intervals() int {
 	d := s.tier.Duration()

@@ -7,6 +7,7 @@ package query
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tmsd/tmsd/internal/aggregate"
@@ -86,34 +87,34 @@ func (e *Engine) Top(sc topn.Scope, d topn.Dim, from, to time.Time, n int, m top
 	if err != nil {
 		return Result{}, err
 	}
-	var mg *topn.Merger
-	seg := -1
-	err = e.read(p, sc, d, func(si int, _ time.Time, t *topn.Table) {
-		if si != seg {
-			// The most keys the segment can bring: its intervals times the
-			// entries of its first table (a tier's tables are about the same size).
-			seg = si
-			n := min(p.segs[si].intervals()*len(t.Entries), maxGrow)
-			if mg == nil {
-				mg = topn.NewMerger(n)
-			} else {
-				mg.Grow(n)
-			}
+	mg := mergers.Get().(*topn.Merger)
+	defer func() {
+		mg.Reset()
+		mergers.Put(mg)
+	}()
+	reserved := false
+	err = e.read(p, sc, d, func(_ int, _ time.Time, t *topn.Table) {
+		if !reserved {
+			// At most every interval's entries, each a new key, sized on the
+			// first table: one reservation instead of a copy per growth.
+			reserved = true
+			mg.Grow(min(p.intervals()*len(t.Entries), maxGrow))
 		}
 		mg.Add(t)
 	})
 	if err != nil {
 		return Result{}, err
 	}
-	if mg == nil {
-		mg = topn.NewMerger(0)
-	}
 	t := mg.TopTable(n, m)
 	return Result{Table: t, Answer: p.answer(t.Exact())}, nil
 }
 
-// maxGrow caps what a segment reserves in a Merger (1<<18 rows are 25 MB).
+// maxGrow caps what a query reserves in a Merger up front (1<<18 rows are 25 MB).
 const maxGrow = 1 << 18
+
+// mergers are reused between queries: a long range merges 100k+ keys, whose
+// map and rows cost more to allocate and grow than to clear.
+var mergers = sync.Pool{New: func() any { return topn.NewMerger(0) }}
 
 // read calls fn with every table of (sc, d) the plan covers, the open minutes
 // included, in the aggregator's view. The table is only valid during fn.

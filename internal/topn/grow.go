@@ -11,3 +11,12 @@ func (m *Merger) Grow(n int) {
 		m.rows = slices.Grow(m.rows, n)
 	}
 }
+
+// Reset empties the merger and keeps its memory, so queries can reuse one:
+// a 30-day top fills a map and rows of some 150k keys, which are cheaper to
+// clear than to allocate, zero and grow again.
+func (m *Merger) Reset() {
+	m.total, m.sumThreshold = Counters{}, Counters{}
+	clear(m.index)
+	m.rows = m.rows[:0]
+}
