@@ -94,7 +94,7 @@ type Rollup struct {
 	passMu      sync.Mutex // one pass at a time
 	settleUntil time.Time  // no eviction before (guarded by passMu)
 	lastErrLog  time.Time  // throttles repeated error logs (guarded by passMu)
-	loaded      bool
+	loaded      bool       // the progress is read from the store (guarded by passMu)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -151,7 +151,10 @@ func New(cfg Configuration, deps Dependencies) (*Rollup, error) {
 // Start loads the progress from the store (which must be started) and starts
 // the background passes. The first pass runs at once.
 func (r *Rollup) Start() error {
-	if err := r.load(); err != nil {
+	r.passMu.Lock()
+	err := r.load()
+	r.passMu.Unlock()
+	if err != nil {
 		return err
 	}
 	r.stop = make(chan struct{})
@@ -177,9 +180,7 @@ func (r *Rollup) run() {
 	tick := time.NewTicker(r.cfg.Interval)
 	defer tick.Stop()
 	for {
-		if err := r.Pass(); err != nil && !errors.Is(err, ErrStopped) {
-			r.logError("rollup pass failed", err)
-		}
+		_ = r.Pass() // logged and counted by Pass; retried at the next tick
 		select {
 		case <-r.stop:
 			return
@@ -201,7 +202,7 @@ func (r *Rollup) stopping() bool {
 }
 
 // logError logs at most once a minute of the clock: a failing disk would
-// otherwise log every pass.
+// otherwise log every pass. Called with passMu held.
 func (r *Rollup) logError(msg string, err error) {
 	r.metrics.errors.Inc()
 	now := r.deps.Clock()
@@ -226,17 +227,23 @@ func (r *Rollup) Rolled(tier store.Tier) time.Time {
 
 // Pass rolls up what is final at the clock's time, at most MaxPerPass
 // intervals per tier, then enforces the disk cap. The background loop calls it
-// every Interval; tests call it directly.
-func (r *Rollup) Pass() error {
+// every Interval; tests call it directly. A failure is logged (throttled) and
+// counted, and the next pass tries again from the watermarks.
+func (r *Rollup) Pass() (err error) {
 	r.passMu.Lock()
 	defer r.passMu.Unlock()
+	began := time.Now()
+	defer func() {
+		r.metrics.passSeconds.Observe(time.Since(began).Seconds())
+		if err != nil && !errors.Is(err, ErrStopped) {
+			r.logError("rollup pass failed", err)
+		}
+	}()
 	if !r.loaded {
 		if err := r.load(); err != nil {
 			return err
 		}
 	}
-	began := time.Now()
-	defer func() { r.metrics.passSeconds.Observe(time.Since(began).Seconds()) }()
 	now := r.deps.Clock()
 	errH := r.rollTier(store.TierHour, now)
 	errD := r.rollTier(store.TierDay, now)
