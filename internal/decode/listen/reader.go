@@ -18,7 +18,7 @@ type reader struct {
 	// rejectedSrcs collects a batch's refused sources, so that the shared
 	// Offenders is locked once per batch, without allocating.
 	rejectedSrcs []netip.Addr
-	mmsg  *mmsgState // recvmmsg state (Linux), nil elsewhere
+	mmsg         *mmsgState // recvmmsg state (Linux), nil elsewhere
 
 	datagrams atomic.Uint64
 	bytes     atomic.Uint64
