@@ -50,7 +50,7 @@ func (r *reader) filter(now time.Time, batch []Datagram, nbytes uint64) ([]Datag
 	kept := batch[:0]
 	srcs := r.rejectedSrcs[:0]
 	for _, d := range batch {
-		if allowed(r.l.allow, d.Src.Addr()) {
+		if allowed(r.l.cfg.Allow, d.Src.Addr()) {
 			kept = append(kept, d)
 			continue
 		}

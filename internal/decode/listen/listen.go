@@ -102,7 +102,6 @@ type Listener struct {
 	rcvbufWarn sync.Once
 	rcvbufGot  atomic.Int64 // last SO_RCVBUF obtained (as reported by the kernel, halved on Linux)
 	errLog     throttle
-	allow      []netip.Prefix
 	offenders  *Offenders
 	rejectLog  throttle
 
@@ -154,7 +153,6 @@ func New(cfg Configuration, deps Dependencies) (*Listener, error) {
 		deps.Logger = slog.Default()
 	}
 	l := &Listener{
-		allow:       allow,
 		offenders:   deps.Offenders,
 		rejectLog:   throttle{every: time.Minute},
 		cfg:         cfg,

@@ -36,7 +36,7 @@ func newReader(l *Listener, conn *net.UDPConn) *reader {
 		oobs:  make([][]byte, n),
 		batch: make([]Datagram, 0, n),
 	}
-	if len(l.allow) > 0 {
+	if len(l.cfg.Allow) > 0 {
 		r.rejectedSrcs = make([]netip.Addr, 0, n)
 	}
 	slab := make([]byte, n*size)
@@ -96,7 +96,7 @@ func (r *reader) control(oob []byte) {
 }
 
 func (r *reader) deliver(now time.Time, batch []Datagram, nbytes uint64) {
-	if len(r.l.allow) > 0 {
+	if len(r.l.cfg.Allow) > 0 {
 		batch, nbytes = r.filter(now, batch, nbytes)
 	}
 	if len(batch) == 0 {
