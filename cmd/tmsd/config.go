@@ -33,6 +33,8 @@ type Config struct {
 		Sockets       int `yaml:"sockets"`
 		ReceiveBuffer int `yaml:"receive_buffer"`
 		BatchSize     int `yaml:"batch_size"`
+
+		Allow []Prefix `yaml:"allow"` // exporters that may send; empty = any
 	} `yaml:"listener"`
 	Aggregate struct {
 		Shards    int      `yaml:"shards"`
@@ -42,6 +44,7 @@ type Config struct {
 		Grace     Duration `yaml:"grace"`
 		MaxAge    Duration `yaml:"max_age"`
 	} `yaml:"aggregate"`
+	API APIConfig `yaml:"api"` // tokens, TLS, query caps: security.go
 }
 
 func defaultConfig() Config {
@@ -60,6 +63,7 @@ func defaultConfig() Config {
 	c.Aggregate.MaxMemory = 512 << 20
 	c.Aggregate.Grace = Duration(time.Minute)
 	c.Aggregate.MaxAge = Duration(time.Hour)
+	c.API = defaultAPIConfig()
 	return c
 }
 

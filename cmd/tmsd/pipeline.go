@@ -32,6 +32,7 @@ type pipeline struct {
 	decoder   *decode.Decoder
 	agg       *aggregate.Aggregator
 	listeners []*listen.Listener
+	offenders *listen.Offenders // sources refused by listener.allow, shared by the listeners
 	api       *api.API
 	started   []func() error // stop functions of started components, in start order
 }
@@ -81,9 +82,15 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipe
 	apiCfg := api.DefaultConfiguration()
 	apiCfg.Listen = cfg.HTTP
 	apiCfg.Static = web.Handler()
+	cfg.API.apply(&apiCfg)
+	effective, err := effectiveConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.offenders = listen.NewOffenders(listen.DefaultOffenders)
 	if p.api, err = api.New(apiCfg, api.Dependencies{
 		Engine: query.New(st, p.agg), Exporters: p.decoder, Corrections: p.agg, Ports: classifier,
-		Registry: p.registry, Clock: clock, Logger: logger,
+		Offenders: p.offenders, Config: effective, Registry: p.registry, Clock: clock, Logger: logger,
 	}); err != nil {
 		return nil, err
 	}
@@ -125,7 +132,9 @@ func (p *pipeline) startServe(cfg Config) error {
 		lc.Sockets = cfg.Listener.Sockets
 		lc.ReceiveBuffer = cfg.Listener.ReceiveBuffer
 		lc.BatchSize = cfg.Listener.BatchSize
-		ln, err := listen.New(lc, listen.Dependencies{Handler: ingest, Registry: p.registry, Logger: p.logger, Name: l.name})
+		lc.Allow = allowPrefixes(cfg.Listener.Allow)
+		ln, err := listen.New(lc, listen.Dependencies{Handler: ingest, Registry: p.registry, Logger: p.logger, Name: l.name,
+			Offenders: p.offenders})
 		if err != nil {
 			return err
 		}
