@@ -545,3 +545,14 @@ func TestFuzzSeedsEmitRecords(t *testing.T) {
 		}
 	}
 }
+
+// The fuzz targets tell a bug from bad input by errPanic: a panic must show
+// in the error even when the datagram already failed for a malformed part.
+func TestPanicAfterMalformedSetIsReported(t *testing.T) {
+	d := newTestDecoder(t, DefaultConfiguration())
+	require.NoError(t, d.exporter(exporterA).templates.AddTemplate(9, 77, 256, "not a template"))
+	malformed := v9TemplateSet(templateRecord(100, v9Fields...)) // template IDs start at 256
+	_, err := d.Decode(exporterA, v9(malformed, set(256, v9Record("10.0.0.1", "10.0.0.2", 1, 1))), testReceived, nil)
+	require.ErrorIs(t, err, errPanic)
+	require.Equal(t, map[string]uint64{"malformed": 1}, statsOf(t, d, "192.0.2.1").Errors, "one datagram, one reason")
+}
