@@ -556,3 +556,17 @@ func TestPanicAfterMalformedSetIsReported(t *testing.T) {
 	require.ErrorIs(t, err, errPanic)
 	require.Equal(t, map[string]uint64{"malformed": 1}, statsOf(t, d, "192.0.2.1").Errors, "one datagram, one reason")
 }
+
+// Found by FuzzNetFlowV9 and FuzzIPFIX (testdata/fuzz): a 64-bit counter times
+// the sampling rate wrapped around to a small count.
+func TestSampledCountersSaturate(t *testing.T) {
+	d := newTestDecoder(t, DefaultConfiguration())
+	fields := []field{{id: fieldIPv4SrcAddr, length: 4}, {id: fieldOctetTotalCount, length: 8},
+		{id: fieldPacketTotalCount, length: 8}, {id: fieldSamplingInterval, length: 4}}
+	got, err := d.Decode(exporterA, ipfixDatagram(1, 1, ipfixTemplateSet(templateRecord(256, fields...)),
+		set(256, cat(ip("10.0.0.1"), u64(1<<62), u64(1<<61), u32(4)))), testReceived, nil)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, uint64(math.MaxUint64), got[0].Bytes)
+	require.Equal(t, uint64(1<<63), got[0].Packets)
+}
