@@ -103,7 +103,10 @@ func (d *Decoder) Decode(src netip.Addr, payload []byte, received time.Time, out
 	defer func() {
 		// Hostile input must cost one datagram, never the process.
 		if r := recover(); r != nil {
-			dg.fail(fmt.Errorf("%w: %w: %v", ErrMalformed, errPanic, r))
+			// Not through fail, which keeps one error per reason: a panic is
+			// a bug and must show even after a malformed part of the datagram.
+			dg.reasons.add(reasonMalformed)
+			dg.errs = append(dg.errs, fmt.Errorf("%w: %w: %v", ErrMalformed, errPanic, r))
 		}
 		records = dg.out // also after a panic: the records appended before it are whole
 		e.account(&dg, len(records)-start, received)

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"math/bits"
 
 	"github.com/netsampler/goflow2/v2/decoders/netflow"
 
@@ -508,8 +510,8 @@ func (dg *datagram) emit(h *nfHeader, r *nfRecord) {
 	default:
 		rec.Packets = r.outPkts
 	}
-	rec.Bytes *= uint64(rate)
-	rec.Packets *= uint64(rate)
+	rec.Bytes = scaleSaturating(rec.Bytes, rate)
+	rec.Packets = scaleSaturating(rec.Packets, rate)
 	rec.Start = r.time(dg.e, h, hasStartAbs, r.startAbs, hasStartUptime, r.startUptime, hasStartDelta, r.startDelta)
 	rec.End = r.time(dg.e, h, hasEndAbs, r.endAbs, hasEndUptime, r.endUptime, hasEndDelta, r.endDelta)
 	rec.Exporter = dg.exporter
@@ -518,6 +520,16 @@ func (dg *datagram) emit(h *nfHeader, r *nfRecord) {
 	rec.ObsDomain = h.domain
 	rec.Export = h.protocol()
 	dg.out = append(dg.out, *rec)
+}
+
+// scaleSaturating multiplies a 64-bit counter by the sampling rate. A product
+// that overflows saturates: wrapped, it would count a huge flow as a small one.
+func scaleSaturating(v uint64, rate uint32) uint64 {
+	hi, lo := bits.Mul64(v, uint64(rate))
+	if hi != 0 {
+		return math.MaxUint64
+	}
+	return lo
 }
 
 // time picks a flow start or end time in unix ms, 0 if unknown: an absolute

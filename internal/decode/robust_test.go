@@ -215,20 +215,6 @@ func TestNew(t *testing.T) {
 	require.Equal(t, 1024, d.maxTemplates)
 }
 
-func FuzzDecode(f *testing.F) {
-	for _, p := range validDatagrams() {
-		f.Add(p)
-	}
-	d, err := New(DefaultConfiguration())
-	require.NoError(f, err)
-	f.Fuzz(func(t *testing.T, p []byte) {
-		_, err := d.Decode(exporterA, p, testReceived, nil)
-		if err != nil {
-			requireSentinel(t, err)
-		}
-	})
-}
-
 func TestMain(m *testing.M) {
 	// Decoding errors are logged (throttled per exporter); tests make many exporters.
 	slog.SetDefault(slog.New(slog.DiscardHandler))
