@@ -50,6 +50,17 @@ func newTemplate(fields []templateField, scopes int, options bool, refreshed int
 	return t
 }
 
+// maxFixedLength is the length of the longest fixed-length field.
+func (t *template) maxFixedLength() int {
+	n := 0
+	for _, f := range t.fields {
+		if f.length != variableLength {
+			n = max(n, int(f.length))
+		}
+	}
+	return n
+}
+
 func (t *template) equal(fields []templateField, scopes int, options bool) bool {
 	return t.options == options && t.scopes == scopes && slices.Equal(t.fields, fields)
 }
