@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tmsd/tmsd/internal/flow"
@@ -365,4 +366,48 @@ func TestExporterLimit(t *testing.T) {
 	require.Len(t, d.Exporters(), 2)
 	require.Equal(t, uint64(2), d.ExporterLimitDrops())
 	require.Equal(t, uint64(2), statsOf(t, d, "192.0.2.1").Datagrams)
+}
+
+func TestMetrics(t *testing.T) {
+	cfg := DefaultConfiguration()
+	cfg.MaxExporters = 2
+	d := newTestDecoder(t, cfg)
+	reg := prometheus.NewRegistry()
+	require.NoError(t, d.RegisterMetrics(reg))
+	template := v9TemplateSet(templateRecord(256, v9Fields...))
+	data := set(256, v9Record("10.0.0.1", "10.0.0.2", 1000, 10))
+	for _, step := range []struct {
+		src netip.Addr
+		p   []byte
+		at  time.Duration
+	}{
+		{exporterA, v9(data), 0},
+		{exporterA, v9(data), 3 * time.Second}, // the first is dropped
+		{exporterA, v9(template), 4 * time.Second},
+		{exporterB, v9(data), 0},
+		{exporterS, v9(data), 0}, // a third exporter
+		{exporterB, v9(template), 2 * time.Hour},
+		{exporterB, v9(data), 4 * time.Hour}, // expired: held
+	} {
+		_, _ = d.Decode(step.src, step.p, testReceived.Add(step.at), nil)
+	}
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			got[f.GetName()] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	require.Equal(t, map[string]float64{
+		"tmsd_decode_exporters":                      2,
+		"tmsd_decode_exporter_limit_datagrams_total": 1,
+		"tmsd_decode_templates":                      1,
+		"tmsd_decode_templates_expired_total":        1,
+		"tmsd_decode_held_datagrams_total":           4,
+		"tmsd_decode_released_datagrams_total":       1,
+		"tmsd_decode_dropped_datagrams_total":        2,
+		"tmsd_decode_holding_datagrams":              1,
+	}, got)
+	require.Error(t, d.RegisterMetrics(reg), "registered twice")
 }
