@@ -191,6 +191,7 @@ func TestConcurrentDecode(t *testing.T) {
 				}
 				if i%50 == 0 {
 					_ = d.Exporters()
+					_, _ = d.State()
 				}
 			}
 		})

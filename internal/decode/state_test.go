@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"hash/crc32"
+	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
 	"testing"
@@ -310,4 +311,19 @@ func TestRestoreRefusesBadBlobs(t *testing.T) {
 	f("field count beyond the blob", exporter(cat(u8(9), u32(1), u16(256), u8(0), u8(0), u8(100), fieldSpecs([]field{ipv4}))), ErrStateCorrupt)
 	f("IPv4-mapped address", withCRC(cat([]byte{1, 1, 16}, netip.MustParseAddr("::ffff:192.0.2.1").AsSlice(), []byte{0, 0, 0}, make([]byte, 4))), ErrStateCorrupt)
 	f("address of 5 bytes", withCRC(cat([]byte{1, 1, 5}, make([]byte, 5), []byte{0, 0, 0}, make([]byte, 4))), ErrStateCorrupt)
+
+	// Random edits under a valid checksum reach the parser: it refuses or
+	// restores, never panics.
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 1000 {
+		b := bytes.Clone(blob)
+		for range 1 + rng.IntN(3) {
+			b[1+rng.IntN(len(b)-5)] = byte(rng.Uint32())
+		}
+		r := newTestDecoder(t, DefaultConfiguration())
+		if _, err := r.Restore(withCRC(b), testReceived); err != nil {
+			require.ErrorIs(t, err, ErrStateCorrupt)
+			require.Empty(t, r.Exporters())
+		}
+	}
 }
