@@ -206,6 +206,15 @@ func TestGeneration(t *testing.T) {
 	f("IPFIX withdrawal", ipfixDatagram(0, 1, ipfixTemplateSet(templateRecord(400))), 0, true)
 	f("withdrawal of nothing", ipfixDatagram(0, 1, ipfixTemplateSet(templateRecord(400))), 0, false)
 	f("expiry", v9(data), 2*time.Hour, true)
+
+	f("template to forget", v9(template), 2*time.Hour, true)
+	before := d.Generation()
+	require.False(t, d.Forget(exporterB))
+	require.Equal(t, before, d.Generation(), "forgetting an unknown exporter")
+	require.True(t, d.Forget(exporterA))
+	require.Greater(t, d.Generation(), before, "a forgotten exporter's templates must leave the saved state")
+	blob, _ := d.State()
+	require.Equal(t, []byte{stateVersion, 0}, blob[:2], "no exporter left")
 }
 
 // Restored templates get a full TemplateTimeout from the restore.
