@@ -13,16 +13,18 @@ import (
 
 // DecodeConfig is the `decode:` section: the decoder's limits, the hold of
 // data that comes before its template, and how often the templates are saved.
+// UnmarshalYAML reads it; the tags name the keys when it is marshalled
+// (GET /api/v1/config).
 type DecodeConfig struct {
-	MaxExporters          int
-	MaxTemplates          int
-	MaxRecordsPerDatagram int
-	MaxFieldLength        int
-	TemplateTimeout       Duration
-	HoldTime              Duration // 0 disables holding
-	HoldDatagrams         int      // 0 disables holding
-	HoldBytes             int
-	StateInterval         Duration
+	MaxExporters          int      `yaml:"max_exporters"`
+	MaxTemplates          int      `yaml:"max_templates"`
+	MaxRecordsPerDatagram int      `yaml:"max_records_per_datagram"`
+	MaxFieldLength        int      `yaml:"max_field_length"`
+	TemplateTimeout       Duration `yaml:"template_timeout"`
+	HoldTime              Duration `yaml:"hold_time"`      // 0 disables holding
+	HoldDatagrams         int      `yaml:"hold_datagrams"` // 0 disables holding
+	HoldBytes             int      `yaml:"hold_bytes"`
+	StateInterval         Duration `yaml:"state_interval"`
 }
 
 func defaultDecodeConfig() DecodeConfig {

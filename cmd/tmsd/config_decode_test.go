@@ -51,6 +51,14 @@ decode:
 	require.Equal(t, decode.DefaultConfiguration(), d)
 	cfg.Decode.HoldTime = 0
 	require.Equal(t, -1, cfg.Decode.decoder(nil).HoldDatagrams, "so does a hold_time of 0")
+
+	// GET /api/v1/config shows the section with the file's keys.
+	eff, err := effectiveConfig(defaultConfig())
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{
+		"max_exporters": 10000, "max_templates": 1024, "max_records_per_datagram": 4096, "max_field_length": 4096,
+		"template_timeout": "1h0m0s", "hold_time": "2s", "hold_datagrams": 1000, "hold_bytes": 2097152, "state_interval": "5s",
+	}, eff["decode"])
 }
 
 func TestBadDecodeConfigNamesFileLineAndReason(t *testing.T) {
