@@ -403,11 +403,14 @@ func TestForgetExporter(t *testing.T) {
 	f("/api/v1/exporters/"+exporter.String(), 404, "unknown exporter")
 	require.Empty(t, dec.Exporters())
 
-	// Its templates went too: data alone cannot be decoded any more.
-	_, err = dec.Decode(exporter, last, now, nil)
-	require.ErrorIs(t, err, decode.ErrTemplateUnknown)
+	// Its templates went too: data alone cannot be decoded any more (it is
+	// held, waiting for a template).
+	recs, err := dec.Decode(exporter, last, now, nil)
+	require.NoError(t, err)
+	require.Empty(t, recs)
 	stats = dec.Exporters()
 	require.EqualValues(t, 1, stats[0].Datagrams, "counters start again")
+	require.Equal(t, 1, stats[0].Holding)
 
 	// An IPv4-mapped spelling names the same exporter.
 	f("/api/v1/exporters/::ffff:"+exporter.String(), 200, "forgotten")

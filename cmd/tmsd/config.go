@@ -44,7 +44,8 @@ type Config struct {
 		Grace     Duration `yaml:"grace"`
 		MaxAge    Duration `yaml:"max_age"`
 	} `yaml:"aggregate"`
-	API APIConfig `yaml:"api"` // tokens, TLS, query caps: security.go
+	API    APIConfig    `yaml:"api"`    // tokens, TLS, query caps: security.go
+	Decode DecodeConfig `yaml:"decode"` // limits, hold, saved templates: config_decode.go
 }
 
 func defaultConfig() Config {
@@ -64,6 +65,7 @@ func defaultConfig() Config {
 	c.Aggregate.Grace = Duration(time.Minute)
 	c.Aggregate.MaxAge = Duration(time.Hour)
 	c.API = defaultAPIConfig()
+	c.Decode = defaultDecodeConfig()
 	return c
 }
 

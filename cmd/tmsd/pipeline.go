@@ -16,6 +16,7 @@ import (
 	"github.com/tmsd/tmsd/internal/apps"
 	"github.com/tmsd/tmsd/internal/decode"
 	"github.com/tmsd/tmsd/internal/decode/listen"
+	"github.com/tmsd/tmsd/internal/decode/persist"
 	"github.com/tmsd/tmsd/internal/flow"
 	"github.com/tmsd/tmsd/internal/query"
 	"github.com/tmsd/tmsd/internal/ring"
@@ -30,6 +31,7 @@ type pipeline struct {
 	store     *store.Store
 	ring      *ring.Ring
 	decoder   *decode.Decoder
+	persist   *persist.Persister // the decoder's templates across restarts; serve only
 	agg       *aggregate.Aggregator
 	listeners []*listen.Listener
 	offenders *listen.Offenders // sources refused by listener.allow, shared by the listeners
@@ -59,9 +61,15 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipe
 		return nil, fmt.Errorf("apps: %w", err)
 	}
 
-	decCfg := decode.DefaultConfiguration()
-	decCfg.SamplingOverride = cfg.Sampling
-	if p.decoder, err = decode.New(decCfg); err != nil {
+	if p.decoder, err = decode.New(cfg.Decode.decoder(cfg.Sampling)); err != nil {
+		return nil, err
+	}
+	if err = p.decoder.RegisterMetrics(p.registry); err != nil {
+		return nil, err
+	}
+	if p.persist, err = persist.New(persist.Configuration{Interval: time.Duration(cfg.Decode.StateInterval)}, persist.Dependencies{
+		Decoder: p.decoder, Store: st, Clock: clock, Registry: p.registry, Logger: logger,
+	}); err != nil {
 		return nil, err
 	}
 
@@ -110,7 +118,8 @@ func (p *pipeline) startCore() error {
 	return nil
 }
 
-// startServe starts everything: store, aggregator, API, then the listeners.
+// startServe starts everything: store, aggregator, API, the decoder state
+// (restored before any datagram), then the listeners.
 func (p *pipeline) startServe(cfg Config) error {
 	if err := p.startCore(); err != nil {
 		return err
@@ -119,6 +128,11 @@ func (p *pipeline) startServe(cfg Config) error {
 		return err
 	}
 	p.started = append(p.started, p.api.Stop)
+	// Restored before the first datagram; stopped (a last save) after the listeners.
+	if err := p.persist.Start(); err != nil {
+		return err
+	}
+	p.started = append(p.started, p.persist.Stop)
 	ingest := &ingest{decoder: p.decoder, ring: p.ring}
 	for _, l := range []struct {
 		name  string
@@ -147,8 +161,9 @@ func (p *pipeline) startServe(cfg Config) error {
 	return nil
 }
 
-// stop stops what was started, in reverse order: listeners first, then the API,
-// then the aggregator (which drains the ring and flushes the open minutes), then the store.
+// stop stops what was started, in reverse order: listeners first, then the
+// decoder state (a last save), the API, the aggregator (which drains the
+// ring and flushes the open minutes), then the store.
 func (p *pipeline) stop() error {
 	var errs []error
 	for i := len(p.started) - 1; i >= 0; i-- {

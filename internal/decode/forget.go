@@ -13,5 +13,9 @@ func (d *Decoder) Forget(addr netip.Addr) bool {
 	defer d.mu.Unlock()
 	_, ok := d.exporters[addr]
 	delete(d.exporters, addr)
+	if ok {
+		// Its templates must not come back from the saved state at the next start.
+		d.generation.Add(1)
+	}
 	return ok
 }
