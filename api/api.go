@@ -1,10 +1,12 @@
 // Package api owns tmsd's HTTP surface: the JSON REST API (top, series,
-// exporters), /healthz and /metrics, on Echo. Handlers only parse and validate
+// exporters, admin), /healthz and /metrics, on Echo. Handlers only parse and validate
 // parameters (400 naming the parameter) and shape answers; the query package computes.
+// Optional bearer tokens (read, admin) guard it; the server bounds time and sizes, with optional TLS.
 package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tmsd/tmsd/internal/decode"
+	"github.com/tmsd/tmsd/internal/decode/listen"
 	"github.com/tmsd/tmsd/internal/flow"
 	"github.com/tmsd/tmsd/internal/query"
 	"github.com/tmsd/tmsd/internal/topn"
@@ -34,16 +37,41 @@ type Configuration struct {
 	MaxRange time.Duration
 	// Static, when set, serves the dashboard at /.
 	Static http.Handler
+
+	// ReadTokens and AdminTokens are the hashes of the accepted bearer
+	// tokens. Read covers the queries and /metrics; admin covers everything.
+	// None at all leaves the API open.
+	ReadTokens, AdminTokens []TokenHash
+	// TLSCert and TLSKey are PEM files; both set serves HTTPS, neither HTTP.
+	TLSCert, TLSKey string
+
+	// Bounds on what one client can hold or send.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	MaxHeaderBytes                                            int
+	MaxBodyBytes                                              int64
 }
 
 // DefaultConfiguration returns the defaults.
 func DefaultConfiguration() Configuration {
-	return Configuration{Listen: ":8080", MaxN: 10000, MaxRange: 400 * 24 * time.Hour}
+	return Configuration{Listen: ":8080", MaxN: 10000, MaxRange: 400 * 24 * time.Hour,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		// The longest query (400 days of minutes) must fit in WriteTimeout.
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
+		MaxHeaderBytes: 16 << 10,
+		// No endpoint takes more than a few parameters in its body.
+		MaxBodyBytes: 64 << 10,
+	}
 }
 
-// Exporters lists what the decoders know of each exporter.
+// Exporters lists what the decoders know of each exporter, and forgets one.
 type Exporters interface {
 	Exporters() []decode.ExporterStats
+	Forget(addr netip.Addr) bool
+}
+
+// Offenders lists the sources of datagrams refused by the listeners' allow-list.
+type Offenders interface {
+	Snapshot() (total uint64, top []listen.Offender)
 }
 
 // Corrections tells how many flows per exporter had their timestamp corrected.
@@ -62,24 +90,39 @@ type Dependencies struct {
 	Exporters   Exporters
 	Corrections Corrections
 	Ports       PortNamer
-	Registry    *prometheus.Registry
-	Clock       func() time.Time
-	Logger      *slog.Logger
+	Offenders   Offenders // nil: no listener, nothing refused
+	// Config is the effective configuration GET /api/v1/config shows, as
+	// JSON; its secrets must already be redacted.
+	Config   any
+	Registry *prometheus.Registry
+	Clock    func() time.Time
+	Logger   *slog.Logger
 }
 
 // API is the HTTP component.
 type API struct {
 	cfg  Configuration
 	deps Dependencies
+	auth *authenticator
 	echo *echo.Echo
 	ln   net.Listener
+	tls  bool
 	done chan error
 }
 
 // New validates the configuration and builds the routes; it opens nothing.
 func New(cfg Configuration, deps Dependencies) (*API, error) {
-	if cfg.MaxN <= 0 {
-		return nil, fmt.Errorf("api: max_n must be positive")
+	switch {
+	case cfg.MaxN <= 0:
+		return nil, errors.New("api: max_n must be positive")
+	case cfg.MaxRange <= 0:
+		return nil, errors.New("api: max_range must be positive")
+	case (cfg.TLSCert == "") != (cfg.TLSKey == ""):
+		return nil, errors.New("api: tls_cert and tls_key (--tls-cert, --tls-key) go together: set both or neither")
+	case cfg.ReadHeaderTimeout <= 0 || cfg.ReadTimeout <= 0 || cfg.WriteTimeout <= 0 || cfg.IdleTimeout <= 0:
+		return nil, errors.New("api: server timeouts must be positive")
+	case cfg.MaxHeaderBytes <= 0 || cfg.MaxBodyBytes <= 0:
+		return nil, errors.New("api: header and body size limits must be positive")
 	}
 	if deps.Engine == nil || deps.Exporters == nil {
 		return nil, errors.New("api: engine and exporters are required")
@@ -94,23 +137,37 @@ func New(cfg Configuration, deps Dependencies) (*API, error) {
 		deps.Registry = prometheus.NewRegistry()
 	}
 	a := &API{cfg: cfg, deps: deps}
+	var err error
+	if a.auth, err = newAuthenticator(cfg, deps); err != nil {
+		return nil, err
+	}
+	read, admin := a.auth.require(scopeRead), a.auth.require(scopeAdmin)
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.errorHandler
-	e.Server.ReadHeaderTimeout = 10 * time.Second
-	e.Server.ReadTimeout = 30 * time.Second
-	e.Server.WriteTimeout = 60 * time.Second
-	e.Server.IdleTimeout = 120 * time.Second
-	e.Server.MaxHeaderBytes = 64 << 10
+	e.Server.ReadHeaderTimeout = cfg.ReadHeaderTimeout
+	e.Server.ReadTimeout = cfg.ReadTimeout
+	e.Server.WriteTimeout = cfg.WriteTimeout
+	e.Server.IdleTimeout = cfg.IdleTimeout
+	e.Server.MaxHeaderBytes = cfg.MaxHeaderBytes
+	// net/http logs bad clients (TLS handshakes, broken connections) on its
+	// own: at debug level, so that scanners cannot fill the log.
+	e.Server.ErrorLog = slog.NewLogLogger(deps.Logger.Handler(), slog.LevelDebug)
+	e.Pre(a.limitBody)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
-	// Profiles of a running collector are how its limits get found (issue 4
-	// puts them behind the admin token).
-	e.GET("/debug/pprof/*", echo.WrapHandler(http.DefaultServeMux))
-	g := e.Group("/api/v1")
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})), read)
+	// Profiles of a running collector are how its limits get found; they
+	// also show its memory, hence admin.
+	e.GET("/debug/pprof/*", echo.WrapHandler(http.DefaultServeMux), admin)
+	// Everything under /api/v1 needs at least read, unknown paths included,
+	// so that an endpoint added later is never open by mistake.
+	g := e.Group("/api/v1", read)
 	g.GET("/top", a.top)
 	g.GET("/series", a.series)
 	g.GET("/exporters", a.exporters)
+	g.GET("/rejected", a.rejected)
+	g.GET("/config", a.config, admin)
+	g.DELETE("/exporters/:addr", a.forget, admin)
 	if cfg.Static != nil {
 		e.GET("/*", echo.WrapHandler(cfg.Static))
 	}
@@ -121,15 +178,36 @@ func New(cfg Configuration, deps Dependencies) (*API, error) {
 // Handler is the API as an http.Handler, for tests.
 func (a *API) Handler() http.Handler { return a.echo }
 
-// Start listens and serves in the background.
+// Start listens and serves in the background, over TLS when configured.
 func (a *API) Start() error {
+	if a.cfg.TLSCert != "" {
+		// Loaded before listening: a bad pair stops start-up, no socket left open.
+		cert, err := tls.LoadX509KeyPair(a.cfg.TLSCert, a.cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("api: TLS certificate and key: %w", err)
+		}
+		a.echo.Server.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		a.tls = true
+	}
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("api: listen %s: %w", a.cfg.Listen, err)
 	}
 	a.ln = ln
+	if !a.auth.enabled() {
+		if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil && !ap.Addr().IsLoopback() {
+			a.deps.Logger.Warn("the API is open to anyone who can reach it: no api.read_tokens or api.admin_tokens configured (see tmsd token)",
+				"http", ln.Addr().String())
+		}
+	}
 	a.done = make(chan error, 1)
-	go func() { a.done <- a.echo.Server.Serve(ln) }()
+	go func() {
+		if a.tls {
+			a.done <- a.echo.Server.ServeTLS(ln, "", "")
+			return
+		}
+		a.done <- a.echo.Server.Serve(ln)
+	}()
 	return nil
 }
 
@@ -169,10 +247,14 @@ func (a *API) errorHandler(err error, c echo.Context) {
 	status, body := http.StatusInternalServerError, map[string]string{"error": err.Error()}
 	var pe *paramError
 	var he *echo.HTTPError
+	var me *http.MaxBytesError
 	switch {
 	case errors.As(err, &pe):
 		status = http.StatusBadRequest
 		body["parameter"] = pe.param
+	case errors.As(err, &me):
+		status = http.StatusRequestEntityTooLarge
+		body["error"] = fmt.Sprintf("request body larger than %d bytes", me.Limit)
 	case errors.As(err, &he):
 		status = he.Code
 		body["error"] = fmt.Sprint(he.Message)
@@ -431,17 +513,24 @@ func (a *API) series(c echo.Context) error {
 }
 
 type exporterJSON struct {
-	Address         string                     `json:"address"`
-	Protocols       []string                   `json:"protocols"`
-	Datagrams       uint64                     `json:"datagrams"`
-	Flows           uint64                     `json:"flows"`
-	Errors          map[string]uint64          `json:"errors"`
-	Templates       int                        `json:"templates"`
-	SamplingRate    uint32                     `json:"sampling_rate"`
-	SamplingSource  string                     `json:"sampling_source"`
-	TimeCorrections uint64                     `json:"time_corrections"`
-	LastSeen        string                     `json:"last_seen"`
-	Interfaces      []decode.InterfaceCounters `json:"interfaces,omitempty"`
+	Address   string            `json:"address"`
+	Protocols []string          `json:"protocols"`
+	Datagrams uint64            `json:"datagrams"`
+	Bytes     uint64            `json:"bytes"`
+	Flows     uint64            `json:"flows"`
+	Errors    map[string]uint64 `json:"errors"`
+	Templates int               `json:"templates"`
+	// Data sets that beat their template: held, decoded on its arrival, given up, waiting now.
+	TemplatesExpired uint64                     `json:"templates_expired"`
+	Held             uint64                     `json:"held"`
+	Released         uint64                     `json:"released"`
+	Dropped          uint64                     `json:"dropped"`
+	Holding          int                        `json:"holding"`
+	SamplingRate     uint32                     `json:"sampling_rate"`
+	SamplingSource   string                     `json:"sampling_source"`
+	TimeCorrections  uint64                     `json:"time_corrections"`
+	LastSeen         string                     `json:"last_seen"`
+	Interfaces       []decode.InterfaceCounters `json:"interfaces,omitempty"`
 }
 
 func (a *API) exporters(c echo.Context) error {
@@ -457,7 +546,8 @@ func (a *API) exporters(c echo.Context) error {
 			errs = map[string]uint64{}
 		}
 		out = append(out, exporterJSON{Address: e.Address.String(), Protocols: e.Protocols,
-			Datagrams: e.Datagrams, Flows: e.Flows, Errors: errs, Templates: e.Templates,
+			Datagrams: e.Datagrams, Bytes: e.Bytes, Flows: e.Flows, Errors: errs, Templates: e.Templates,
+			TemplatesExpired: e.TemplatesExpired, Held: e.Held, Released: e.Released, Dropped: e.Dropped, Holding: e.Holding,
 			SamplingRate: e.SamplingRate, SamplingSource: e.SamplingSource,
 			TimeCorrections: corr[flow.AddrFrom(e.Address)], LastSeen: e.LastSeen.UTC().Format(time.RFC3339),
 			Interfaces: e.Interfaces})

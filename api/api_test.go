@@ -26,8 +26,26 @@ type fakeExporters []decode.ExporterStats
 
 func (f fakeExporters) Exporters() []decode.ExporterStats { return f }
 
+// Forget reports whether addr is listed, and keeps it: the auth matrix
+// deletes the same exporter under every token. A real decoder is forgotten
+// in TestForgetExporter.
+func (f fakeExporters) Forget(addr netip.Addr) bool {
+	for _, e := range f {
+		if e.Address == addr {
+			return true
+		}
+	}
+	return false
+}
+
 // newTestAPI serves an API over an in-memory store and a running aggregator fed with recs.
 func newTestAPI(t *testing.T, recs ...flow.Record) http.Handler {
+	t.Helper()
+	return newTestAPIWith(t, DefaultConfiguration(), nil, recs...).Handler()
+}
+
+// newTestAPIWith builds an API with cfg, over deps that tweak may change.
+func newTestAPIWith(t *testing.T, cfg Configuration, tweak func(*Dependencies), recs ...flow.Record) *API {
 	t.Helper()
 	scfg := store.DefaultConfiguration()
 	scfg.InMemory = true
@@ -49,13 +67,17 @@ func newTestAPI(t *testing.T, recs ...flow.Record) http.Handler {
 		require.True(t, r.Push(&recs[i]))
 	}
 	require.NoError(t, agg.Sync(10*time.Second))
-	a, err := New(DefaultConfiguration(), Dependencies{
+	deps := Dependencies{
 		Engine: query.New(st, agg), Corrections: agg, Ports: cls, Clock: func() time.Time { return now },
 		Exporters: fakeExporters{{Address: netip.MustParseAddr("192.0.2.1"), Protocols: []string{"ipfix"}, Datagrams: 3,
 			Errors: map[string]uint64{"malformed": 1}}},
-	})
+	}
+	if tweak != nil {
+		tweak(&deps)
+	}
+	a, err := New(cfg, deps)
 	require.NoError(t, err)
-	return a.Handler()
+	return a
 }
 
 func get(t *testing.T, h http.Handler, path string, into any) int {

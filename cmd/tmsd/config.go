@@ -35,6 +35,8 @@ type Config struct {
 		Sockets       int `yaml:"sockets"`
 		ReceiveBuffer int `yaml:"receive_buffer"`
 		BatchSize     int `yaml:"batch_size"`
+
+		Allow []Prefix `yaml:"allow"` // exporters that may send; empty = any
 	} `yaml:"listener"`
 	Aggregate struct {
 		Shards    int      `yaml:"shards"`
@@ -44,6 +46,8 @@ type Config struct {
 		Grace     Duration `yaml:"grace"`
 		MaxAge    Duration `yaml:"max_age"`
 	} `yaml:"aggregate"`
+	API    APIConfig    `yaml:"api"`    // tokens, TLS, query caps: security.go
+	Decode DecodeConfig `yaml:"decode"` // limits, hold, saved templates: config_decode.go
 }
 
 func defaultConfig() Config {
@@ -62,6 +66,8 @@ func defaultConfig() Config {
 	c.Aggregate.MaxMemory = 512 << 20
 	c.Aggregate.Grace = Duration(time.Minute)
 	c.Aggregate.MaxAge = Duration(time.Hour)
+	c.API = defaultAPIConfig()
+	c.Decode = defaultDecodeConfig()
 	return c
 }
 

@@ -49,11 +49,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return errors.New("import: name at least one pcap file")
 		}
 		return importFiles(cfg, files, stdout)
+	case "token":
+		return tokenCommand(args, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: tmsd [serve] [flags] | tmsd import [flags] FILE.pcap…")
+		fmt.Fprintln(stdout, "usage: tmsd [serve] [flags] | tmsd import [flags] FILE.pcap… | tmsd token [--admin]")
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (serve or import)", cmd)
+	return fmt.Errorf("unknown command %q (serve, import or token)", cmd)
 }
 
 // parseFlags reads the config file named by --config, then lets the flags
@@ -68,6 +70,8 @@ func parseFlags(name string, args []string, stderr io.Writer) (Config, []string,
 	httpAddr := fs.String("http", cfg.HTTP, "REST API and dashboard listen `address`")
 	data := fs.String("data", cfg.Data, "data `directory`")
 	retention := fs.String("retention", "14d", "how long minute data is kept (`duration`: 90m, 36h, 14d)")
+	tlsCert := fs.String("tls-cert", "", "serve the API over HTTPS with this PEM certificate `file` (with --tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM private key `file` of --tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return cfg, nil, err
 	}
@@ -77,6 +81,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (Config, []string,
 		}
 	}
 	var err error
+	retentionFlag := false
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "netflow":
@@ -92,11 +97,18 @@ func parseFlags(name string, args []string, stderr io.Writer) (Config, []string,
 			if perr != nil || d <= 0 {
 				err = fmt.Errorf("--retention: %q is not a duration such as 90m, 36h or 14d", *retention)
 			}
-			cfg.Retention.setMinute(d)
+			cfg.Retention.Minute, retentionFlag = Duration(d), true
+		case "tls-cert":
+			cfg.API.TLSCert = *tlsCert
+		case "tls-key":
+			cfg.API.TLSKey = *tlsKey
 		}
 	})
+	if err == nil && (cfg.API.TLSCert == "") != (cfg.API.TLSKey == "") {
+		err = errors.New("--tls-cert and --tls-key go together: give both or neither")
+	}
 	if err == nil {
-		err = cfg.checkTiers(*configPath, name == "serve")
+		err = cfg.checkTiers(*configPath, name == "serve", retentionFlag)
 	}
 	return cfg, fs.Args(), err
 }

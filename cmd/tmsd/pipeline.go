@@ -16,6 +16,7 @@ import (
 	"github.com/tmsd/tmsd/internal/apps"
 	"github.com/tmsd/tmsd/internal/decode"
 	"github.com/tmsd/tmsd/internal/decode/listen"
+	"github.com/tmsd/tmsd/internal/decode/persist"
 	"github.com/tmsd/tmsd/internal/flow"
 	"github.com/tmsd/tmsd/internal/query"
 	"github.com/tmsd/tmsd/internal/ring"
@@ -31,9 +32,11 @@ type pipeline struct {
 	store     *store.Store
 	ring      *ring.Ring
 	decoder   *decode.Decoder
+	persist   *persist.Persister // the decoder's templates across restarts; serve only
 	agg       *aggregate.Aggregator
 	rollup    *rollup.Rollup
 	listeners []*listen.Listener
+	offenders *listen.Offenders // sources refused by listener.allow, shared by the listeners
 	api       *api.API
 	started   []func() error // stop functions of started components, in start order
 }
@@ -69,9 +72,15 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipe
 		return nil, fmt.Errorf("apps: %w", err)
 	}
 
-	decCfg := decode.DefaultConfiguration()
-	decCfg.SamplingOverride = cfg.Sampling
-	if p.decoder, err = decode.New(decCfg); err != nil {
+	if p.decoder, err = decode.New(cfg.Decode.decoder(cfg.Sampling)); err != nil {
+		return nil, err
+	}
+	if err = errors.Join(p.decoder.RegisterMetrics(p.registry), p.decoder.RegisterExporterMetrics(p.registry)); err != nil {
+		return nil, err
+	}
+	if p.persist, err = persist.New(persist.Configuration{Interval: time.Duration(cfg.Decode.StateInterval)}, persist.Dependencies{
+		Decoder: p.decoder, Store: st, Clock: clock, Registry: p.registry, Logger: logger,
+	}); err != nil {
 		return nil, err
 	}
 
@@ -92,9 +101,15 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipe
 	apiCfg := api.DefaultConfiguration()
 	apiCfg.Listen = cfg.HTTP
 	apiCfg.Static = web.Handler()
+	cfg.API.apply(&apiCfg)
+	effective, err := effectiveConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.offenders = listen.NewOffenders(listen.DefaultOffenders)
 	if p.api, err = api.New(apiCfg, api.Dependencies{
 		Engine: query.New(st, p.agg, query.WithProgress(p.rollup)), Exporters: p.decoder, Corrections: p.agg, Ports: classifier,
-		Registry: p.registry, Clock: clock, Logger: logger,
+		Offenders: p.offenders, Config: effective, Registry: p.registry, Clock: clock, Logger: logger,
 	}); err != nil {
 		return nil, err
 	}
@@ -121,7 +136,8 @@ func (p *pipeline) startCore() error {
 	return nil
 }
 
-// startServe starts everything: store, aggregator, API, then the listeners.
+// startServe starts everything: store, aggregator, API, the decoder state
+// (restored before any datagram), then the listeners.
 func (p *pipeline) startServe(cfg Config) error {
 	if err := p.startCore(); err != nil {
 		return err
@@ -130,6 +146,11 @@ func (p *pipeline) startServe(cfg Config) error {
 		return err
 	}
 	p.started = append(p.started, p.api.Stop)
+	// Restored before the first datagram; stopped (a last save) after the listeners.
+	if err := p.persist.Start(); err != nil {
+		return err
+	}
+	p.started = append(p.started, p.persist.Stop)
 	ingest := &ingest{decoder: p.decoder, ring: p.ring}
 	for _, l := range []struct {
 		name  string
@@ -143,7 +164,9 @@ func (p *pipeline) startServe(cfg Config) error {
 		lc.Sockets = cfg.Listener.Sockets
 		lc.ReceiveBuffer = cfg.Listener.ReceiveBuffer
 		lc.BatchSize = cfg.Listener.BatchSize
-		ln, err := listen.New(lc, listen.Dependencies{Handler: ingest, Registry: p.registry, Logger: p.logger, Name: l.name})
+		lc.Allow = allowPrefixes(cfg.Listener.Allow)
+		ln, err := listen.New(lc, listen.Dependencies{Handler: ingest, Registry: p.registry, Logger: p.logger, Name: l.name,
+			Offenders: p.offenders})
 		if err != nil {
 			return err
 		}
@@ -156,9 +179,9 @@ func (p *pipeline) startServe(cfg Config) error {
 	return nil
 }
 
-// stop stops what was started, in reverse order: listeners first, then the API,
-// then the aggregator (which drains the ring and flushes the open minutes), then the
-// rollups, then the store.
+// stop stops what was started, in reverse order: listeners first, then the
+// decoder state (a last save), the API, the aggregator (which drains the
+// ring and flushes the open minutes), the rollups, then the store.
 func (p *pipeline) stop() error {
 	var errs []error
 	for i := len(p.started) - 1; i >= 0; i-- {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +18,6 @@ import (
 // hour and day tiers, sets the minute tier and leaves the others at their defaults.
 type Retention struct {
 	Minute, Hour, Day Duration
-	lines             map[string]int // where each tier was set in the file
 }
 
 func defaultRetention() Retention {
@@ -28,17 +28,13 @@ func defaultRetention() Retention {
 	}
 }
 
-// setMinute sets the minute tier from a flag.
-func (r *Retention) setMinute(d time.Duration) {
-	r.Minute = Duration(d)
-	delete(r.lines, "minute")
+// MarshalYAML writes the per-tier form (GET /api/v1/config shows it).
+func (r Retention) MarshalYAML() (any, error) {
+	return map[string]Duration{"minute": r.Minute, "hour": r.Hour, "day": r.Day}, nil
 }
 
 // UnmarshalYAML reads the scalar or the per-tier form, with the line of a bad value in the error.
 func (r *Retention) UnmarshalYAML(n *yaml.Node) error {
-	if r.lines == nil {
-		r.lines = map[string]int{}
-	}
 	set := func(tier string, v *yaml.Node) error {
 		var d Duration
 		if err := d.UnmarshalYAML(v); err != nil {
@@ -55,7 +51,6 @@ func (r *Retention) UnmarshalYAML(n *yaml.Node) error {
 		case "day":
 			r.Day = d
 		}
-		r.lines[tier] = v.Line
 		return nil
 	}
 	switch n.Kind {
@@ -120,22 +115,20 @@ type StoreConfig struct {
 	MaxDisk ByteSize `yaml:"max_disk"`
 }
 
-// RollupConfig is the `rollup:` section. A key left out takes a default that
-// follows the aggregator's settings.
+// RollupConfig is the `rollup:` section. A key left out (or 0) takes a
+// default that follows the aggregator's settings.
 type RollupConfig struct {
-	HourTopK int      `yaml:"hour_top_k"` // default 2 × aggregate.top_k
-	DayTopK  int      `yaml:"day_top_k"`  // default hour_top_k
-	Delay    Duration `yaml:"delay"`      // default aggregate.grace + aggregate.max_age + 5m
-	lines    map[string]int
+	HourTopK int      `yaml:"hour_top_k,omitempty"` // default 2 × aggregate.top_k
+	DayTopK  int      `yaml:"day_top_k,omitempty"`  // default hour_top_k
+	Delay    Duration `yaml:"delay,omitempty"`      // default aggregate.grace + aggregate.max_age + 5m
 }
 
-// UnmarshalYAML decodes the section and remembers each key's line for the
-// checks that compare it with other sections.
+// UnmarshalYAML decodes the section, refusing unknown keys (a custom
+// unmarshaler does not inherit the decoder's KnownFields).
 func (r *RollupConfig) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.MappingNode {
 		return lineError(n, "rollup must be a map of hour_top_k, day_top_k and delay")
 	}
-	r.lines = map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		var err error
@@ -155,7 +148,6 @@ func (r *RollupConfig) UnmarshalYAML(n *yaml.Node) error {
 			}
 			return lineError(v, "rollup.%s: %q is not a whole number", k.Value, v.Value)
 		}
-		r.lines[k.Value] = v.Line
 	}
 	return nil
 }
@@ -172,7 +164,7 @@ func (c *Config) rollupConfiguration() rollup.Configuration {
 		rc.DayTopK = c.Rollup.DayTopK
 	}
 	rc.Delay = time.Duration(c.Aggregate.Grace+c.Aggregate.MaxAge) + 5*time.Minute
-	if _, ok := c.Rollup.lines["delay"]; ok {
+	if c.Rollup.Delay != 0 {
 		rc.Delay = time.Duration(c.Rollup.Delay)
 	}
 	rc.MaxDisk = int64(c.Store.MaxDisk)
@@ -181,12 +173,19 @@ func (c *Config) rollupConfiguration() rollup.Configuration {
 
 // checkTiers checks what the tiers need of the other settings, once the file
 // and the flags are read. A value from the file is named by FILE:LINE, one
-// from a flag or a default by its name. The retentions are checked only for
-// serving: `tmsd import` may keep its minutes as briefly as it likes (a later
-// serve on the same configuration would refuse it).
-func (c *Config) checkTiers(path string, serving bool) error {
-	where := func(lines map[string]int, key, name string) string {
-		if l := lines[key]; l > 0 && path != "" {
+// from a flag (retentionFlag: --retention was given) or a default by its name.
+// The retentions are checked only for serving: `tmsd import` may keep its
+// minutes as briefly as it likes (a later serve on the same configuration
+// would refuse it).
+func (c *Config) checkTiers(path string, serving, retentionFlag bool) error {
+	var doc yaml.Node
+	if path != "" {
+		if data, err := os.ReadFile(path); err == nil {
+			_ = yaml.Unmarshal(data, &doc) // it decoded once already
+		}
+	}
+	where := func(name string, keys ...string) string {
+		if l := lineOf(&doc, keys...); l > 0 {
 			return fmt.Sprintf("%s:%d: %s", path, l, name)
 		}
 		return name
@@ -195,19 +194,61 @@ func (c *Config) checkTiers(path string, serving bool) error {
 	switch {
 	case rc.HourTopK < c.Aggregate.TopK:
 		return fmt.Errorf("%s (%d) must be at least aggregate.top_k (%d): an hour keeps at least what a minute keeps",
-			where(c.Rollup.lines, "hour_top_k", "rollup.hour_top_k"), rc.HourTopK, c.Aggregate.TopK)
+			where("rollup.hour_top_k", "rollup", "hour_top_k"), rc.HourTopK, c.Aggregate.TopK)
 	case rc.DayTopK < rc.HourTopK:
 		return fmt.Errorf("%s (%d) must be at least rollup.hour_top_k (%d): a day keeps at least what an hour keeps",
-			where(c.Rollup.lines, "day_top_k", "rollup.day_top_k"), rc.DayTopK, rc.HourTopK)
+			where("rollup.day_top_k", "rollup", "day_top_k"), rc.DayTopK, rc.HourTopK)
 	case rc.Delay < time.Duration(c.Aggregate.Grace):
 		return fmt.Errorf("%s (%s) must be at least aggregate.grace (%s): an hour's last minute is written only after its grace",
-			where(c.Rollup.lines, "delay", "rollup.delay"), rc.Delay, time.Duration(c.Aggregate.Grace))
+			where("rollup.delay", "rollup", "delay"), rc.Delay, time.Duration(c.Aggregate.Grace))
 	case serving && time.Duration(c.Retention.Minute) <= time.Hour+rc.Delay:
 		return fmt.Errorf("%s (%s) must be longer than an hour plus rollup.delay (%s): minutes must outlive their hour's rollup",
-			where(c.Retention.lines, "minute", "retention.minute (--retention)"), time.Duration(c.Retention.Minute), time.Hour+rc.Delay)
+			c.retentionWhere(where, "minute", retentionFlag), time.Duration(c.Retention.Minute), time.Hour+rc.Delay)
 	case serving && time.Duration(c.Retention.Hour) <= 24*time.Hour+rc.Delay:
 		return fmt.Errorf("%s (%s) must be longer than a day plus rollup.delay (%s): hours must outlive their day's rollup",
-			where(c.Retention.lines, "hour", "retention.hour"), time.Duration(c.Retention.Hour), 24*time.Hour+rc.Delay)
+			c.retentionWhere(where, "hour", false), time.Duration(c.Retention.Hour), 24*time.Hour+rc.Delay)
 	}
 	return nil
+}
+
+// retentionWhere names a tier's retention for an error: the flag when it set
+// it, the file's line when it did (in the scalar form for the minute tier),
+// else the key.
+func (c *Config) retentionWhere(where func(name string, keys ...string) string, tier string, flag bool) string {
+	name := "retention." + tier
+	if flag {
+		return "--retention"
+	}
+	if w := where(name, "retention", tier); w != name {
+		return w
+	}
+	if tier == "minute" {
+		return where(name, "retention")
+	}
+	return name
+}
+
+// lineOf is the line of the value at keys in a YAML document (0: not there).
+// The checks across sections use it, so that the Config stays a plain value.
+func lineOf(doc *yaml.Node, keys ...string) int {
+	n := doc
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	for _, k := range keys {
+		if n.Kind != yaml.MappingNode {
+			return 0
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return 0
+		}
+		n = next
+	}
+	return n.Line
 }

@@ -92,11 +92,13 @@ func TestBadTierConfigNamesFileLineAndReason(t *testing.T) {
 	f("aggregate:\n  top_k: 1000\nrollup:\n  hour_top_k: 500\n", "4", "rollup.hour_top_k (500) must be at least aggregate.top_k (1000)")
 	f("rollup:\n  hour_top_k: 3000\n  day_top_k: 2500\n", "3", "rollup.day_top_k (2500) must be at least rollup.hour_top_k (3000)")
 	f("aggregate:\n  grace: 5m\nrollup:\n  delay: 3m\n", "4", "rollup.delay (3m0s) must be at least aggregate.grace (5m0s)")
-	f("retention:\n  minute: 2h\n", "2", "retention.minute (--retention) (2h0m0s) must be longer than an hour plus rollup.delay (2h6m0s)")
+	f("retention:\n  minute: 2h\n", "2", "retention.minute (2h0m0s) must be longer than an hour plus rollup.delay (2h6m0s)")
+	f("retention: 1h\n", "1", "retention.minute (1h0m0s) must be longer")
 	f("retention:\n  hour: 1d\n", "2", "retention.hour (24h0m0s) must be longer than a day plus rollup.delay")
 
-	_, _, err := parseFlags("serve", []string{"--retention", "90m"}, io.Discard)
-	require.ErrorContains(t, err, "retention.minute (--retention) (1h30m0s) must be longer than an hour plus rollup.delay")
+	_, _, err := parseFlags("serve", []string{"--config", writeConfig(t, "retention: 14d\n"), "--retention", "90m"}, io.Discard)
+	require.ErrorContains(t, err, "--retention (1h30m0s) must be longer than an hour plus rollup.delay")
+	require.NotContains(t, err.Error(), "tmsd.yaml", "the flag, not the file, set it")
 }
 
 func TestImportAcceptsAShortMinuteRetention(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tmsd/tmsd/internal/flow"
@@ -33,6 +34,7 @@ type ExporterStats struct {
 	Address   netip.Addr
 	Protocols []string // flow.Protocol names seen, in flow.Protocol order
 	Datagrams uint64   // every datagram, failed ones included
+	Bytes     uint64   // their UDP payload bytes
 	Flows     uint64   // records emitted
 	Errors    map[string]uint64
 	// Templates is the number of templates known, all observation domains.
@@ -45,6 +47,17 @@ type ExporterStats struct {
 	Interfaces []InterfaceCounters
 	// TimeCorrections is counted by the aggregator; the decoder leaves it 0.
 	TimeCorrections uint64
+	// TemplatesExpired counts templates forgotten after TemplateTimeout
+	// without being announced again.
+	TemplatesExpired uint64
+	// Datagrams whose NetFlow v9/IPFIX data sets arrived before their
+	// template: Held entered the hold, Released left it decoded when the
+	// template came, Holding are waiting now. Dropped were given up, past
+	// HoldTime or refused for lack of room; they are also counted under
+	// Errors["template_unknown"]. Held = Released + Holding + the expired
+	// part of Dropped.
+	Held, Released, Dropped uint64
+	Holding                 int
 }
 
 // InterfaceCounters are the sFlow generic interface counters of one interface.
@@ -71,31 +84,52 @@ type samplerKey struct {
 // exporter is the state of one exporter IP. Everything is guarded by mu,
 // held for the whole decoding of a datagram.
 type exporter struct {
-	mu       sync.Mutex
-	addr     netip.Addr
-	override uint32 // 0 = none
+	mu         sync.Mutex
+	addr       netip.Addr
+	override   uint32  // 0 = none
+	limits     *limits // the decoder's
+	generation *atomic.Uint64
 
 	templates  *templateSystem
+	nextSweep  int64 // unix ms of the next expired template sweep
 	samplers   map[samplerKey]uint32
 	systemInit map[uint32]int64 // IPFIX systemInitTimeMilliseconds per observation domain
 	interfaces map[uint32]InterfaceCounters
 	fieldsTmp  []templateField // scratch to parse templates without allocating
 
-	protocols      uint32 // bit per flow.Protocol
-	datagrams      uint64
-	flows          uint64
-	errors         [reasonCount]uint64
-	samplingRate   uint32
-	samplingSource string
-	lastSeen       time.Time
-	lastLog        time.Time
+	protocols        uint32 // bit per flow.Protocol
+	datagrams        uint64
+	bytes            uint64 // datagram payload bytes
+	flows            uint64
+	errors           [reasonCount]uint64
+	samplingRate     uint32
+	samplingSource   string
+	lastSeen         time.Time
+	lastLog          time.Time
+	templatesExpired uint64
+
+	held                []heldDatagram // in arrival order
+	heldBytes           int            // sum of len(sets)
+	heldCount, released uint64
+	dropped             uint64
 }
 
-func newExporter(addr netip.Addr, maxTemplates int, override uint32) *exporter {
+// heldDatagram is what a datagram left undecoded for want of templates: its
+// data sets (headers included, copied), the header they need and when it
+// was received.
+type heldDatagram struct {
+	h        nfHeader
+	received int64 // unix ms
+	sets     []byte
+}
+
+func newExporter(addr netip.Addr, l *limits, generation *atomic.Uint64, override uint32) *exporter {
 	return &exporter{
 		addr:           addr,
 		override:       override,
-		templates:      newTemplateSystem(maxTemplates),
+		limits:         l,
+		generation:     generation,
+		templates:      newTemplateSystem(l.maxTemplates),
 		samplers:       make(map[samplerKey]uint32),
 		systemInit:     make(map[uint32]int64),
 		interfaces:     make(map[uint32]InterfaceCounters),
@@ -104,8 +138,9 @@ func newExporter(addr netip.Addr, maxTemplates int, override uint32) *exporter {
 }
 
 // account counts a decoded datagram.
-func (e *exporter) account(dg *datagram, flows int, received time.Time) {
+func (e *exporter) account(dg *datagram, flows, size int, received time.Time) {
 	e.datagrams++
+	e.bytes += uint64(size)
 	e.flows += uint64(flows)
 	if dg.proto != flow.ProtoUnknown {
 		e.protocols |= 1 << dg.proto
@@ -132,12 +167,20 @@ func (e *exporter) logThrottled(logger *slog.Logger, err error) {
 		"exporter", e.addr, "error", err)
 }
 
+// changed notes a change to what State saves.
+func (e *exporter) changed() { e.generation.Add(1) }
+
 // setSampler stores a rate announced by options data, within bounds.
 func (e *exporter) setSampler(k samplerKey, rate uint32) {
-	if _, ok := e.samplers[k]; !ok && len(e.samplers) >= maxSamplersPerExporter {
+	old, ok := e.samplers[k]
+	switch {
+	case ok && old == rate: // exporters resend their options every few datagrams
+		return
+	case !ok && len(e.samplers) >= maxSamplersPerExporter:
 		return
 	}
 	e.samplers[k] = rate
+	e.changed()
 }
 
 // sampler returns the options rate for a sampler, falling back to the
@@ -155,10 +198,15 @@ func (e *exporter) sampler(k samplerKey) (uint32, bool) {
 }
 
 func (e *exporter) setSystemInit(domain uint32, ms int64) {
-	if _, ok := e.systemInit[domain]; !ok && len(e.systemInit) >= maxSamplersPerExporter {
+	old, ok := e.systemInit[domain]
+	switch {
+	case ok && old == ms:
+		return
+	case !ok && len(e.systemInit) >= maxSamplersPerExporter:
 		return
 	}
 	e.systemInit[domain] = ms
+	e.changed()
 }
 
 func (e *exporter) setInterface(c InterfaceCounters) {
@@ -174,12 +222,19 @@ func (e *exporter) stats() ExporterStats {
 	s := ExporterStats{
 		Address:        e.addr,
 		Datagrams:      e.datagrams,
+		Bytes:          e.bytes,
 		Flows:          e.flows,
 		Errors:         make(map[string]uint64),
 		Templates:      e.templates.len(),
 		SamplingRate:   e.samplingRate,
 		LastSeen:       e.lastSeen,
 		SamplingSource: e.samplingSource,
+
+		TemplatesExpired: e.templatesExpired,
+		Held:             e.heldCount,
+		Released:         e.released,
+		Dropped:          e.dropped,
+		Holding:          len(e.held),
 	}
 	for p := flow.ProtoNetFlowV5; p <= flow.ProtoSFlowV5; p++ {
 		if e.protocols&(1<<p) != 0 {

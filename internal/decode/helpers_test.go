@@ -39,6 +39,14 @@ func newTestDecoder(t testing.TB, cfg Configuration) *Decoder {
 	return d
 }
 
+// noHold is the default configuration without holding data that comes
+// before its template: such data is an ErrTemplateUnknown at once.
+func noHold() Configuration {
+	cfg := DefaultConfiguration()
+	cfg.HoldDatagrams = -1
+	return cfg
+}
+
 // statsOf returns the stats of one exporter.
 func statsOf(t testing.TB, d *Decoder, exporter string) ExporterStats {
 	t.Helper()

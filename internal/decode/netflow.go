@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"math/bits"
 
 	"github.com/netsampler/goflow2/v2/decoders/netflow"
 
@@ -144,6 +146,9 @@ func (dg *datagram) decodeNetFlow(p []byte, version uint16) {
 			dg.dataSet(&h, id, set)
 		}
 		// Other set IDs are reserved: skipped, as the RFCs ask.
+		if dg.newTemplate {
+			dg.release()
+		}
 	}
 }
 
@@ -234,10 +239,14 @@ func (dg *datagram) ipfixOptionsTemplateSet(h *nfHeader, set []byte) {
 func (dg *datagram) withdraw(h *nfHeader, id, allID uint16, options bool) {
 	ts := dg.e.templates
 	if id == allID {
-		ts.removeAll(h.version, h.domain, options)
+		if ts.removeAll(h.version, h.domain, options) > 0 {
+			dg.e.changed()
+		}
 		return
 	}
-	_, _ = ts.RemoveTemplate(h.version, h.domain, id) // withdrawing an unknown template is harmless
+	if _, err := ts.RemoveTemplate(h.version, h.domain, id); err == nil { // withdrawing an unknown template is harmless
+		dg.e.changed()
+	}
 }
 
 // parseFields parses count field specifiers into the exporter's scratch
@@ -265,13 +274,22 @@ func (dg *datagram) parseFields(version uint16, b []byte, count int) ([]template
 }
 
 // addTemplate stores a template unless an identical one is known already
-// (exporters resend templates every few datagrams).
+// (exporters resend templates every few datagrams): then it only refreshes
+// its expiry.
 func (dg *datagram) addTemplate(h *nfHeader, id uint16, fields []templateField, scopes int, options bool) {
 	ts := dg.e.templates
 	if known, err := ts.lookup(h.version, h.domain, id); err == nil && known.equal(fields, scopes, options) {
+		known.refreshed = max(known.refreshed, dg.received)
 		return
 	}
-	t := newTemplate(fields, scopes, options)
+	for _, f := range fields {
+		if f.length != variableLength && int(f.length) > dg.e.limits.maxFieldLength {
+			dg.fail(fmt.Errorf("template %d of domain %d: %w: field %d of %d bytes, more than %d",
+				id, h.domain, errFieldLength, f.id, f.length, dg.e.limits.maxFieldLength))
+			return
+		}
+	}
+	t := newTemplate(fields, scopes, options, dg.received)
 	if t.minLength == 0 {
 		// Records of zero bytes cannot be walked.
 		dg.malformed("template %d has only zero-length fields", id)
@@ -279,26 +297,57 @@ func (dg *datagram) addTemplate(h *nfHeader, id uint16, fields []templateField, 
 	}
 	if err := ts.AddTemplate(h.version, h.domain, id, t); err != nil {
 		dg.fail(fmt.Errorf("template %d of domain %d: %w", id, h.domain, err))
-	}
-}
-
-// dataSet decodes the records of a data set with the template it names.
-func (dg *datagram) dataSet(h *nfHeader, id uint16, set []byte) {
-	t, err := dg.e.templates.lookup(h.version, h.domain, id)
-	if err != nil {
-		if errors.Is(err, netflow.ErrorTemplateNotFound) {
-			err = ErrTemplateUnknown
-		}
-		dg.fail(fmt.Errorf("%s domain %d template %d: %w", h.protocol(), h.domain, id, err))
 		return
 	}
+	dg.newTemplate = true
+	dg.e.changed()
+}
+
+// dataSet decodes the records of a data set with the template it names; a
+// set whose template is unknown (or expired) is held for finish if it can be.
+func (dg *datagram) dataSet(h *nfHeader, id uint16, set []byte) {
+	t, err := dg.e.templates.lookup(h.version, h.domain, id)
+	if err == nil && dg.e.expired(t, dg.received) {
+		_, _ = dg.e.templates.RemoveTemplate(h.version, h.domain, id)
+		dg.e.templatesExpired++
+		dg.e.changed()
+		t, err = nil, netflow.ErrorTemplateNotFound
+	}
+	if err != nil {
+		if !errors.Is(err, netflow.ErrorTemplateNotFound) {
+			dg.fail(fmt.Errorf("%s domain %d template %d: %w", h.protocol(), h.domain, id, err))
+			return
+		}
+		if dg.holdSet(h, id, set) {
+			return
+		}
+		if !dg.reasons.has(reasonTemplateUnknown) {
+			dg.e.dropped++ // once per datagram, as the reason
+		}
+		dg.fail(fmt.Errorf("%s domain %d template %d: %w", h.protocol(), h.domain, id, ErrTemplateUnknown))
+		return
+	}
+	dg.walk(h, id, t, set)
+}
+
+// walk decodes the records of a data set of template t.
+func (dg *datagram) walk(h *nfHeader, id uint16, t *template, set []byte) {
 	// Trailing bytes shorter than a record are padding (RFC 7011 3.3.1).
 	for len(set) >= t.minLength {
+		if !dg.record() {
+			return
+		}
 		var r nfRecord
-		rest, ok := r.parse(h, t, set)
-		if !ok {
+		rest, status := r.parse(h, t, set, dg.e.limits.maxFieldLength)
+		switch status {
+		case recordOverrun:
 			dg.malformed("data set %d: record overruns the set", id)
 			return
+		case recordFieldTooLong:
+			dg.fail(fmt.Errorf("data set %d: %w: a variable-length value is longer than %d bytes",
+				id, errFieldLength, dg.e.limits.maxFieldLength))
+			set = rest
+			continue // the record is walked, not used
 		}
 		set = rest
 		if t.options {
@@ -346,24 +395,36 @@ type nfRecord struct {
 	pktInterval, pktSpace, sampler               uint64
 }
 
-// parse walks one record of template t at the start of b and returns the rest.
-func (r *nfRecord) parse(h *nfHeader, t *template, b []byte) ([]byte, bool) {
+// Outcomes of nfRecord.parse.
+const (
+	recordOK = iota
+	recordOverrun
+	recordFieldTooLong // the record was walked; the rest is valid
+)
+
+// parse walks one record of template t at the start of b and returns the
+// rest. A variable-length value longer than maxField is walked, not set.
+func (r *nfRecord) parse(h *nfHeader, t *template, b []byte, maxField int) ([]byte, int) {
+	status := recordOK
 	for i, f := range t.fields {
 		length := int(f.length)
 		if f.length == variableLength {
 			if len(b) < 1 {
-				return nil, false
+				return nil, recordOverrun
 			}
 			length, b = int(b[0]), b[1:]
 			if length == 255 {
 				if len(b) < 2 {
-					return nil, false
+					return nil, recordOverrun
 				}
 				length, b = int(binary.BigEndian.Uint16(b)), b[2:]
 			}
+			if length > maxField {
+				status = recordFieldTooLong
+			}
 		}
 		if len(b) < length {
-			return nil, false
+			return nil, recordOverrun
 		}
 		value := b[:length]
 		b = b[length:]
@@ -373,7 +434,7 @@ func (r *nfRecord) parse(h *nfHeader, t *template, b []byte) ([]byte, bool) {
 		}
 		r.set(h, f.id, value)
 	}
-	return b, true
+	return b, status
 }
 
 // set interprets one field value.
@@ -508,8 +569,8 @@ func (dg *datagram) emit(h *nfHeader, r *nfRecord) {
 	default:
 		rec.Packets = r.outPkts
 	}
-	rec.Bytes *= uint64(rate)
-	rec.Packets *= uint64(rate)
+	rec.Bytes = scaleSaturating(rec.Bytes, rate)
+	rec.Packets = scaleSaturating(rec.Packets, rate)
 	rec.Start = r.time(dg.e, h, hasStartAbs, r.startAbs, hasStartUptime, r.startUptime, hasStartDelta, r.startDelta)
 	rec.End = r.time(dg.e, h, hasEndAbs, r.endAbs, hasEndUptime, r.endUptime, hasEndDelta, r.endDelta)
 	rec.Exporter = dg.exporter
@@ -518,6 +579,16 @@ func (dg *datagram) emit(h *nfHeader, r *nfRecord) {
 	rec.ObsDomain = h.domain
 	rec.Export = h.protocol()
 	dg.out = append(dg.out, *rec)
+}
+
+// scaleSaturating multiplies a 64-bit counter by the sampling rate. A product
+// that overflows saturates: wrapped, it would count a huge flow as a small one.
+func scaleSaturating(v uint64, rate uint32) uint64 {
+	hi, lo := bits.Mul64(v, uint64(rate))
+	if hi != 0 {
+		return math.MaxUint64
+	}
+	return lo
 }
 
 // time picks a flow start or end time in unix ms, 0 if unknown: an absolute

@@ -88,8 +88,8 @@ func TestNetFlowV9(t *testing.T) {
 		require.Equal(t, append([]flow.Record{{Proto: 99}}, want...), got)
 	})
 
-	t.Run("template after its data", func(t *testing.T) {
-		d := newTestDecoder(t, DefaultConfiguration())
+	t.Run("template after its data, holding disabled", func(t *testing.T) {
+		d := newTestDecoder(t, noHold())
 		got, err := d.Decode(exporterA, v9(data), testReceived, nil)
 		require.ErrorIs(t, err, ErrTemplateUnknown)
 		require.Empty(t, got)
@@ -103,7 +103,7 @@ func TestNetFlowV9(t *testing.T) {
 	})
 
 	t.Run("known data kept next to unknown data", func(t *testing.T) {
-		d := newTestDecoder(t, DefaultConfiguration())
+		d := newTestDecoder(t, noHold())
 		unknown := set(300, v9Record("10.9.9.9", "10.9.9.9", 1, 1))
 		got, err := d.Decode(exporterA, v9(template, unknown, data), testReceived, nil)
 		require.ErrorIs(t, err, ErrTemplateUnknown)
@@ -127,7 +127,7 @@ func TestNetFlowV9(t *testing.T) {
 	})
 
 	t.Run("source IDs have their own templates", func(t *testing.T) {
-		d := newTestDecoder(t, DefaultConfiguration())
+		d := newTestDecoder(t, noHold())
 		_, err := d.Decode(exporterA, v9Datagram(v9SysUptime, v9UnixSecs, 1, template), testReceived, nil)
 		require.NoError(t, err)
 		_, err = d.Decode(exporterA, v9Datagram(v9SysUptime, v9UnixSecs, 2, data), testReceived, nil)
@@ -223,7 +223,7 @@ func TestNetFlowV9Sampling(t *testing.T) {
 }
 
 func TestNetFlowV9TemplateLimit(t *testing.T) {
-	d := newTestDecoder(t, Configuration{MaxTemplatesPerExporter: 2})
+	d := newTestDecoder(t, Configuration{MaxTemplatesPerExporter: 2, HoldDatagrams: -1})
 	templates := v9TemplateSet(templateRecord(256, v9Fields...), templateRecord(257, v9Fields...), templateRecord(258, v9Fields...))
 	_, err := d.Decode(exporterA, v9(templates), testReceived, nil)
 	require.NoError(t, err, "a refused template is counted, not a decoding error")
@@ -267,7 +267,7 @@ func TestIPFIX(t *testing.T) {
 		SrcPort: 443, DstPort: 51000, Proto: 6, TCPFlags: 0x12, Export: flow.ProtoIPFIX,
 	}
 
-	d := newTestDecoder(t, DefaultConfiguration())
+	d := newTestDecoder(t, noHold())
 	got, err := d.Decode(exporterA, ipfixDatagram(exportTime, 9, ipfixTemplateSet(templateRecord(400, fields...)), data), testReceived, nil)
 	require.NoError(t, err)
 	require.Equal(t, []flow.Record{want, want, want}, got)

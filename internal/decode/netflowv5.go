@@ -37,6 +37,9 @@ func (dg *datagram) decodeNetFlowV5(p []byte) {
 	}
 	rate := dg.sampling(interval, sourceHeader)
 	for i := range count {
+		if !dg.record() {
+			return
+		}
 		r := records[i*v5RecordLength : (i+1)*v5RecordLength]
 		dg.out = append(dg.out, flow.Record{
 			Exporter:     dg.exporter,

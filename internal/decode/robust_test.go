@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -190,6 +191,7 @@ func TestConcurrentDecode(t *testing.T) {
 				}
 				if i%50 == 0 {
 					_ = d.Exporters()
+					_, _ = d.State()
 				}
 			}
 		})
@@ -206,27 +208,31 @@ func TestConcurrentDecode(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	_, err := New(Configuration{MaxTemplatesPerExporter: -1})
-	require.Error(t, err)
-	_, err = New(Configuration{SamplingOverride: map[netip.Addr]uint32{{}: 10}})
-	require.Error(t, err)
-	d, err := New(Configuration{})
-	require.NoError(t, err)
-	require.Equal(t, 1024, d.maxTemplates)
-}
-
-func FuzzDecode(f *testing.F) {
-	for _, p := range validDatagrams() {
-		f.Add(p)
+	for _, cfg := range []Configuration{
+		{MaxTemplatesPerExporter: -1},
+		{MaxExporters: -1},
+		{MaxRecordsPerDatagram: -1},
+		{MaxFieldLength: -1},
+		{MaxFieldLength: 65535},
+		{TemplateTimeout: -time.Second},
+		{TemplateTimeout: time.Microsecond},
+		{HoldTime: -time.Second},
+		{HoldBytes: -1},
+		{SamplingOverride: map[netip.Addr]uint32{{}: 10}},
+	} {
+		_, err := New(cfg)
+		require.Error(t, err, "%+v", cfg)
 	}
-	d, err := New(DefaultConfiguration())
-	require.NoError(f, err)
-	f.Fuzz(func(t *testing.T, p []byte) {
-		_, err := d.Decode(exporterA, p, testReceived, nil)
-		if err != nil {
-			requireSentinel(t, err)
-		}
-	})
+	d, err := New(Configuration{})
+	require.NoError(t, err, "zero values take the defaults")
+	require.Equal(t, limits{
+		maxTemplates: 1024, maxRecords: 4096, maxFieldLength: 4096, templateTimeout: 3_600_000,
+		holdTime: 2000, holdDatagrams: 1000, holdBytes: 2 << 20,
+	}, d.limits)
+	require.Equal(t, 10_000, d.maxExporters)
+	d, err = New(Configuration{HoldDatagrams: -1})
+	require.NoError(t, err)
+	require.Zero(t, d.limits.holdDatagrams, "holding disabled")
 }
 
 func TestMain(m *testing.M) {

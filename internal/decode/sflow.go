@@ -100,6 +100,9 @@ func (dg *datagram) decodeSFlow(p []byte) {
 		if format>>12 != 0 {
 			continue // enterprise-specific
 		}
+		if !dg.record() {
+			return
+		}
 		sample := xdr{b: data}
 		switch format {
 		case sflowFlowSample, sflowExpandedFlowSample:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/netsampler/goflow2/v2/decoders/netflow"
 )
@@ -32,10 +33,13 @@ type template struct {
 	// minLength is the fewest bytes a record can take (1 per variable-length
 	// field); always > 0 for stored templates, which bounds the data loop.
 	minLength int
+	// refreshed is when the template was last announced (unix ms, receive
+	// time), or restored; it expires limits.templateTimeout later.
+	refreshed int64
 }
 
-func newTemplate(fields []templateField, scopes int, options bool) *template {
-	t := &template{fields: slices.Clone(fields), scopes: scopes, options: options}
+func newTemplate(fields []templateField, scopes int, options bool, refreshed int64) *template {
+	t := &template{fields: slices.Clone(fields), scopes: scopes, options: options, refreshed: refreshed}
 	for _, f := range fields {
 		if f.length == variableLength {
 			t.minLength++
@@ -44,6 +48,17 @@ func newTemplate(fields []templateField, scopes int, options bool) *template {
 		}
 	}
 	return t
+}
+
+// maxFixedLength is the length of the longest fixed-length field.
+func (t *template) maxFixedLength() int {
+	n := 0
+	for _, f := range t.fields {
+		if f.length != variableLength {
+			n = max(n, int(f.length))
+		}
+	}
+	return n
 }
 
 func (t *template) equal(fields []templateField, scopes int, options bool) bool {
@@ -108,12 +123,45 @@ func (ts *templateSystem) GetTemplates() netflow.FlowBaseTemplateSet {
 }
 
 // removeAll withdraws every data (or options) template of a domain, as an
-// IPFIX "all templates" withdrawal asks.
-func (ts *templateSystem) removeAll(version uint16, domain uint32, options bool) {
+// IPFIX "all templates" withdrawal asks, and returns how many it removed.
+func (ts *templateSystem) removeAll(version uint16, domain uint32, options bool) int {
+	n := 0
 	for k, t := range ts.templates {
 		if k>>16 == templateKey(version, domain, 0)>>16 && t.(*template).options == options {
 			delete(ts.templates, k)
+			n++
 		}
+	}
+	return n
+}
+
+// sweepInterval is how often, in receive time, an exporter's templates are
+// checked for expiry. Data sets check their own template at each use, so
+// the sweep only frees (and counts) templates no data uses any more.
+const sweepInterval = time.Minute
+
+// expired reports whether t outlived the template timeout at now (unix ms).
+func (e *exporter) expired(t *template, now int64) bool {
+	return now-t.refreshed > e.limits.templateTimeout
+}
+
+// sweepTemplates forgets the templates not announced again within the
+// template timeout, at most once per sweepInterval of receive time.
+func (e *exporter) sweepTemplates(now int64) {
+	if now < e.nextSweep {
+		return
+	}
+	e.nextSweep = now + min(e.limits.templateTimeout, sweepInterval.Milliseconds())
+	n := 0
+	for k, v := range e.templates.templates {
+		if t, ok := v.(*template); ok && e.expired(t, now) {
+			delete(e.templates.templates, k)
+			n++
+		}
+	}
+	if n > 0 {
+		e.templatesExpired += uint64(n)
+		e.changed()
 	}
 }
 

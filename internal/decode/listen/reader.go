@@ -15,12 +15,16 @@ type reader struct {
 	bufs  [][]byte // one per datagram of a batch, MaxDatagramSize each
 	oobs  [][]byte // control messages (SO_RXQ_OVFL), one per datagram
 	batch []Datagram
-	mmsg  *mmsgState // recvmmsg state (Linux), nil elsewhere
+	// rejectedSrcs collects a batch's refused sources, so that the shared
+	// Offenders is locked once per batch, without allocating.
+	rejectedSrcs []netip.Addr
+	mmsg         *mmsgState // recvmmsg state (Linux), nil elsewhere
 
 	datagrams atomic.Uint64
 	bytes     atomic.Uint64
 	truncated atomic.Uint64
 	drops     atomic.Uint64 // kernel's cumulative drop counter for this socket
+	rejected  atomic.Uint64
 }
 
 func newReader(l *Listener, conn *net.UDPConn) *reader {
@@ -31,6 +35,9 @@ func newReader(l *Listener, conn *net.UDPConn) *reader {
 		bufs:  make([][]byte, n),
 		oobs:  make([][]byte, n),
 		batch: make([]Datagram, 0, n),
+	}
+	if len(l.cfg.Allow) > 0 {
+		r.rejectedSrcs = make([]netip.Addr, 0, n)
 	}
 	slab := make([]byte, n*size)
 	oob := make([]byte, n*oobSize)
@@ -89,6 +96,9 @@ func (r *reader) control(oob []byte) {
 }
 
 func (r *reader) deliver(now time.Time, batch []Datagram, nbytes uint64) {
+	if len(r.l.cfg.Allow) > 0 {
+		batch, nbytes = r.filter(now, batch, nbytes)
+	}
 	if len(batch) == 0 {
 		return
 	}
