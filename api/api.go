@@ -508,17 +508,24 @@ func (a *API) series(c echo.Context) error {
 }
 
 type exporterJSON struct {
-	Address         string                     `json:"address"`
-	Protocols       []string                   `json:"protocols"`
-	Datagrams       uint64                     `json:"datagrams"`
-	Flows           uint64                     `json:"flows"`
-	Errors          map[string]uint64          `json:"errors"`
-	Templates       int                        `json:"templates"`
-	SamplingRate    uint32                     `json:"sampling_rate"`
-	SamplingSource  string                     `json:"sampling_source"`
-	TimeCorrections uint64                     `json:"time_corrections"`
-	LastSeen        string                     `json:"last_seen"`
-	Interfaces      []decode.InterfaceCounters `json:"interfaces,omitempty"`
+	Address   string            `json:"address"`
+	Protocols []string          `json:"protocols"`
+	Datagrams uint64            `json:"datagrams"`
+	Bytes     uint64            `json:"bytes"`
+	Flows     uint64            `json:"flows"`
+	Errors    map[string]uint64 `json:"errors"`
+	Templates int               `json:"templates"`
+	// Data sets that beat their template: held, decoded on its arrival, given up, waiting now.
+	TemplatesExpired uint64                     `json:"templates_expired"`
+	Held             uint64                     `json:"held"`
+	Released         uint64                     `json:"released"`
+	Dropped          uint64                     `json:"dropped"`
+	Holding          int                        `json:"holding"`
+	SamplingRate     uint32                     `json:"sampling_rate"`
+	SamplingSource   string                     `json:"sampling_source"`
+	TimeCorrections  uint64                     `json:"time_corrections"`
+	LastSeen         string                     `json:"last_seen"`
+	Interfaces       []decode.InterfaceCounters `json:"interfaces,omitempty"`
 }
 
 func (a *API) exporters(c echo.Context) error {
@@ -534,7 +541,8 @@ func (a *API) exporters(c echo.Context) error {
 			errs = map[string]uint64{}
 		}
 		out = append(out, exporterJSON{Address: e.Address.String(), Protocols: e.Protocols,
-			Datagrams: e.Datagrams, Flows: e.Flows, Errors: errs, Templates: e.Templates,
+			Datagrams: e.Datagrams, Bytes: e.Bytes, Flows: e.Flows, Errors: errs, Templates: e.Templates,
+			TemplatesExpired: e.TemplatesExpired, Held: e.Held, Released: e.Released, Dropped: e.Dropped, Holding: e.Holding,
 			SamplingRate: e.SamplingRate, SamplingSource: e.SamplingSource,
 			TimeCorrections: corr[flow.AddrFrom(e.Address)], LastSeen: e.LastSeen.UTC().Format(time.RFC3339),
 			Interfaces: e.Interfaces})

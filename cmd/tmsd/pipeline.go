@@ -64,7 +64,7 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipe
 	if p.decoder, err = decode.New(cfg.Decode.decoder(cfg.Sampling)); err != nil {
 		return nil, err
 	}
-	if err = p.decoder.RegisterMetrics(p.registry); err != nil {
+	if err = errors.Join(p.decoder.RegisterMetrics(p.registry), p.decoder.RegisterExporterMetrics(p.registry)); err != nil {
 		return nil, err
 	}
 	if p.persist, err = persist.New(persist.Configuration{Interval: time.Duration(cfg.Decode.StateInterval)}, persist.Dependencies{

@@ -207,7 +207,7 @@ func (d *Decoder) Decode(src netip.Addr, payload []byte, received time.Time, out
 			e.dropHeld()
 		}
 		records = dg.out // also after a panic: the records appended before it are whole
-		e.account(&dg, len(records)-start, received)
+		e.account(&dg, len(records)-start, len(payload), received)
 		switch len(dg.errs) {
 		case 0:
 		case 1:

@@ -34,6 +34,7 @@ type ExporterStats struct {
 	Address   netip.Addr
 	Protocols []string // flow.Protocol names seen, in flow.Protocol order
 	Datagrams uint64   // every datagram, failed ones included
+	Bytes     uint64   // their UDP payload bytes
 	Flows     uint64   // records emitted
 	Errors    map[string]uint64
 	// Templates is the number of templates known, all observation domains.
@@ -98,6 +99,7 @@ type exporter struct {
 
 	protocols        uint32 // bit per flow.Protocol
 	datagrams        uint64
+	bytes            uint64 // datagram payload bytes
 	flows            uint64
 	errors           [reasonCount]uint64
 	samplingRate     uint32
@@ -136,8 +138,9 @@ func newExporter(addr netip.Addr, l *limits, generation *atomic.Uint64, override
 }
 
 // account counts a decoded datagram.
-func (e *exporter) account(dg *datagram, flows int, received time.Time) {
+func (e *exporter) account(dg *datagram, flows, size int, received time.Time) {
 	e.datagrams++
+	e.bytes += uint64(size)
 	e.flows += uint64(flows)
 	if dg.proto != flow.ProtoUnknown {
 		e.protocols |= 1 << dg.proto
@@ -219,6 +222,7 @@ func (e *exporter) stats() ExporterStats {
 	s := ExporterStats{
 		Address:        e.addr,
 		Datagrams:      e.datagrams,
+		Bytes:          e.bytes,
 		Flows:          e.flows,
 		Errors:         make(map[string]uint64),
 		Templates:      e.templates.len(),

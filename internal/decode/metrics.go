@@ -1,6 +1,12 @@
 package decode
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"cmp"
+	"maps"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // RegisterMetrics registers the decoder's metrics on reg. They are sums over
 // the exporters' counters, computed at each scrape, so decoding pays nothing
@@ -68,5 +74,77 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, m := range metrics {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.valueType, m.value(&t))
+	}
+}
+
+// MaxExporterSeries bounds the exporters that get their own label value in
+// the per-exporter metrics: the busiest by datagrams; the rest are summed
+// under exporter="other". A spoofed flood of sources cannot blow up the
+// scrape (the allow-list and decode.max_exporters bound the state itself).
+const MaxExporterSeries = 100
+
+var (
+	exporterLabels  = []string{"exporter"}
+	exporterMetrics = []struct {
+		desc      *prometheus.Desc
+		valueType prometheus.ValueType
+		value     func(s *ExporterStats) float64
+	}{
+		{prometheus.NewDesc("tmsd_exporter_datagrams_total", "Datagrams decoded per exporter, failed ones included.", exporterLabels, nil),
+			prometheus.CounterValue, func(s *ExporterStats) float64 { return float64(s.Datagrams) }},
+		{prometheus.NewDesc("tmsd_exporter_bytes_total", "UDP payload bytes of the datagrams per exporter.", exporterLabels, nil),
+			prometheus.CounterValue, func(s *ExporterStats) float64 { return float64(s.Bytes) }},
+		{prometheus.NewDesc("tmsd_exporter_flows_total", "Flow records (sFlow: flow samples) decoded per exporter.", exporterLabels, nil),
+			prometheus.CounterValue, func(s *ExporterStats) float64 { return float64(s.Flows) }},
+		{prometheus.NewDesc("tmsd_exporter_templates", "NetFlow v9/IPFIX templates known per exporter.", exporterLabels, nil),
+			prometheus.GaugeValue, func(s *ExporterStats) float64 { return float64(s.Templates) }},
+	}
+	exporterErrors = prometheus.NewDesc("tmsd_exporter_decode_errors_total",
+		"Datagrams with a decoding problem per exporter, by reason (a datagram counts once per reason it had).",
+		[]string{"exporter", "reason"}, nil)
+)
+
+// RegisterExporterMetrics registers the per-exporter metrics on reg.
+func (d *Decoder) RegisterExporterMetrics(reg prometheus.Registerer) error {
+	return reg.Register(exporterCollector{d})
+}
+
+type exporterCollector struct{ d *Decoder }
+
+func (c exporterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range exporterMetrics {
+		ch <- m.desc
+	}
+	ch <- exporterErrors
+}
+
+func (c exporterCollector) Collect(ch chan<- prometheus.Metric) {
+	stats := c.d.Exporters()
+	slices.SortStableFunc(stats, func(a, b ExporterStats) int { return cmp.Compare(b.Datagrams, a.Datagrams) })
+	if len(stats) > MaxExporterSeries {
+		other := ExporterStats{Errors: map[string]uint64{}}
+		for _, s := range stats[MaxExporterSeries:] {
+			other.Datagrams += s.Datagrams
+			other.Bytes += s.Bytes
+			other.Flows += s.Flows
+			other.Templates += s.Templates
+			for r, n := range s.Errors {
+				other.Errors[r] += n
+			}
+		}
+		stats = append(stats[:MaxExporterSeries], other)
+	}
+	for i := range stats {
+		s := &stats[i]
+		name := "other"
+		if s.Address.IsValid() {
+			name = s.Address.String()
+		}
+		for _, m := range exporterMetrics {
+			ch <- prometheus.MustNewConstMetric(m.desc, m.valueType, m.value(s), name)
+		}
+		for _, r := range slices.Sorted(maps.Keys(s.Errors)) {
+			ch <- prometheus.MustNewConstMetric(exporterErrors, prometheus.CounterValue, float64(s.Errors[r]), name, r)
+		}
 	}
 }

@@ -57,7 +57,7 @@ func TestNetFlowV5Stats(t *testing.T) {
 	s := statsOf(t, d, "192.0.2.1")
 	require.Equal(t, ExporterStats{
 		Address: netip.MustParseAddr("192.0.2.1"), Protocols: []string{"netflow-v5"},
-		Datagrams: 1, Flows: 2, Errors: map[string]uint64{}, SamplingRate: 10, SamplingSource: "header",
+		Datagrams: 1, Bytes: 24 + 2*48, Flows: 2, Errors: map[string]uint64{}, SamplingRate: 10, SamplingSource: "header",
 		LastSeen: testReceived,
 	}, s)
 }
