@@ -233,6 +233,7 @@ func TestKill9(t *testing.T) {
 			stop    = make(chan struct{})
 			sender  = make(chan struct{})
 		)
+		began := time.Now()
 		go func() {
 			defer close(sender)
 			var datagrams uint64
@@ -298,6 +299,7 @@ func TestKill9(t *testing.T) {
 		})
 		time.Sleep(time.Duration(rand.IntN(1500)) * time.Millisecond) // the arbitrary moment
 		ckAtKill := p.metric(t, "tmsd_aggregate_checkpoints_total")
+		streamed := time.Since(began)
 		p.signal(t, syscall.SIGKILL)
 		close(stop)
 		<-sender
@@ -315,8 +317,11 @@ func TestKill9(t *testing.T) {
 
 		p = startTmsd(t, ctx, bin, data)
 		got := p.total(t, from)
-		t.Logf("sent %d replays (the last maybe in part), %d covered by a checkpoint; restored %d flows = %.2f replays",
-			upper, covered, got.Flows, float64(got.Flows)/float64(g.Flows))
+		restored := float64(got.Flows) / float64(g.Flows)
+		// The loss in seconds of the stream, against the 1 s checkpoint interval.
+		t.Logf("kill after %.2f s: sent %d replays (the last maybe in part), %d covered by a checkpoint; restored %d flows = %.2f replays; lost %.2f replays = %.2f s of the stream",
+			streamed.Seconds(), upper, covered, got.Flows, restored, float64(upper)-restored,
+			(float64(upper)-restored)*streamed.Seconds()/float64(upper))
 		require.LessOrEqual(t, got.Flows, upper*g.Flows, "no flow counted twice")
 		require.LessOrEqual(t, got.Bytes, upper*g.Bytes)
 		require.GreaterOrEqual(t, got.Flows, covered*g.Flows, "nothing checkpointed is lost")
