@@ -43,22 +43,14 @@ bench:
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 
-# make fuzz: every Go fuzz target of the repository, one after another, each
-# for FUZZTIME. It fails if any target found a crash; Go writes the input to
-# the package's testdata/fuzz/FuzzXxx/, where plain go test replays it: commit
-# it with the fix. Go minimizes every new interesting input for up to a minute
-# by default, which would eat short runs: FUZZFLAGS bounds it (add e.g.
-# -parallel=1 on a shared machine).
+# make fuzz: every Go fuzz target of the repository, each for FUZZTIME,
+# FUZZJOBS at a time (scripts/fuzz.sh). It fails if any target found a crash.
+# Go minimizes every new interesting input for up to a minute by default,
+# which would eat short runs: FUZZFLAGS bounds it (add -parallel=1 when
+# running several jobs on a small machine).
 FUZZTIME  ?= 60s
+FUZZJOBS  ?= 1
 FUZZFLAGS ?= -fuzzminimizetime=5s
 .PHONY: fuzz
 fuzz:
-	@failed=; \
-	for file in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
-	  pkg=./$$(dirname $${file#./}); \
-	  for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
-	    echo "== $$pkg $$target for $(FUZZTIME)"; \
-	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg || failed="$$failed $$pkg:$$target"; \
-	  done; \
-	done; \
-	if [ -n "$$failed" ]; then echo "make fuzz: crashes found in$$failed"; exit 1; fi
+	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZJOBS=$(FUZZJOBS) FUZZFLAGS="$(FUZZFLAGS)" bash scripts/fuzz.sh

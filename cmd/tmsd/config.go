@@ -29,7 +29,6 @@ type Config struct {
 	RingSize  int           `yaml:"ring_size"`
 	Apps      []AppRule     `yaml:"apps"`
 	Sampling  SamplingRates `yaml:"sampling"`
-	Store     StoreConfig   `yaml:"store"`
 	Rollup    RollupConfig  `yaml:"rollup"`
 	Listener  struct {
 		Sockets       int `yaml:"sockets"`
@@ -45,9 +44,17 @@ type Config struct {
 		MaxMemory int64    `yaml:"max_memory"`
 		Grace     Duration `yaml:"grace"`
 		MaxAge    Duration `yaml:"max_age"`
+		// CheckpointInterval bounds what a crash loses; 0 disables checkpoints.
+		CheckpointInterval CheckpointInterval `yaml:"checkpoint_interval"`
 	} `yaml:"aggregate"`
 	API    APIConfig    `yaml:"api"`    // tokens, TLS, query caps: security.go
 	Decode DecodeConfig `yaml:"decode"` // limits, hold, saved templates: config_decode.go
+	Store  struct {
+		// MinFreeSpace: below it the store stops writing (minutes wait in memory).
+		MinFreeSpace ByteCount `yaml:"min_free_space"`
+		// MaxDisk caps the store's size, evicting the oldest rolled-up data; 0: no cap (tiers.go).
+		MaxDisk ByteSize `yaml:"max_disk"`
+	} `yaml:"store"`
 }
 
 func defaultConfig() Config {
@@ -68,6 +75,8 @@ func defaultConfig() Config {
 	c.Aggregate.MaxAge = Duration(time.Hour)
 	c.API = defaultAPIConfig()
 	c.Decode = defaultDecodeConfig()
+	c.Aggregate.CheckpointInterval = CheckpointInterval(10 * time.Second)
+	c.Store.MinFreeSpace = 512 << 20
 	return c
 }
 
@@ -81,6 +90,39 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 		return lineError(n, "bad duration %q: use 90s, 15m, 1h or 14d", n.Value)
 	}
 	*d = Duration(v)
+	return nil
+}
+
+// CheckpointInterval is a Duration of 0 (checkpoints off) or 1s to 1h: more
+// often would rewrite the open minutes for little gain, less often is not a bound.
+type CheckpointInterval Duration
+
+// UnmarshalYAML parses and bounds the interval, with its line in the error.
+func (c *CheckpointInterval) UnmarshalYAML(n *yaml.Node) error {
+	var d Duration
+	if err := d.UnmarshalYAML(n); err != nil {
+		return err
+	}
+	if d != 0 && (time.Duration(d) < time.Second || time.Duration(d) > time.Hour) {
+		return lineError(n, "checkpoint_interval %s: use 0 (off) or 1s to 1h", n.Value)
+	}
+	*c = CheckpointInterval(d)
+	return nil
+}
+
+// MarshalYAML writes the interval as the file takes it (GET /api/v1/config).
+func (c CheckpointInterval) MarshalYAML() (any, error) { return Duration(c).MarshalYAML() }
+
+// ByteCount is a number of bytes, never negative.
+type ByteCount int64
+
+// UnmarshalYAML parses the count, with its line in the error.
+func (b *ByteCount) UnmarshalYAML(n *yaml.Node) error {
+	v, err := strconv.ParseInt(n.Value, 10, 64)
+	if err != nil || v < 0 {
+		return lineError(n, "%q is not a number of bytes >= 0", n.Value)
+	}
+	*b = ByteCount(v)
 	return nil
 }
 

@@ -30,6 +30,9 @@ sampling:
 aggregate:
   top_k: 500
   grace: 90s
+  checkpoint_interval: 0
+store:
+  min_free_space: 1048576
 `)
 	cfg, rest, err := parseFlags("serve", []string{"--config", p, "--http", ":8081", "extra"}, io.Discard)
 	require.NoError(t, err)
@@ -41,6 +44,15 @@ aggregate:
 	require.Equal(t, uint32(100), cfg.Sampling[netip.MustParseAddr("192.0.2.1")])
 	require.Equal(t, 500, cfg.Aggregate.TopK)
 	require.Equal(t, Duration(90*time.Second), cfg.Aggregate.Grace)
+	require.Zero(t, cfg.Aggregate.CheckpointInterval, "0 turns checkpoints off")
+	require.Equal(t, ByteCount(1<<20), cfg.Store.MinFreeSpace)
+	def := defaultConfig()
+	require.Equal(t, CheckpointInterval(10*time.Second), def.Aggregate.CheckpointInterval)
+	require.Equal(t, ByteCount(512<<20), def.Store.MinFreeSpace)
+	eff, err := effectiveConfig(def)
+	require.NoError(t, err)
+	require.Equal(t, "10s", eff["aggregate"].(map[string]any)["checkpoint_interval"], "GET /api/v1/config shows it as the file takes it")
+	require.Equal(t, 512<<20, eff["store"].(map[string]any)["min_free_space"])
 	require.Equal(t, []string{":6343"}, cfg.SFlow, "defaults stay where neither sets a value")
 }
 
@@ -59,6 +71,11 @@ func TestBadConfigNamesFileLineAndReason(t *testing.T) {
 	f("sampling:\n  router1: 100\n", "2", `"router1" is not an exporter IP address`)
 	f("sampling:\n  192.0.2.1: 0\n", "2", "rate for 192.0.2.1 must be a whole number >= 1")
 	f("aggregate:\n  top_k: many\n", "2", "cannot unmarshal")
+	f("aggregate:\n  top_k: 10\n  checkpoint_interval: 100ms\n", "3", "checkpoint_interval 100ms: use 0 (off) or 1s to 1h")
+	f("aggregate:\n  checkpoint_interval: 2h\n", "2", "checkpoint_interval 2h")
+	f("aggregate:\n  checkpoint_interval: often\n", "2", `bad duration "often"`)
+	f("store:\n  min_free_space: -1\n", "2", `"-1" is not a number of bytes >= 0`)
+	f("store:\n  min_free_space: 1GB\n", "2", `"1GB" is not a number of bytes`)
 	f("http: [\n", "1", "")
 
 	_, _, err := parseFlags("serve", []string{"--retention", "soon"}, io.Discard)

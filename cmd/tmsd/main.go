@@ -138,13 +138,15 @@ func serve(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	// Catch the signals before saying "started": a SIGTERM right after that
+	// line must flush, not kill the process.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	if err := p.startServe(cfg); err != nil {
 		p.stop()
 		return err
 	}
 	logger.Info("tmsd started", "netflow", p.netflowAddrs(), "sflow", p.sflowAddrs(), "http", p.api.Addr().String(), "data", cfg.Data)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	logger.Info("stopping: flushing the open minutes", "signal", s.String())
 	return p.stop()

@@ -50,6 +50,7 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipe
 	stCfg.Retention[store.TierMinute] = time.Duration(cfg.Retention.Minute)
 	stCfg.Retention[store.TierHour] = time.Duration(cfg.Retention.Hour)
 	stCfg.Retention[store.TierDay] = time.Duration(cfg.Retention.Day)
+	stCfg.MinFreeSpace = int64(cfg.Store.MinFreeSpace)
 	st, err := store.New(stCfg, store.Dependencies{Registry: p.registry, Logger: logger})
 	if err != nil {
 		return nil, err
@@ -92,6 +93,7 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipe
 	aggCfg.MaxMemory = cfg.Aggregate.MaxMemory
 	aggCfg.Grace = time.Duration(cfg.Aggregate.Grace)
 	aggCfg.MaxAge = time.Duration(cfg.Aggregate.MaxAge)
+	aggCfg.CheckpointInterval = time.Duration(cfg.Aggregate.CheckpointInterval)
 	if p.agg, err = aggregate.New(aggCfg, aggregate.Dependencies{
 		Ring: p.ring, Store: p.rollup.MinuteWriter(), Classifier: classifier, Clock: clock, Registry: p.registry, Logger: logger,
 	}); err != nil {

@@ -109,12 +109,6 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// StoreConfig is the `store:` section.
-type StoreConfig struct {
-	// MaxDisk caps the store's size; 0: no cap.
-	MaxDisk ByteSize `yaml:"max_disk"`
-}
-
 // RollupConfig is the `rollup:` section. A key left out (or 0) takes a
 // default that follows the aggregator's settings.
 type RollupConfig struct {

@@ -1,10 +1,13 @@
 // Package aggregate owns the per-minute TopN tables: shard workers pop batches of
 // records from the ring and count them into per-shard, per-minute, per-scope maps;
 // at minute close (+grace) the shards' minutes are swapped out, merged, cut to the
-// top K with exact totals and error bounds, and written to the store.
+// top K with exact totals and error bounds, and written to the store. The minutes
+// held in memory are checkpointed to the store every few seconds, so a crash loses
+// at most that interval and a restart counts nothing twice (checkpoint.go).
 package aggregate
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +51,9 @@ type Configuration struct {
 	ScopeExporter, ScopeProto bool
 	// FlushInterval is how often the flusher looks for minutes to close.
 	FlushInterval time.Duration
+	// CheckpointInterval is how often the minutes held in memory are saved to the
+	// store, bounding what a crash loses; 0 disables checkpoints.
+	CheckpointInterval time.Duration
 }
 
 // bytesPerKey is what a key costs in a counterTable: a 56-byte slot at a load
@@ -70,6 +76,8 @@ func DefaultConfiguration() Configuration {
 		ScopeExporter: true,
 		ScopeProto:    true,
 		FlushInterval: time.Second,
+
+		CheckpointInterval: 10 * time.Second,
 	}
 }
 
@@ -78,11 +86,20 @@ type Classifier interface {
 	Classify(r *flow.Record) topn.Key
 }
 
-// Store is where closed minutes go.
+// Store is where closed minutes go, and the checkpoints of open ones
+// (*store.Store; internal/store/checkpoint.go has the protocol).
 type Store interface {
-	Put(now time.Time, ivs []store.Interval) (written, skipped int, err error)
 	Get(tier store.Tier, scope topn.Scope, dim topn.Dim, start time.Time) (*topn.Table, bool, error)
 	Retention(tier store.Tier) time.Duration
+
+	BeginFinal(ivs []store.Interval) error
+	PutInterval(now time.Time, iv store.Interval) error
+	EndFinal(tier store.Tier, start time.Time) error
+	Finals(fn func(tier store.Tier, start time.Time, ivs []store.Interval, err error) error) error
+
+	PutCheckpoint(start time.Time, value []byte) error
+	DeleteCheckpoint(start time.Time) error
+	Checkpoints(fn func(start time.Time, value []byte) error) error
 }
 
 // Dependencies of the aggregator.
@@ -105,24 +122,54 @@ type Aggregator struct {
 	wg     sync.WaitGroup
 
 	// viewMu orders flushes against queries: a query holds it for reading while
-	// it reads the store and the open minutes, so a minute is never seen in both
-	// (double-counted) or in neither.
-	viewMu  sync.RWMutex
-	pending []*closingMinute
+	// it reads the store and the minutes in memory, so a minute is never seen in
+	// both (double-counted) or in neither. pending and finals change under it and
+	// flushMu both.
+	viewMu sync.RWMutex
+	// pending are closed minutes not written yet (the store failed), oldest first;
+	// finals are minutes whose final write has begun and not ended (store.BeginFinal).
+	pending, finals []*closingMinute
+	pendingCount    atomic.Int64 // len(pending) + len(finals), for the gauge
 
-	flushMu sync.Mutex // one flush at a time
+	// flushMu serializes flushes and checkpoints: a checkpoint of a minute taken
+	// before its final write and saved after would bring it back, counted twice.
+	flushMu sync.Mutex
+	// under flushMu: flows of each minute at its last checkpoint (unchanged minutes are not saved again)
+	ckFlows map[int64]uint64
+	ckBuf   []byte
+
+	// flusher goroutine only: consecutive failed flushes, and ticks left to skip
+	failures, backoff int
 
 	skippedFlows   atomic.Uint64
 	shardKeyBudget int
 	compactions    atomic.Uint64
 	flushErrors    atomic.Uint64
-	lastFlush      atomic.Int64 // duration in ns
+	droppedMinutes atomic.Uint64
+	droppedFlows   atomic.Uint64
+	checkpoints    atomic.Uint64
+	ckErrors       atomic.Uint64
+	ckLast         atomic.Int64 // unix ns of the last successful checkpoint
+	ckBytes        atomic.Int64 // bytes the last checkpoint wrote
 	metrics        *metrics
 }
 
+// closingMinute is a closed minute on its way to the store: the shards'
+// partitions of it, then, once its final write has begun, its intervals.
 type closingMinute struct {
-	start  int64 // unix seconds
-	shards []*minuteAgg
+	start  int64        // unix seconds
+	shards []*minuteAgg // nil for a final write found in the store at start-up
+	// Set by BeginFinal: what to write, and which of it the store holds.
+	ivs     []store.Interval
+	written []bool
+}
+
+func (cm *closingMinute) keys() int {
+	n := 0
+	for _, m := range cm.shards {
+		n += m.keys
+	}
+	return n
 }
 
 type shard struct {
@@ -156,6 +203,8 @@ func New(cfg Configuration, deps Dependencies) (*Aggregator, error) {
 		return nil, fmt.Errorf("aggregate: max_memory must be at least 1 MiB, got %d", cfg.MaxMemory)
 	case cfg.Grace < 0 || cfg.MaxAge <= 0:
 		return nil, fmt.Errorf("aggregate: grace must be >= 0 and max_age > 0")
+	case cfg.CheckpointInterval < 0:
+		return nil, fmt.Errorf("aggregate: checkpoint_interval must be >= 0 (0 disables), got %s", cfg.CheckpointInterval)
 	case deps.Ring == nil || deps.Store == nil || deps.Classifier == nil:
 		return nil, errors.New("aggregate: ring, store and classifier are required")
 	}
@@ -171,7 +220,7 @@ func New(cfg Configuration, deps Dependencies) (*Aggregator, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
-	a := &Aggregator{cfg: cfg, deps: deps, stop: make(chan struct{})}
+	a := &Aggregator{cfg: cfg, deps: deps, stop: make(chan struct{}), ckFlows: map[int64]uint64{}}
 	a.shardKeyBudget = max(int(cfg.MaxMemory/bytesPerKey/int64(cfg.Shards)), 4*cfg.TopK)
 	for i := 0; i < cfg.Shards; i++ {
 		a.shards = append(a.shards, &shard{minutes: map[int64]*minuteAgg{}, corrections: map[flow.Addr]uint64{}})
@@ -180,23 +229,40 @@ func New(cfg Configuration, deps Dependencies) (*Aggregator, error) {
 	return a, nil
 }
 
-// Start launches the shard workers and the flusher.
+// Start finishes the final writes a crash interrupted, restores the
+// checkpointed minutes (closing at once those past their grace), then launches
+// the shard workers, the flusher and the checkpointer.
 func (a *Aggregator) Start() error {
+	if err := a.recover(); err != nil {
+		return err
+	}
 	for _, s := range a.shards {
 		a.wg.Add(1)
 		go a.runShard(s)
 	}
 	a.wg.Add(1)
 	go a.runFlusher()
+	if a.cfg.CheckpointInterval > 0 {
+		a.wg.Add(1)
+		go a.runCheckpointer()
+	}
 	return nil
 }
 
 // Stop drains the ring, ends the workers, and flushes every open minute, so a
-// SIGTERM loses nothing that reached the ring.
+// SIGTERM loses nothing that reached the ring; the final writes delete the
+// minutes' checkpoints. If the store refuses them, what is left is checkpointed
+// for the next start.
 func (a *Aggregator) Stop() error {
 	close(a.stop)
 	a.wg.Wait()
-	return a.FlushAll()
+	err := a.FlushAll()
+	if err != nil && a.cfg.CheckpointInterval > 0 {
+		if cerr := a.checkpoint(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}
+	return err
 }
 
 func (a *Aggregator) runShard(s *shard) {
@@ -326,11 +392,42 @@ func (a *Aggregator) runFlusher() {
 		case <-a.stop:
 			return
 		case <-t.C:
-			if err := a.FlushBefore(a.deps.Clock()); err != nil {
-				a.flushErrors.Add(1)
-				a.deps.Logger.Warn("minute flush failed", "err", err)
-			}
+			a.flushTick()
 		}
+	}
+}
+
+// maxBackoff is the longest the flusher waits between attempts while the store fails.
+const maxBackoff = time.Minute
+
+// flushTick is one tick of the flusher: a flush, unless earlier ones failed and
+// it is backing off (retries after 1, 2, 4… ticks, at most maxBackoff apart).
+// The first failure of a run is logged, then one a minute at most (the store
+// logs its side too); nothing is lost meanwhile: minutes wait in pending.
+func (a *Aggregator) flushTick() {
+	if a.backoff > 0 {
+		a.backoff--
+		return
+	}
+	err := a.FlushBefore(a.deps.Clock())
+	if err == nil {
+		if a.failures > 0 {
+			a.deps.Logger.Info("minute flush recovered", "failed_attempts", a.failures)
+		}
+		a.failures = 0
+		return
+	}
+	a.flushErrors.Add(1)
+	a.failures++
+	ceiling := max(1, int(maxBackoff/a.cfg.FlushInterval))
+	wait := ceiling
+	if a.failures <= 20 {
+		wait = min(1<<(a.failures-1), ceiling)
+	}
+	a.backoff = wait - 1
+	if a.failures == 1 || wait == ceiling {
+		a.deps.Logger.Warn("minute flush failed; closed minutes wait in memory", "err", err,
+			"failed_attempts", a.failures, "pending_minutes", a.pendingCount.Load(), "retry_in", time.Duration(wait)*a.cfg.FlushInterval)
 	}
 }
 
@@ -365,15 +462,35 @@ func (a *Aggregator) FlushAll() error {
 	return a.flush(func(int64) bool { return true })
 }
 
+// flush moves the closed minutes from the shards to pending and writes the
+// pending minutes to the store, oldest first. On a store error it stops: what is
+// not written stays in pending, answered by View and checkpointed, for the next
+// flush. Past the memory budget, the oldest pending minutes are dropped.
 func (a *Aggregator) flush(closed func(start int64) bool) error {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
 	began := time.Now()
+	defer func() {
+		if a.metrics != nil {
+			a.metrics.flushSeconds.Observe(time.Since(began).Seconds())
+		}
+	}()
+	a.swapClosed(closed)
+	// Final writes already begun come first: a later close of the same minute
+	// (late flows) merges with what the store holds, which must include them.
+	err := a.finishFinals()
+	if err == nil {
+		err = a.writePending()
+	}
+	a.boundPending()
+	return err
+}
 
-	// Swap the closed minutes out of the shards, into pending where queries
-	// still see them, and walk them outside the shard locks.
+// swapClosed moves the closed minutes out of the shards into pending, where
+// queries still see them, merged with a pending minute of the same start.
+func (a *Aggregator) swapClosed(closed func(start int64) bool) {
 	a.viewMu.Lock()
-	byMinute := map[int64]*closingMinute{}
+	defer a.viewMu.Unlock()
 	for _, s := range a.shards {
 		s.mu.Lock()
 		for start, m := range s.minutes {
@@ -383,90 +500,143 @@ func (a *Aggregator) flush(closed func(start int64) bool) error {
 			delete(s.minutes, start)
 			s.keys -= m.keys
 			s.lastPart, s.lastMin = nil, nil
-			cm := byMinute[start]
-			if cm == nil {
-				cm = &closingMinute{start: start}
-				byMinute[start] = cm
+			i, found := slices.BinarySearchFunc(a.pending, start, func(cm *closingMinute, t int64) int { return cmp.Compare(cm.start, t) })
+			if !found {
+				a.pending = slices.Insert(a.pending, i, &closingMinute{start: start})
 			}
-			cm.shards = append(cm.shards, m)
+			a.pending[i].shards = append(a.pending[i].shards, m)
 		}
 		s.mu.Unlock()
 	}
-	batch := make([]*closingMinute, 0, len(byMinute))
-	for _, cm := range byMinute {
-		batch = append(batch, cm)
-	}
-	slices.SortFunc(batch, func(x, y *closingMinute) int { return int(x.start - y.start) })
-	a.pending = append(a.pending, batch...)
-	a.viewMu.Unlock()
-	if len(batch) == 0 {
-		return nil
-	}
+	a.pendingCount.Store(int64(len(a.pending) + len(a.finals)))
+}
 
-	var ivs []store.Interval
-	var errs []error
+// writePending closes the pending minutes, oldest first. Each is merged with
+// what the store holds and handed to the store's redo-logged final write, which
+// deletes its checkpoint in the same transaction as it records the write; from
+// then on it is in finals until every interval is written.
+func (a *Aggregator) writePending() error {
 	// Retention is wall-clock time (the store's TTLs are), whatever clock
 	// closes the minutes: an imported capture from last month may be expired.
-	now := time.Now()
-	oldest := now.Add(-a.deps.Store.Retention(store.TierMinute) - time.Minute).Unix()
-	for _, cm := range batch {
+	oldest := time.Now().Add(-a.deps.Store.Retention(store.TierMinute) - time.Minute).Unix()
+	for len(a.pending) > 0 {
+		cm := a.pending[0]
 		if cm.start < oldest {
 			// Older than retention: say how many flows we could not keep.
-			for _, m := range cm.shards {
-				for _, p := range m.parts {
-					a.skippedFlows.Add(p.total.Flows)
-				}
-			}
+			a.skippedFlows.Add(flowsOf(cm.shards))
+			a.popPending()
+			a.forgetCheckpoint(cm.start)
 			continue
 		}
-		iv, err := a.closeMinute(cm)
+		ivs, err := a.closeMinute(cm)
 		if err != nil {
-			errs = append(errs, err)
+			return err
 		}
-		ivs = append(ivs, iv...)
+		if err := a.deps.Store.BeginFinal(ivs); err != nil {
+			return err
+		}
+		delete(a.ckFlows, cm.start) // BeginFinal deleted its checkpoint
+		a.viewMu.Lock()
+		a.pending = a.pending[1:]
+		cm.ivs, cm.written = ivs, make([]bool, len(ivs))
+		a.finals = append(a.finals, cm)
+		a.viewMu.Unlock()
+		if err := a.finishFinals(); err != nil {
+			return err
+		}
 	}
+	return nil
+}
 
+// finishFinals writes the intervals of the begun final writes, one transaction
+// each, and ends them. Each write happens under viewMu with the mark that hides
+// its scope from View, so a query sees every scope once, from the store or from memory.
+func (a *Aggregator) finishFinals() error {
+	for len(a.finals) > 0 {
+		cm := a.finals[0]
+		now := time.Now()
+		for i := range cm.ivs {
+			if cm.written[i] {
+				continue
+			}
+			a.viewMu.Lock()
+			err := a.deps.Store.PutInterval(now, cm.ivs[i])
+			if err == nil || errors.Is(err, store.ErrBeyondRetention) {
+				cm.written[i] = true
+			}
+			a.viewMu.Unlock()
+			if !cm.written[i] {
+				return err
+			}
+		}
+		if err := a.deps.Store.EndFinal(store.TierMinute, time.Unix(cm.start, 0)); err != nil {
+			return err
+		}
+		a.viewMu.Lock()
+		a.finals = a.finals[1:]
+		a.pendingCount.Store(int64(len(a.pending) + len(a.finals)))
+		a.viewMu.Unlock()
+	}
+	return nil
+}
+
+// popPending removes the oldest pending minute.
+func (a *Aggregator) popPending() {
 	a.viewMu.Lock()
-	_, _, err := a.deps.Store.Put(now, ivs)
-	if err == nil || errors.Is(err, store.ErrBeyondRetention) {
-		// Written (or refused as too old at the edge of retention): no longer pending.
-		a.pending = slices.DeleteFunc(a.pending, func(cm *closingMinute) bool { return slices.Contains(batch, cm) })
-		if err != nil {
-			errs = append(errs, err)
-		}
-	} else {
-		// Keep them pending (still answered from memory) and retry on the next flush.
-		errs = append(errs, err)
-		a.retryLater(batch)
-	}
+	a.pending = a.pending[1:]
+	a.pendingCount.Store(int64(len(a.pending) + len(a.finals)))
 	a.viewMu.Unlock()
-	a.lastFlush.Store(int64(time.Since(began)))
-	if a.metrics != nil {
-		a.metrics.flushSeconds.Observe(time.Since(began).Seconds())
-	}
-	return errors.Join(errs...)
 }
 
-// retryLater puts minutes that could not be written back into the first shard,
-// so the next flush tries again. Must be called with viewMu held.
-func (a *Aggregator) retryLater(batch []*closingMinute) {
-	a.pending = slices.DeleteFunc(a.pending, func(cm *closingMinute) bool { return slices.Contains(batch, cm) })
-	s := a.shards[0]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, cm := range batch {
-		for _, m := range cm.shards {
-			mergeMinuteInto(s.minutes, cm.start, m)
-		}
+// forgetCheckpoint deletes the checkpoint of a minute no longer held. If the
+// store refuses, a restart restores it: what it holds was never written, so
+// that cannot count anything twice.
+func (a *Aggregator) forgetCheckpoint(start int64) {
+	delete(a.ckFlows, start)
+	if a.cfg.CheckpointInterval > 0 {
+		_ = a.deps.Store.DeleteCheckpoint(time.Unix(start, 0))
 	}
-	s.keys = 0
-	for _, m := range s.minutes {
-		m.keys = m.countKeys()
-		s.keys += m.keys
-	}
-	s.lastPart, s.lastMin = nil, nil
 }
 
+// boundPending keeps the minutes waiting for the store, with the open ones,
+// within the aggregator's key budget (max_memory): past it the oldest pending
+// minute is dropped, and its flows are counted as dropped.
+func (a *Aggregator) boundPending() {
+	if len(a.pending) == 0 {
+		return
+	}
+	keys := 0
+	for _, s := range a.shards {
+		s.mu.Lock()
+		keys += s.keys
+		s.mu.Unlock()
+	}
+	for _, cm := range a.pending {
+		keys += cm.keys()
+	}
+	for budget := a.shardKeyBudget * len(a.shards); keys > budget && len(a.pending) > 0; {
+		cm := a.pending[0]
+		keys -= cm.keys()
+		flows := flowsOf(cm.shards)
+		a.droppedMinutes.Add(1)
+		a.droppedFlows.Add(flows)
+		a.popPending()
+		a.forgetCheckpoint(cm.start)
+		a.deps.Logger.Warn("store still failing and memory budget reached: oldest waiting minute dropped",
+			"minute", time.Unix(cm.start, 0).UTC(), "flows", flows, "waiting_minutes", len(a.pending))
+	}
+}
+
+func flowsOf(ms []*minuteAgg) uint64 {
+	var n uint64
+	for _, m := range ms {
+		n += m.flows()
+	}
+	return n
+}
+
+// mergeMinuteInto adds m to the minute start of a shard's minutes. The caller
+// recounts the keys.
 func mergeMinuteInto(minutes map[int64]*minuteAgg, start int64, m *minuteAgg) {
 	dst := minutes[start]
 	if dst == nil {
@@ -478,7 +648,8 @@ func mergeMinuteInto(minutes map[int64]*minuteAgg, start int64, m *minuteAgg) {
 		d.total.Add(src.total)
 		for _, dim := range countedDims {
 			sd, dd := src.dims[dim], d.dims[dim]
-			// Unbounded here: these minutes failed to write and must not lose keys.
+			// Unbounded here: a restored minute keeps every key it had; the
+			// shard's budget compacts it on the next new key if need be.
 			sd.counts.each(func(k topn.Key, c topn.Counters) { dd.add(k, c, int(^uint(0)>>1)) })
 			dd.evicted.Add(sd.evicted)
 		}

@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
@@ -18,41 +19,66 @@ import (
 var base = time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 
 type harness struct {
-	agg   *Aggregator
-	ring  *ring.Ring
-	store *store.Store
+	agg     *Aggregator
+	ring    *ring.Ring
+	store   *store.Store
+	stopped bool
 }
 
-// startAggregator starts a store and an aggregator; the flusher never fires on
-// its own (tests call FlushBefore), and both stop at the end of the test.
-func startAggregator(t *testing.T, mod func(*Configuration)) *harness {
+// newStore starts an in-memory store whose retention keeps base's minutes; it
+// stops at the end of the test, and outlives the aggregators a test crashes.
+func newStore(t *testing.T, deps store.Dependencies) *store.Store {
 	t.Helper()
 	scfg := store.DefaultConfiguration()
 	scfg.InMemory = true
 	scfg.Retention[store.TierMinute] = 100 * 365 * 24 * time.Hour
-	st, err := store.New(scfg, store.Dependencies{})
+	st, err := store.New(scfg, deps)
 	require.NoError(t, err)
 	require.NoError(t, st.Start())
 	t.Cleanup(func() { require.NoError(t, st.Stop()) })
+	return st
+}
+
+// startAggregator starts a store and an aggregator; the flusher and the
+// checkpointer never fire on their own (tests call FlushBefore and checkpoint),
+// and both stop at the end of the test.
+func startAggregator(t *testing.T, mod func(*Configuration)) *harness {
+	t.Helper()
+	st := newStore(t, store.Dependencies{})
+	return startOn(t, st, st, mod, func() time.Time { return base })
+}
+
+// startOn starts an aggregator on st, writing through s (st or a wrapper of it).
+func startOn(t *testing.T, st *store.Store, s Store, mod func(*Configuration), clock func() time.Time) *harness {
+	t.Helper()
 	cls, err := apps.New(nil)
 	require.NoError(t, err)
 	cfg := DefaultConfiguration()
 	cfg.Shards = 2
 	cfg.FlushInterval = time.Hour
+	cfg.CheckpointInterval = time.Hour
 	if mod != nil {
 		mod(&cfg)
 	}
 	r := ring.New(1 << 12)
-	a, err := New(cfg, Dependencies{Ring: r, Store: st, Classifier: cls, Clock: func() time.Time { return base }})
+	a, err := New(cfg, Dependencies{Ring: r, Store: s, Classifier: cls, Clock: clock, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	require.NoError(t, a.Start())
-	stopped := false
+	h := &harness{agg: a, ring: r, store: st}
 	t.Cleanup(func() {
-		if !stopped {
+		if !h.stopped {
 			require.NoError(t, a.Stop())
 		}
 	})
-	return &harness{agg: a, ring: r, store: st}
+	return h
+}
+
+// crash ends the aggregator as kill -9 would: its goroutines stop, nothing is
+// flushed or checkpointed, and what it held in memory is gone.
+func (h *harness) crash() {
+	close(h.agg.stop)
+	h.agg.wg.Wait()
+	h.stopped = true
 }
 
 func (h *harness) push(t *testing.T, recs ...flow.Record) {

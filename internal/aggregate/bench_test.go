@@ -75,8 +75,71 @@ func BenchmarkAdd(b *testing.B) {
 
 type nopStore struct{}
 
-func (nopStore) Put(time.Time, []store.Interval) (int, int, error) { return 0, 0, nil }
 func (nopStore) Get(store.Tier, topn.Scope, topn.Dim, time.Time) (*topn.Table, bool, error) {
 	return nil, false, nil
 }
-func (nopStore) Retention(store.Tier) time.Duration { return time.Hour }
+func (nopStore) Retention(store.Tier) time.Duration              { return time.Hour }
+func (nopStore) BeginFinal([]store.Interval) error               { return nil }
+func (nopStore) PutInterval(time.Time, store.Interval) error     { return nil }
+func (nopStore) EndFinal(store.Tier, time.Time) error            { return nil }
+func (nopStore) PutCheckpoint(time.Time, []byte) error           { return nil }
+func (nopStore) DeleteCheckpoint(time.Time) error                { return nil }
+func (nopStore) Checkpoints(func(time.Time, []byte) error) error { return nil }
+func (nopStore) Finals(func(store.Tier, time.Time, []store.Interval, error) error) error {
+	return nil
+}
+
+// BenchmarkCheckpoint is the checkpoint of one minute holding 200k keys (two
+// shards), encoded alone and encoded then written to an on-disk store.
+func BenchmarkCheckpoint(b *testing.B) {
+	cls, err := apps.New(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	scfg := store.DefaultConfiguration()
+	scfg.Path = b.TempDir()
+	scfg.MinFreeSpace = 0
+	st, err := store.New(scfg, store.Dependencies{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Stop() })
+	cfg := DefaultConfiguration()
+	cfg.Shards = 2
+	a, err := New(cfg, Dependencies{Ring: ring.New(1024), Store: st, Classifier: cls})
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs := benchRecords(1<<20, 1_000_000, 2)
+	keys := 0
+	for i := 0; keys < 200_000; i++ {
+		s := a.shards[i%2]
+		a.add(s, &recs[i%len(recs)])
+		keys = a.shards[0].keys + a.shards[1].keys
+	}
+	start := floorDiv(recs[0].End, 60_000) * 60
+	if len(a.shards[0].minutes)+len(a.shards[1].minutes) != 2 {
+		b.Fatal("want one minute per shard")
+	}
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		var buf []byte
+		for b.Loop() {
+			buf, _ = a.encodeCheckpoint(buf[:0], start)
+		}
+		b.ReportMetric(float64(len(buf)), "bytes/checkpoint")
+	})
+	b.Run("write", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			clear(a.ckFlows)
+			if err := a.checkpoint(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(a.ckBytes.Load()), "bytes/checkpoint")
+	})
+}

@@ -7,7 +7,7 @@ import (
 )
 
 type metrics struct {
-	flushSeconds prometheus.Histogram
+	flushSeconds, checkpointSeconds prometheus.Histogram
 }
 
 func newMetrics(a *Aggregator, reg *prometheus.Registry) *metrics {
@@ -15,11 +15,43 @@ func newMetrics(a *Aggregator, reg *prometheus.Registry) *metrics {
 		Name:    "tmsd_aggregate_flush_duration_seconds",
 		Help:    "Time to merge, cut and write the closed minutes.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+	}), checkpointSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "tmsd_aggregate_checkpoint_duration_seconds",
+		Help:    "Time to encode and save the checkpoints of the minutes held in memory.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 	})}
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.flushSeconds)
+	reg.MustRegister(m.flushSeconds, m.checkpointSeconds)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tmsd_aggregate_checkpoints_total",
+		Help: "Successful checkpoints of the minutes held in memory.",
+	}, func() float64 { return float64(a.checkpoints.Load()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tmsd_aggregate_checkpoint_errors_total",
+		Help: "Checkpoints that failed (the store refused a write); a crash then loses more than the interval.",
+	}, func() float64 { return float64(a.ckErrors.Load()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tmsd_aggregate_checkpoint_timestamp_seconds",
+		Help: "Unix time of the last successful checkpoint (0: none yet); a crash loses the flows counted since.",
+	}, func() float64 { return float64(a.ckLast.Load()) / 1e9 }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tmsd_aggregate_checkpoint_size_bytes",
+		Help: "Bytes written by the last checkpoint (minutes unchanged since their last one are not rewritten).",
+	}, func() float64 { return float64(a.ckBytes.Load()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tmsd_aggregate_pending_minutes",
+		Help: "Closed minutes waiting in memory for the store (it failed); queries still see them.",
+	}, func() float64 { return float64(a.pendingCount.Load()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tmsd_aggregate_dropped_minutes_total",
+		Help: "Closed minutes dropped while the store failed, because waiting ones exceeded max_memory.",
+	}, func() float64 { return float64(a.droppedMinutes.Load()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tmsd_aggregate_dropped_flows_total",
+		Help: "Flows of the closed minutes dropped while the store failed.",
+	}, func() float64 { return float64(a.droppedFlows.Load()) }))
 	for i, s := range a.shards {
 		s := s
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{

@@ -152,6 +152,16 @@ func (m *minuteAgg) countKeys() int {
 	return n
 }
 
+// flows is the number of flows counted in the minute: it only grows, so an
+// unchanged count means an unchanged minute.
+func (m *minuteAgg) flows() uint64 {
+	var n uint64
+	for _, p := range m.parts {
+		n += p.total.Flows
+	}
+	return n
+}
+
 func newMinuteAgg() *minuteAgg { return &minuteAgg{parts: make(map[partKey]*partTables, 8)} }
 
 // part returns partition k, making it sized like k in prev (may be nil).

@@ -18,7 +18,18 @@ func (a *Aggregator) View(fn func(v View) error) error {
 	return fn(View{a})
 }
 
-// each calls fn, per source of in-memory minutes (pending, then each shard
+// inStore reports whether the final write of cm has written scope sc: from
+// then on the store answers for it, and memory must not.
+func (cm *closingMinute) inStore(sc topn.Scope) bool {
+	for i := range cm.ivs {
+		if cm.ivs[i].Scope == sc {
+			return cm.written[i]
+		}
+	}
+	return false
+}
+
+// each calls fn, per source of in-memory minutes (final writes under way, pending, then each shard
 // under its lock), with the partitions of scope sc of every minute in [from, to).
 func (v View) each(sc topn.Scope, from, to time.Time, fn func(start int64, parts []partRef)) {
 	if v.a == nil { // the zero View: nothing open
@@ -37,6 +48,14 @@ func (v View) each(sc topn.Scope, from, to time.Time, fn func(start int64, parts
 		}
 		if len(parts) > 0 {
 			fn(start, parts)
+		}
+	}
+	for _, cm := range v.a.finals {
+		if cm.inStore(sc) {
+			continue
+		}
+		for _, m := range cm.shards {
+			gather(cm.start, m)
 		}
 	}
 	for _, cm := range v.a.pending {

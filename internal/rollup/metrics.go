@@ -40,7 +40,9 @@ func (m *metrics) init(r *Rollup, reg *prometheus.Registry) error {
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 	})
 	for _, t := range store.Tiers {
-		m.rolled[t] = rolled.WithLabelValues(t.String())
+		if t != store.TierMinute {
+			m.rolled[t] = rolled.WithLabelValues(t.String())
+		}
 		m.evictedIntervals[t] = evictedIntervals.WithLabelValues(t.String())
 		m.evictedBytes[t] = evictedBytes.WithLabelValues(t.String())
 	}

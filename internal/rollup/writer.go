@@ -4,22 +4,34 @@ import (
 	"time"
 
 	"github.com/tmsd/tmsd/internal/store"
-	"github.com/tmsd/tmsd/internal/topn"
 )
 
 // Writer is the store as the aggregator writes minutes into it. It notes every
 // minute written into an hour already rolled up (a flow later than the delay, a
-// `tmsd import` of an older capture) or being rolled up, and lowers the
-// watermarks so that hour and its day are rolled up again: a rolled-up hour
-// never silently misses minutes the minute tier has.
-type Writer struct{ r *Rollup }
+// `tmsd import` of an older capture, a final write replayed after a crash) or
+// being rolled up, and lowers the watermarks so that hour and its day are rolled
+// up again: a rolled-up hour never silently misses minutes the minute tier has.
+// Every other method is the store's.
+type Writer struct {
+	*store.Store
+	r *Rollup
+}
 
 // MinuteWriter returns the Writer the aggregator must write through.
-func (r *Rollup) MinuteWriter() *Writer { return &Writer{r} }
+func (r *Rollup) MinuteWriter() *Writer { return &Writer{Store: r.deps.Store, r: r} }
+
+// PutInterval writes through to the store, then notes the minute written.
+func (w *Writer) PutInterval(now time.Time, iv store.Interval) error {
+	err := w.Store.PutInterval(now, iv)
+	if iv.Tier == store.TierMinute {
+		w.r.noteMinute(iv.Start)
+	}
+	return err
+}
 
 // Put writes through to the store, then notes the earliest minute written.
 func (w *Writer) Put(now time.Time, ivs []store.Interval) (int, int, error) {
-	written, skipped, err := w.r.deps.Store.Put(now, ivs)
+	written, skipped, err := w.Store.Put(now, ivs)
 	var earliest time.Time
 	for i := range ivs {
 		if ivs[i].Tier == store.TierMinute && (earliest.IsZero() || ivs[i].Start.Before(earliest)) {
@@ -31,14 +43,6 @@ func (w *Writer) Put(now time.Time, ivs []store.Interval) (int, int, error) {
 	}
 	return written, skipped, err
 }
-
-// Get reads through.
-func (w *Writer) Get(tier store.Tier, scope topn.Scope, dim topn.Dim, start time.Time) (*topn.Table, bool, error) {
-	return w.r.deps.Store.Get(tier, scope, dim, start)
-}
-
-// Retention reads through.
-func (w *Writer) Retention(tier store.Tier) time.Duration { return w.r.deps.Store.Retention(tier) }
 
 // noteMinute handles a minute written at start (the earliest of a batch).
 func (r *Rollup) noteMinute(start time.Time) {

@@ -14,6 +14,8 @@ import (
 //	table:  'T' | 0x01 | tier | scope (Scope.Bytes) | dim | start (8, BE unix seconds)
 //	totals: 'S' | 0x01 | tier | scope (Scope.Bytes) | start (8, BE unix seconds)
 //	meta:   'M' | 0x01 | name (UTF-8, no terminator)
+//	checkpoint: 'C' | 0x01 | start (8, BE unix seconds) | chunk (2, BE)
+//	final:  'F' | 0x01 | tier | start (8, BE unix seconds)
 //
 // Scope bytes are self-delimiting (their first byte is the kind, which fixes the
 // length), so the prefix up to dim names exactly one (tier, scope, dim) and the
@@ -22,6 +24,9 @@ const (
 	spaceTable  = 'T'
 	spaceTotals = 'S'
 	spaceMeta   = 'M'
+	// checkpoints of open minutes and the redo records of final writes (checkpoint.go)
+	spaceCheckpoint = 'C'
+	spaceFinal      = 'F'
 
 	keyVersion = 1
 
@@ -45,6 +50,20 @@ func totalsPrefix(tier Tier, scope topn.Scope) []byte {
 	b := make([]byte, 0, 3+len(sb)+startLen)
 	b = append(b, spaceTotals, keyVersion, byte(tier))
 	return append(b, sb...)
+}
+
+// checkpointPrefix is the prefix of every chunk of the checkpoint of start
+// (or, with start < 0, of every checkpoint).
+func checkpointPrefix(start int64) []byte {
+	b := []byte{spaceCheckpoint, keyVersion}
+	if start < 0 {
+		return b
+	}
+	return appendStart(b, uint64(start))
+}
+
+func finalKey(tier Tier, start int64) []byte {
+	return appendStart([]byte{spaceFinal, keyVersion, byte(tier)}, uint64(start))
 }
 
 func metaKey(name string) []byte {

@@ -43,33 +43,18 @@ func (s *Store) Put(now time.Time, ivs []Interval) (written, skipped int, err er
 	if s.db == nil {
 		return 0, 0, ErrNotStarted
 	}
-	wall := s.now()
-
 	todo := make([]pending, 0, len(ivs))
 	var beyond error
 	for i := range ivs {
-		iv := &ivs[i]
-		retention := s.retention[iv.Tier]
-		age := now.Sub(iv.Start.Add(iv.Tier.Duration()))
-		if age >= retention {
+		p, err := s.prepare(now, &ivs[i])
+		if err != nil {
 			if skipped == 0 {
-				beyond = fmt.Errorf("%s interval at %s (scope %s) ended %s before now, retention %s: %w",
-					iv.Tier, iv.Start.UTC().Format(time.RFC3339), iv.Scope, age, retention, ErrBeyondRetention)
+				beyond = err
 			}
 			skipped++
 			continue
 		}
-		// Round up so a key is never born expired.
-		exp := wall.Add(retention - age)
-		expiresAt := exp.Unix()
-		if exp.Nanosecond() > 0 {
-			expiresAt++
-		}
-		todo = append(todo, pending{
-			iv:        iv,
-			totalsKey: appendStart(totalsPrefix(iv.Tier, iv.Scope), uint64(iv.Start.Unix())),
-			expiresAt: uint64(expiresAt),
-		})
+		todo = append(todo, p)
 	}
 	if skipped > 1 {
 		beyond = fmt.Errorf("%d of %d intervals skipped, first: %w", skipped, len(ivs), beyond)
@@ -78,36 +63,116 @@ func (s *Store) Put(now time.Time, ivs []Interval) (written, skipped int, err er
 		return 0, skipped, beyond
 	}
 
+	if err := s.checkSpace(); err != nil {
+		return 0, skipped, s.wrote(err)
+	}
 	// Which intervals are rewrites: only those may have tables to delete.
 	err = s.db.View(func(txn *badger.Txn) error {
 		for i := range todo {
-			_, err := txn.Get(todo[i].totalsKey)
-			switch {
-			case err == nil:
-				todo[i].existed = true
-			case !errors.Is(err, badger.ErrKeyNotFound):
+			existed, err := exists(txn, todo[i].totalsKey)
+			if err != nil {
 				return err
 			}
+			todo[i].existed = existed
 		}
 		return nil
 	})
 	if err != nil {
-		s.writeErrors.Inc()
-		return 0, skipped, fmt.Errorf("read before write: %w", err)
+		return 0, skipped, s.wrote(fmt.Errorf("read before write: %w", err))
 	}
 
 	wb := s.db.NewWriteBatch()
 	if err := fillBatch(wb, todo); err != nil {
 		wb.Cancel()
-		s.writeErrors.Inc()
-		return 0, skipped, err
+		return 0, skipped, s.wrote(err)
 	}
 	if err := wb.Flush(); err != nil {
-		s.writeErrors.Inc()
-		return 0, skipped, fmt.Errorf("flush write batch: %w", err)
+		return 0, skipped, s.wrote(fmt.Errorf("flush write batch: %w", err))
 	}
+	s.wrote(nil)
 	s.writes.Add(float64(len(todo)))
 	return len(todo), skipped, beyond
+}
+
+// PutInterval writes one interval like Put, but in one Badger transaction: after
+// an error nothing of it is written, so a caller may keep serving it from memory
+// until it is. An interval too big for one transaction (Badger's limit is 15% of
+// the 16 MiB memtable: a scope's 11 tables of several thousand keys each) falls back
+// to Put's batches, which may leave it half written on error.
+func (s *Store) PutInterval(now time.Time, iv Interval) error {
+	if err := checkInterval(&iv); err != nil {
+		return err
+	}
+	err := s.putTxn(now, &iv)
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		_, _, err = s.Put(now, []Interval{iv})
+	}
+	return err
+}
+
+func (s *Store) putTxn(now time.Time, iv *Interval) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrNotStarted
+	}
+	p, err := s.prepare(now, iv)
+	if err != nil {
+		return err
+	}
+	if err := s.checkSpace(); err != nil {
+		return s.wrote(err)
+	}
+	err = s.db.Update(func(txn *badger.Txn) error {
+		existed, err := exists(txn, p.totalsKey)
+		if err != nil {
+			return err
+		}
+		p.existed = existed
+		return fillBatch(txn, []pending{p})
+	})
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return err // not a failure: the caller splits it
+	}
+	if err != nil {
+		return s.wrote(fmt.Errorf("put %s interval at %s (scope %s): %w", iv.Tier, iv.Start.UTC().Format(time.RFC3339), iv.Scope, err))
+	}
+	s.wrote(nil)
+	s.writes.Inc()
+	return nil
+}
+
+// prepare computes an interval's totals key and expiry, or ErrBeyondRetention.
+// The caller holds s.mu.
+func (s *Store) prepare(now time.Time, iv *Interval) (pending, error) {
+	retention := s.retention[iv.Tier]
+	age := now.Sub(iv.Start.Add(iv.Tier.Duration()))
+	if age >= retention {
+		return pending{}, fmt.Errorf("%s interval at %s (scope %s) ended %s before now, retention %s: %w",
+			iv.Tier, iv.Start.UTC().Format(time.RFC3339), iv.Scope, age, retention, ErrBeyondRetention)
+	}
+	// Round up so a key is never born expired.
+	exp := s.now().Add(retention - age)
+	expiresAt := exp.Unix()
+	if exp.Nanosecond() > 0 {
+		expiresAt++
+	}
+	return pending{
+		iv:        iv,
+		totalsKey: appendStart(totalsPrefix(iv.Tier, iv.Scope), uint64(iv.Start.Unix())),
+		expiresAt: uint64(expiresAt),
+	}, nil
+}
+
+func exists(txn *badger.Txn, key []byte) (bool, error) {
+	_, err := txn.Get(key)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return false, nil
+	}
+	return false, err
 }
 
 // pending is an interval Put writes.
@@ -118,7 +183,13 @@ type pending struct {
 	existed   bool // a rewrite: delete the tables of dimensions iv lacks
 }
 
-func fillBatch(wb *badger.WriteBatch, todo []pending) error {
+// writer is what fillBatch writes to: a WriteBatch or a transaction.
+type writer interface {
+	SetEntry(e *badger.Entry) error
+	Delete(key []byte) error
+}
+
+func fillBatch(wb writer, todo []pending) error {
 	for _, p := range todo {
 		iv := p.iv
 		err := wb.SetEntry(&badger.Entry{Key: p.totalsKey, Value: tablecodec.EncodeTotals(iv.Total), ExpiresAt: p.expiresAt})
@@ -251,9 +322,6 @@ func (s *Store) PutMeta(name string, value []byte) error {
 		return txn.Set(metaKey(name), bytes.Clone(value))
 	})
 	if err != nil {
-		if !errors.Is(err, ErrNotStarted) {
-			s.writeErrors.Inc()
-		}
 		return fmt.Errorf("put meta %q: %w", name, err)
 	}
 	return nil
@@ -321,13 +389,17 @@ func (s *Store) view(fn func(*badger.Txn) error) error {
 	return s.db.View(fn)
 }
 
+// update runs fn in a write transaction, if there is space, and records the outcome.
 func (s *Store) update(fn func(*badger.Txn) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.db == nil {
 		return ErrNotStarted
 	}
-	return s.db.Update(fn)
+	if err := s.checkSpace(); err != nil {
+		return s.wrote(err)
+	}
+	return s.wrote(s.db.Update(fn))
 }
 
 func checkInterval(iv *Interval) error {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -28,6 +29,9 @@ var (
 	ErrInvalid = errors.New("invalid store argument")
 	// ErrNotStarted: the store is not open (before Start or after Stop).
 	ErrNotStarted = errors.New("store not started")
+	// ErrDiskFull: the data directory's filesystem has less than MinFreeSpace free, so
+	// the write was refused. It wraps syscall.ENOSPC.
+	ErrDiskFull = fmt.Errorf("store disk full: %w", syscall.ENOSPC)
 )
 
 // Tier is a resolution of the history. The numbers are stored in keys: never renumber.
@@ -94,6 +98,14 @@ type Configuration struct {
 	InMemory bool
 	// ValueLogGCInterval is how often Badger's value log is garbage-collected.
 	ValueLogGCInterval time.Duration
+	// MinFreeSpace is the free space, in bytes, below which the store refuses writes
+	// (ErrDiskFull) and skips value log GC; 0 disables the check. Badger writes through
+	// mmap'd sparse files (memtable WAL, value log, new tables): when the filesystem is
+	// full, a store into a fresh page of one of them is a SIGBUS that kills the process
+	// rather than an error (a 48 MiB tmpfs filled by Put crashed in table.CreateTable).
+	// Stopping early leaves Badger room to flush its memtables (2 × 16 MiB files) and to
+	// compact (L0 and base level tables, up to ~100 MiB of new tables before the old go).
+	MinFreeSpace int64
 }
 
 // DefaultConfiguration returns the default configuration.
@@ -106,6 +118,7 @@ func DefaultConfiguration() Configuration {
 			TierDay:    5 * 365 * 24 * time.Hour,
 		},
 		ValueLogGCInterval: 5 * time.Minute,
+		MinFreeSpace:       512 << 20,
 	}
 }
 
@@ -113,6 +126,11 @@ func DefaultConfiguration() Configuration {
 type Dependencies struct {
 	Registry *prometheus.Registry // may be nil
 	Logger   *slog.Logger         // may be nil: slog.Default()
+	// FreeSpace reports the bytes available to the store on the filesystem of path;
+	// nil means statfs(2). Tests inject a full disk through it.
+	FreeSpace func(path string) (uint64, error)
+	// Clock is the wall clock, for the throttling of the failing-writes log line; nil is time.Now.
+	Clock func() time.Time
 }
 
 // Store is the TopN store. Its methods are safe for concurrent use; writers of the
@@ -124,6 +142,9 @@ type Store struct {
 	now       func() time.Time // wall clock the TTLs count from
 
 	writes, writeErrors prometheus.Counter
+	writeFailing        prometheus.Gauge
+	freeSpace           func(path string) (uint64, error) // nil: no free-space check
+	failing             failLog
 
 	mu   sync.RWMutex // guards db; write-held by Start and Stop only
 	db   *badger.DB
@@ -138,6 +159,20 @@ func New(cfg Configuration, deps Dependencies) (*Store, error) {
 		s.logger = slog.Default()
 	}
 	s.logger = s.logger.With("component", "store")
+	if cfg.MinFreeSpace < 0 {
+		return nil, fmt.Errorf("%w: min free space must be >= 0, got %d", ErrInvalid, cfg.MinFreeSpace)
+	}
+	// An in-memory store has no filesystem to watch unless a test gives it one.
+	if cfg.MinFreeSpace > 0 && (!cfg.InMemory || deps.FreeSpace != nil) {
+		s.freeSpace = deps.FreeSpace
+		if s.freeSpace == nil {
+			s.freeSpace = statfsFree
+		}
+	}
+	s.failing.clock = deps.Clock
+	if s.failing.clock == nil {
+		s.failing.clock = time.Now
+	}
 	if !cfg.InMemory && cfg.Path == "" {
 		return nil, fmt.Errorf("%w: store path is empty", ErrInvalid)
 	}
@@ -164,10 +199,26 @@ func New(cfg Configuration, deps Dependencies) (*Store, error) {
 	})
 	s.writeErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tmsd_store_write_errors_total",
-		Help: "Failed writes to the TopN store (Put batches and metadata).",
+		Help: "Failed writes to the TopN store (intervals, checkpoints and metadata), disk full included.",
+	})
+	s.writeFailing = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tmsd_store_write_failing",
+		Help: "1 while the last write to the TopN store failed (disk full or a write error), else 0.",
 	})
 	if deps.Registry != nil {
-		collectors := []prometheus.Collector{s.writes, s.writeErrors}
+		collectors := []prometheus.Collector{s.writes, s.writeErrors, s.writeFailing}
+		if s.freeSpace != nil {
+			collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "tmsd_store_free_bytes",
+				Help: "Bytes free on the store's filesystem; writes stop below min_free_space.",
+			}, func() float64 {
+				free, err := s.freeSpace(s.cfg.Path)
+				if err != nil {
+					return -1
+				}
+				return float64(free)
+			}))
+		}
 		for _, kind := range []string{"lsm", "vlog"} {
 			collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name:        "tmsd_store_size_bytes",
@@ -286,7 +337,11 @@ func (s *Store) gcLoop(db *badger.DB, stop <-chan struct{}) {
 }
 
 // gcOnce runs one value log GC pass and reports whether it rewrote a file.
+// It does not run short of space: a pass writes the live values it moves.
 func (s *Store) gcOnce(db *badger.DB) bool {
+	if s.checkSpace() != nil {
+		return false
+	}
 	err := db.RunValueLogGC(0.5)
 	if err != nil && !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
 		s.logger.Warn("value log GC failed", "error", err)

@@ -457,6 +457,7 @@ func TestInMemoryAndMetrics(t *testing.T) {
 	require.Equal(t, map[string]float64{
 		"tmsd_store_writes_total":       2,
 		"tmsd_store_write_errors_total": 0,
+		"tmsd_store_write_failing":      0,
 		"tmsd_store_size_bytes/lsm":     0, // in memory
 		"tmsd_store_size_bytes/vlog":    0,
 	}, got)
