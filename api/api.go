@@ -367,6 +367,7 @@ type topResponse struct {
 	From   string   `json:"from"`
 	To     string   `json:"to"`
 	Exact  bool     `json:"exact"`
+	Tiers  []string `json:"tiers"`
 	Rows   []topRow `json:"rows"`
 	Other  amounts  `json:"other"`
 	Total  amounts  `json:"total"`
@@ -396,15 +397,16 @@ func (a *API) top(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := a.deps.Engine.Top(sc, d, w.from, w.to, n, m)
+	res, err := a.deps.Engine.Top(sc, d, w.from, w.to, n, m)
 	if err != nil {
 		return err
 	}
+	t := res.Table
 	rows, other := t.Top(n, m)
 	secs := w.seconds()
 	resp := topResponse{By: d.String(), Metric: m.String(), Scope: sc.String(),
 		From: w.from.Format(time.RFC3339), To: w.to.Format(time.RFC3339),
-		Exact: t.Exact(), Rows: make([]topRow, 0, len(rows)),
+		Exact: res.Exact, Tiers: res.Tiers, Rows: make([]topRow, 0, len(rows)),
 		Other: newAmounts(other, t.Total, m, secs), Total: newAmounts(t.Total, t.Total, m, secs)}
 	for _, r := range rows {
 		resp.Rows = append(resp.Rows, topRow{Key: d.Format(r.Key), Label: a.label(d, r.Key),
@@ -448,6 +450,8 @@ type seriesResponse struct {
 	From   string        `json:"from"`
 	To     string        `json:"to"`
 	Step   string        `json:"step"`
+	Exact  bool          `json:"exact"`
+	Tiers  []string      `json:"tiers"`
 	Points []seriesPoint `json:"points"`
 }
 
@@ -489,12 +493,13 @@ func (a *API) series(c echo.Context) error {
 	if w.to.Sub(w.from)/step > 100_000 {
 		return badParam("step", "too many points: raise the step or shorten the range")
 	}
-	pts, err := a.deps.Engine.Series(sc, w.from, w.to, step, d, key)
+	res, err := a.deps.Engine.Series(sc, w.from, w.to, step, d, key)
 	if err != nil {
 		return err
 	}
+	pts := res.Points
 	resp := seriesResponse{Scope: sc.String(), From: w.from.Format(time.RFC3339), To: w.to.Format(time.RFC3339),
-		Step: step.String(), Points: make([]seriesPoint, len(pts))}
+		Step: step.String(), Exact: res.Exact, Tiers: res.Tiers, Points: make([]seriesPoint, len(pts))}
 	if key != nil {
 		resp.By, resp.Key = d.String(), d.Format(*key)
 	}

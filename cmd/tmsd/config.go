@@ -24,11 +24,12 @@ type Config struct {
 	SFlow     []string      `yaml:"sflow"`
 	HTTP      string        `yaml:"http"`
 	Data      string        `yaml:"data"`
-	Retention Duration      `yaml:"retention"`
+	Retention Retention     `yaml:"retention"`
 	LogLevel  string        `yaml:"log_level"`
 	RingSize  int           `yaml:"ring_size"`
 	Apps      []AppRule     `yaml:"apps"`
 	Sampling  SamplingRates `yaml:"sampling"`
+	Rollup    RollupConfig  `yaml:"rollup"`
 	Listener  struct {
 		Sockets       int `yaml:"sockets"`
 		ReceiveBuffer int `yaml:"receive_buffer"`
@@ -51,6 +52,8 @@ type Config struct {
 	Store  struct {
 		// MinFreeSpace: below it the store stops writing (minutes wait in memory).
 		MinFreeSpace ByteCount `yaml:"min_free_space"`
+		// MaxDisk caps the store's size, evicting the oldest rolled-up data; 0: no cap (tiers.go).
+		MaxDisk ByteSize `yaml:"max_disk"`
 	} `yaml:"store"`
 }
 
@@ -60,7 +63,7 @@ func defaultConfig() Config {
 	c.SFlow = []string{":6343"}
 	c.HTTP = ":8080"
 	c.Data = "./data"
-	c.Retention = Duration(14 * 24 * time.Hour)
+	c.Retention = defaultRetention()
 	c.LogLevel = "info"
 	c.RingSize = 1 << 18 // 262,144 records, 35 MB: a quarter second at 1M flows/s
 	c.Listener.ReceiveBuffer = 32 << 20

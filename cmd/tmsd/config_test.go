@@ -39,7 +39,7 @@ store:
 	require.Equal(t, []string{"extra"}, rest)
 	require.Equal(t, []string{":9995", ":2055"}, cfg.NetFlow)
 	require.Equal(t, ":8081", cfg.HTTP, "flags override the file")
-	require.Equal(t, Duration(30*24*time.Hour), cfg.Retention)
+	require.Equal(t, Duration(30*24*time.Hour), cfg.Retention.Minute)
 	require.Equal(t, "erp-db", cfg.Apps[0].Name)
 	require.Equal(t, uint32(100), cfg.Sampling[netip.MustParseAddr("192.0.2.1")])
 	require.Equal(t, 500, cfg.Aggregate.TopK)

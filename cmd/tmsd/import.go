@@ -76,7 +76,7 @@ func importFiles(cfg Config, files []string, out io.Writer) error {
 	fmt.Fprintf(out, "files:      %d\n", len(files))
 	fmt.Fprintf(out, "datagrams:  %d\n", datagrams)
 	fmt.Fprintf(out, "flows:      %d decoded, %d stored, %d skipped (older than the %s retention)\n",
-		decoded, decoded-skipped, skipped, time.Duration(cfg.Retention))
+		decoded, decoded-skipped, skipped, time.Duration(cfg.Retention.Minute))
 	fmt.Fprintf(out, "exporters:  %d\n", len(exporters))
 	reasons := make([]string, 0, len(errs))
 	for r := range errs {

@@ -81,6 +81,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (Config, []string,
 		}
 	}
 	var err error
+	retentionFlag := false
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "netflow":
@@ -96,7 +97,7 @@ func parseFlags(name string, args []string, stderr io.Writer) (Config, []string,
 			if perr != nil || d <= 0 {
 				err = fmt.Errorf("--retention: %q is not a duration such as 90m, 36h or 14d", *retention)
 			}
-			cfg.Retention = Duration(d)
+			cfg.Retention.Minute, retentionFlag = Duration(d), true
 		case "tls-cert":
 			cfg.API.TLSCert = *tlsCert
 		case "tls-key":
@@ -105,6 +106,9 @@ func parseFlags(name string, args []string, stderr io.Writer) (Config, []string,
 	})
 	if err == nil && (cfg.API.TLSCert == "") != (cfg.API.TLSKey == "") {
 		err = errors.New("--tls-cert and --tls-key go together: give both or neither")
+	}
+	if err == nil {
+		err = cfg.checkTiers(*configPath, name == "serve", retentionFlag)
 	}
 	return cfg, fs.Args(), err
 }

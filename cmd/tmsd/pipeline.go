@@ -20,6 +20,7 @@ import (
 	"github.com/tmsd/tmsd/internal/flow"
 	"github.com/tmsd/tmsd/internal/query"
 	"github.com/tmsd/tmsd/internal/ring"
+	"github.com/tmsd/tmsd/internal/rollup"
 	"github.com/tmsd/tmsd/internal/store"
 	"github.com/tmsd/tmsd/web"
 )
@@ -33,6 +34,7 @@ type pipeline struct {
 	decoder   *decode.Decoder
 	persist   *persist.Persister // the decoder's templates across restarts; serve only
 	agg       *aggregate.Aggregator
+	rollup    *rollup.Rollup
 	listeners []*listen.Listener
 	offenders *listen.Offenders // sources refused by listener.allow, shared by the listeners
 	api       *api.API
@@ -45,13 +47,22 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipe
 
 	stCfg := store.DefaultConfiguration()
 	stCfg.Path = cfg.Data
-	stCfg.Retention[store.TierMinute] = time.Duration(cfg.Retention)
+	stCfg.Retention[store.TierMinute] = time.Duration(cfg.Retention.Minute)
+	stCfg.Retention[store.TierHour] = time.Duration(cfg.Retention.Hour)
+	stCfg.Retention[store.TierDay] = time.Duration(cfg.Retention.Day)
 	stCfg.MinFreeSpace = int64(cfg.Store.MinFreeSpace)
 	st, err := store.New(stCfg, store.Dependencies{Registry: p.registry, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
 	p.store = st
+	// The rollups follow the aggregator's clock: `tmsd import` rolls up the
+	// capture's hours as its time passes.
+	if p.rollup, err = rollup.New(cfg.rollupConfiguration(), rollup.Dependencies{
+		Store: st, Clock: clock, Registry: p.registry, Logger: logger,
+	}); err != nil {
+		return nil, err
+	}
 
 	rules := make([]apps.Rule, len(cfg.Apps))
 	for i, r := range cfg.Apps {
@@ -84,7 +95,7 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipe
 	aggCfg.MaxAge = time.Duration(cfg.Aggregate.MaxAge)
 	aggCfg.CheckpointInterval = time.Duration(cfg.Aggregate.CheckpointInterval)
 	if p.agg, err = aggregate.New(aggCfg, aggregate.Dependencies{
-		Ring: p.ring, Store: st, Classifier: classifier, Clock: clock, Registry: p.registry, Logger: logger,
+		Ring: p.ring, Store: p.rollup.MinuteWriter(), Classifier: classifier, Clock: clock, Registry: p.registry, Logger: logger,
 	}); err != nil {
 		return nil, err
 	}
@@ -99,7 +110,7 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipe
 	}
 	p.offenders = listen.NewOffenders(listen.DefaultOffenders)
 	if p.api, err = api.New(apiCfg, api.Dependencies{
-		Engine: query.New(st, p.agg), Exporters: p.decoder, Corrections: p.agg, Ports: classifier,
+		Engine: query.New(st, p.agg, query.WithProgress(p.rollup)), Exporters: p.decoder, Corrections: p.agg, Ports: classifier,
 		Offenders: p.offenders, Config: effective, Registry: p.registry, Clock: clock, Logger: logger,
 	}); err != nil {
 		return nil, err
@@ -107,12 +118,19 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipe
 	return p, nil
 }
 
-// startCore starts the store and the aggregator: enough for `tmsd import`.
+// startCore starts the store, the rollups and the aggregator: enough for
+// `tmsd import`. The rollups load their progress before the aggregator writes,
+// so a minute written into an hour already rolled up gets it rolled up again,
+// and stop after its last flush.
 func (p *pipeline) startCore() error {
 	if err := p.store.Start(); err != nil {
 		return err
 	}
 	p.started = append(p.started, p.store.Stop)
+	if err := p.rollup.Start(); err != nil {
+		return err
+	}
+	p.started = append(p.started, p.rollup.Stop)
 	if err := p.agg.Start(); err != nil {
 		return err
 	}
@@ -165,7 +183,7 @@ func (p *pipeline) startServe(cfg Config) error {
 
 // stop stops what was started, in reverse order: listeners first, then the
 // decoder state (a last save), the API, the aggregator (which drains the
-// ring and flushes the open minutes), then the store.
+// ring and flushes the open minutes), the rollups, then the store.
 func (p *pipeline) stop() error {
 	var errs []error
 	for i := len(p.started) - 1; i >= 0; i-- {

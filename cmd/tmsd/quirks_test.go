@@ -55,7 +55,7 @@ func TestSoftflowdPcapTimestampsCorrected(t *testing.T) {
 	t.Run("exporters", func(t *testing.T) {
 		cfg := defaultConfig()
 		cfg.NetFlow, cfg.SFlow, cfg.HTTP, cfg.Data = nil, nil, "127.0.0.1:0", t.TempDir()
-		cfg.Retention = Duration(36500 * 24 * time.Hour)
+		cfg.Retention.Minute = Duration(36500 * 24 * time.Hour)
 		var captureNow atomic.Int64
 		p, err := newPipeline(cfg, newLogger("warn"), func() time.Time { return time.Unix(0, captureNow.Load()) })
 		require.NoError(t, err)

@@ -147,7 +147,7 @@ aggregate:
 	s := string(b)
 	require.Contains(t, s, `"read_tokens":["redacted"]`)
 	require.NotContains(t, s, hex.EncodeToString(func() []byte { h := api.HashToken(testReadToken); return h[:] }()))
-	require.Contains(t, s, `"retention":"30d"`)
+	require.Contains(t, s, `"retention":{"day":"1825d","hour":"400d","minute":"30d"}`)
 	require.Contains(t, s, `"grace":"1m30s"`)
 	require.Contains(t, s, `"allow":["192.0.2.0/24"]`)
 	require.Contains(t, s, `"192.0.2.1":100`)

@@ -37,7 +37,7 @@ var (
 // Tier is a resolution of the history. The numbers are stored in keys: never renumber.
 type Tier uint8
 
-// Tiers. Only the minute tier is written today; hour and day come with rollups.
+// Tiers: the aggregator writes minutes, internal/rollup hours and days.
 const (
 	TierMinute Tier = iota + 1
 	TierHour

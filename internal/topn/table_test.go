@@ -89,3 +89,19 @@ func TestMergerTopTableEqualsFullSort(t *testing.T) {
 		require.Equal(t, wantOther, gotOther)
 	}
 }
+
+// A reset merger merges as a new one.
+func TestMergerReset(t *testing.T) {
+	a := &Table{Total: Counters{Bytes: 10}, Threshold: Counters{Bytes: 2}, Entries: []Entry{{Key: key(1), Value: Counters{Bytes: 8}}}}
+	b := &Table{Total: Counters{Bytes: 5}, Entries: []Entry{{Key: key(2), Value: Counters{Bytes: 5}}}}
+	mg := NewMerger(0)
+	mg.Add(a)
+	mg.Add(b)
+	mg.Reset()
+	mg.Grow(100)
+	mg.Add(b)
+	fresh := NewMerger(0)
+	fresh.Add(b)
+	require.Equal(t, fresh.Table(), mg.Table())
+	require.Equal(t, fresh.TopTable(1, Bytes), mg.TopTable(1, Bytes))
+}
