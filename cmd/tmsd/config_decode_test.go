@@ -62,14 +62,7 @@ decode:
 }
 
 func TestBadDecodeConfigNamesFileLineAndReason(t *testing.T) {
-	f := func(body, wantLine, wantReason string) {
-		t.Helper()
-		p := writeConfig(t, body)
-		_, _, err := parseFlags("serve", []string{"--config", p}, io.Discard)
-		require.Error(t, err)
-		require.Contains(t, err.Error(), p+":"+wantLine+": ")
-		require.Contains(t, err.Error(), wantReason)
-	}
+	f := func(body, wantLine, wantReason string) { requireConfigError(t, body, wantLine, wantReason) }
 	f("decode: 5\n", "1", "decode must be a mapping")
 	f("decode:\n  max_exporters: 10\n  max_exporter: 10\n", "3", "field max_exporter not found in decode")
 	f("decode:\n  max_exporters: 0\n", "2", "decode.max_exporters must be between 1 and")

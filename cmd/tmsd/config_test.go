@@ -18,6 +18,17 @@ func writeConfig(t *testing.T, body string) string {
 	return p
 }
 
+// requireConfigError requires `tmsd serve --config` of body to fail naming
+// the file, wantLine and wantReason.
+func requireConfigError(t *testing.T, body, wantLine, wantReason string) {
+	t.Helper()
+	p := writeConfig(t, body)
+	_, _, err := parseFlags("serve", []string{"--config", p}, io.Discard)
+	require.Error(t, err, body)
+	require.Contains(t, err.Error(), p+":"+wantLine+": ", body)
+	require.Contains(t, err.Error(), wantReason, body)
+}
+
 func TestConfigFileAndFlags(t *testing.T) {
 	p := writeConfig(t, `
 netflow: [":9995", ":2055"]
@@ -57,14 +68,7 @@ store:
 }
 
 func TestBadConfigNamesFileLineAndReason(t *testing.T) {
-	f := func(body, wantLine, wantReason string) {
-		t.Helper()
-		p := writeConfig(t, body)
-		_, _, err := parseFlags("serve", []string{"--config", p}, io.Discard)
-		require.Error(t, err)
-		require.Contains(t, err.Error(), p+":"+wantLine+": ")
-		require.Contains(t, err.Error(), wantReason)
-	}
+	f := func(body, wantLine, wantReason string) { requireConfigError(t, body, wantLine, wantReason) }
 	f("http: \":8080\"\nnetflw: [\":2055\"]\n", "2", "field netflw not found")
 	f("apps:\n  - \"ok = 10.0.0.0/8\"\n  - \"erp-db = 10.1.2.0/33 tcp/5432\"\n", "3", `bad CIDR "10.1.2.0/33"`)
 	f("retention: forever\n", "1", `bad duration "forever"`)

@@ -139,22 +139,7 @@ func (p *tmsdProc) total(t *testing.T, from time.Time) goldenRow {
 
 // replay sends the capture once, paced to stay inside the socket buffer, and
 // returns how many datagrams it sent.
-func replay(t *testing.T, target string) uint64 {
-	t.Helper()
-	conn, err := net.Dial("udp", target)
-	require.NoError(t, err)
-	defer conn.Close()
-	var sent uint64
-	_, err = pcapsrc.Read(crashPcap, func(d pcapsrc.Datagram) error {
-		_, err := conn.Write(d.Payload)
-		if sent++; sent%100 == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		return err
-	})
-	require.NoError(t, err)
-	return sent
-}
+func replay(t *testing.T, target string) uint64 { return replayPcap(t, target, crashPcap) }
 
 // eventually polls cond every 10 ms for at most 20 s.
 func eventually(t *testing.T, what string, cond func() bool) {

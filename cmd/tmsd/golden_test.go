@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -147,26 +146,14 @@ func TestLiveReplayEqualsGolden(t *testing.T) {
 			if strings.Contains(filepath.Base(pcap), "sflow") {
 				target = p.listeners[1].Addrs()[0].String()
 			}
-			conn, err := net.Dial("udp", target)
-			require.NoError(t, err)
-			defer conn.Close()
-			sent := 0
 			start := time.Now()
-			_, err = pcapsrc.Read(pcap, func(d pcapsrc.Datagram) error {
-				_, err := conn.Write(d.Payload)
-				sent++
-				if sent%200 == 0 { // stay well inside the socket buffer
-					time.Sleep(time.Millisecond)
-				}
-				return err
-			})
-			require.NoError(t, err)
+			sent := replayPcap(t, target, pcap)
 			require.Eventually(t, func() bool {
 				var n uint64
 				for _, e := range p.decoder.Exporters() {
 					n += e.Datagrams
 				}
-				return n == uint64(sent)
+				return n == sent
 			}, 30*time.Second, 10*time.Millisecond, "datagrams received")
 			require.NoError(t, p.agg.Sync(30*time.Second))
 			// Live, the exporters' capture-era timestamps are far older than the

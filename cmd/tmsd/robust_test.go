@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/tmsd/tmsd/internal/pcapsrc"
 )
 
 // Every real datagram cut at every length, then random bytes, sent to a running
@@ -28,14 +26,7 @@ func TestTruncatedAndRandomDatagramsAreCountedNotFatal(t *testing.T) {
 		}
 		conn, err := net.Dial("udp", target)
 		require.NoError(t, err)
-		var first []byte
-		_, err = pcapsrc.Read(pcap, func(d pcapsrc.Datagram) error {
-			if first == nil {
-				first = append([]byte(nil), d.Payload...)
-			}
-			return nil
-		})
-		require.NoError(t, err)
+		first := firstDatagram(t, pcap)
 		for n := 1; n < len(first); n++ { // a zero-length UDP datagram is not worth sending
 			_, err := conn.Write(first[:n])
 			require.NoError(t, err)

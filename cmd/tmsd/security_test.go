@@ -19,7 +19,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tmsd/tmsd/api"
-	"github.com/tmsd/tmsd/internal/pcapsrc"
 )
 
 const (
@@ -62,14 +61,7 @@ api:
 }
 
 func TestBadSecurityConfig(t *testing.T) {
-	f := func(body, wantLine, wantReason string) {
-		t.Helper()
-		p := writeConfig(t, body)
-		_, _, err := parseFlags("serve", []string{"--config", p}, io.Discard)
-		require.Error(t, err)
-		require.Contains(t, err.Error(), p+":"+wantLine+": ", err.Error())
-		require.Contains(t, err.Error(), wantReason)
-	}
+	f := func(body, wantLine, wantReason string) { requireConfigError(t, body, wantLine, wantReason) }
 	// A token pasted where its hash belongs is refused, and not repeated.
 	f("api:\n  read_tokens:\n    - "+testReadToken+"\n", "3", `"sha256:" and 64 hex digits`)
 	p := writeConfig(t, "api:\n  admin_tokens: [\""+testAdminToken+"\"]\n")
@@ -197,14 +189,7 @@ api:
 	base := "http://" + pl.api.Addr().String()
 	target := pl.listeners[0].Addrs()[0].(*net.UDPAddr)
 
-	var first []byte
-	_, err = pcapsrc.Read("../../testdata/pcaps/softflowd-v5.pcap", func(d pcapsrc.Datagram) error {
-		if first == nil {
-			first = append([]byte(nil), d.Payload...)
-		}
-		return nil
-	})
-	require.NoError(t, err)
+	first := firstDatagram(t, "../../testdata/pcaps/softflowd-v5.pcap")
 	send := func(src string, n int) {
 		c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)}, target)
 		require.NoError(t, err)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/tmsd/tmsd/internal/pcapsrc"
 	"github.com/tmsd/tmsd/internal/store"
 	"github.com/tmsd/tmsd/internal/topn"
 )
@@ -56,25 +54,14 @@ func TestSIGTERMFlushesOpenMinute(t *testing.T) {
 		}
 	}()
 
-	conn, err := net.Dial("udp", target)
-	require.NoError(t, err)
-	sent := 0
-	_, err = pcapsrc.Read(pcap, func(d pcapsrc.Datagram) error {
-		_, err := conn.Write(d.Payload)
-		if sent++; sent%200 == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		return err
-	})
-	require.NoError(t, err)
-	conn.Close()
+	sent := replayPcap(t, target, pcap)
 	require.Eventually(t, func() bool { // every datagram decoded before the signal
 		resp, err := http.Get("http://" + httpAddr + "/api/v1/exporters")
 		if err != nil {
 			return false
 		}
 		defer resp.Body.Close()
-		var ex struct{ Exporters []struct{ Datagrams int } }
+		var ex struct{ Exporters []struct{ Datagrams uint64 } }
 		return json.NewDecoder(resp.Body).Decode(&ex) == nil && len(ex.Exporters) == 1 && ex.Exporters[0].Datagrams == sent
 	}, 30*time.Second, 10*time.Millisecond)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))

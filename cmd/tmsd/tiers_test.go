@@ -71,14 +71,7 @@ func TestRollupDefaultsFollowTheAggregator(t *testing.T) {
 }
 
 func TestBadTierConfigNamesFileLineAndReason(t *testing.T) {
-	f := func(body, wantLine, wantReason string) {
-		t.Helper()
-		p := writeConfig(t, body)
-		_, _, err := parseFlags("serve", []string{"--config", p}, io.Discard)
-		require.Error(t, err, body)
-		require.Contains(t, err.Error(), p+":"+wantLine+": ", body)
-		require.Contains(t, err.Error(), wantReason, body)
-	}
+	f := func(body, wantLine, wantReason string) { requireConfigError(t, body, wantLine, wantReason) }
 	f("retention:\n  minute: 14d\n  week: 3d\n", "3", `unknown tier "week"`)
 	f("retention:\n  hour: 5y\n", "2", `bad duration "5y"`)
 	f("retention: 0s\n", "1", "retention.minute must be positive")
