@@ -10,6 +10,8 @@ export const OTHER_COLOR = '#7d8590';
 const AXIS = '#9aa4b2';
 const GRID = 'rgba(154,164,178,0.12)';
 
+const X_INCRS = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400];
+
 const pad = (n) => String(n).padStart(2, '0');
 
 function hoverTime(ts) {
@@ -77,7 +79,8 @@ export class TimeChart {
       select: { show: !!onZoom },
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] } },
       axes: [
-        { stroke: AXIS, grid: { stroke: GRID }, ticks: { stroke: GRID } },
+        // Data is per minute at best: no ticks between minutes.
+        { stroke: AXIS, grid: { stroke: GRID }, ticks: { stroke: GRID }, space: 70, incrs: X_INCRS },
         { stroke: AXIS, grid: { stroke: GRID }, ticks: { stroke: GRID }, size: 84, values: (u, splits) => splits.map(fmtY) },
       ],
       legend: { live: true },

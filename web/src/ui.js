@@ -138,7 +138,7 @@ export function topTable(resp, { metric = 'bytes', colors, onRow, prev, compact 
   const body = resp.rows.map((r, i) => mk(r, i, { attrs: onRow ? { class: 'clickable', dataset: { key: r.key }, tabindex: '0', onclick: () => onRow(r), onkeydown: (e) => e.key === 'Enter' && onRow(r) } : { dataset: { key: r.key } } }));
   const foot = [];
   if (resp.other && resp.other[metric] > 0) {
-    foot.push(mk({ key: 'other', label: 'other', ...resp.other, error: 0 }, resp.rows.length, { rank: '', attrs: { class: 'other' }, prev: prev ? prev.get('\0other') : undefined }));
+    foot.push(mk({ key: 'other', label: 'everything else', ...resp.other, error: 0 }, resp.rows.length, { rank: '', attrs: { class: 'other' }, prev: prev ? prev.get('\0other') : undefined }));
   }
   if (!resp.rows.length) {
     body.push(h('tr', {}, h('td', { colspan: cols.length, class: 'nodata' }, 'No traffic in this range')));

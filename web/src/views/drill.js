@@ -22,6 +22,7 @@ export const BREAKDOWNS = {
 export function drillView(root, params, ctx) {
   const s = stateOf(params);
   const key = params.get('key') || '';
+  const name = params.get('label') || key; // "tcp" for the key 6
   const set = (c) => go('/key', { ...s, key, ...c });
   const scope = { exporter: s.exporter, proto: s.proto };
   const bpsEl = h('div');
@@ -37,14 +38,14 @@ export function drillView(root, params, ctx) {
     Object.entries(COMPARES).map(([v, l]) => h('option', { value: v, selected: v === s.compare }, l)));
   root.replaceChildren(
     h('div', { class: 'toolbar' },
-      h('h1', {}, h('a', { href: href('/top', { ...s }) }, DIMS[s.by] || s.by), ' ', h('span', { class: 'drill-key', title: key }, params.get('label') || key)),
+      h('h1', {}, h('a', { href: href('/top', { ...s }) }, DIMS[s.by] || s.by), ' ', h('span', { class: 'drill-key', title: key }, name)),
       rangePicker(s.from, s.to, set)),
     h('div', { class: 'controls' }, h('label', {}, 'compare with ', compareSel),
       s.exporter || s.proto ? h('span', { class: 'scope' }, 'within ' + (s.exporter ? 'exporter ' + s.exporter : 'protocol ' + s.proto)) : null),
-    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Traffic of ' + (params.get('label') || key)), facts),
+    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Traffic of ' + name), facts),
       h('h3', {}, 'bits per second'), bpsEl, h('h3', {}, 'packets per second'), ppsEl),
     panels.length ? h('section', { class: 'panels' }, panels.map((p) => h('div', { class: 'card panel', dataset: { panel: p.by } },
-      h('div', { class: 'card-head' }, h('h2', {}, (p.by === 'ip' ? 'peers' : DIMS[p.by]) + ' within ' + key)), p.body))) : null,
+      h('div', { class: 'card-head' }, h('h2', {}, (p.by === 'ip' ? 'peers' : DIMS[p.by]) + ' within ' + name)), p.body))) : null,
   );
 
   async function loadSeries() {
@@ -59,8 +60,8 @@ export function drillView(root, params, ctx) {
     const [ks, total, prev] = await api.inParallel(calls);
     const xs = ks.points.map((p) => Date.parse(p.t) / 1000);
     const label = (COMPARES[s.compare] || s.compare + ' before');
-    const bps = [{ label: key, color: PALETTE[0], values: ks.points.map((p) => p.bps) }];
-    const pps = [{ label: key, color: PALETTE[2], values: ks.points.map((p) => p.pps) }];
+    const bps = [{ label: name, color: PALETTE[0], values: ks.points.map((p) => p.bps) }];
+    const pps = [{ label: name, color: PALETTE[2], values: ks.points.map((p) => p.pps) }];
     if (prev) {
       bps.push({ label, color: '#e8e8e8', dash: true, values: shifted(prev.points, off, xs, (p) => p.bps) });
       pps.push({ label, color: '#e8e8e8', dash: true, values: shifted(prev.points, off, xs, (p) => p.pps) });

@@ -69,7 +69,7 @@ export function topView(root, params, ctx) {
   const chart = ctx.own(new TimeChart(chartEl, { height: 320, fmt: rateFmt, stacked: true,
     onZoom: (a, b) => set({ from: rfc3339(a), to: rfc3339(b) }) }));
   root.replaceChildren(
-    h('div', { class: 'toolbar' }, h('h1', {}, 'Top ' + s.n + ' ' + (DIMS[s.by] || s.by)), rangePicker(s.from, s.to, set)),
+    h('div', { class: 'toolbar' }, h('h1', {}, 'Top ' + s.n + ' by ' + (DIMS[s.by] || s.by)), rangePicker(s.from, s.to, set)),
     controls,
     h('section', { class: 'card' }, chartEl, note),
     h('section', { class: 'card' }, tableEl),
@@ -106,14 +106,19 @@ export function topView(root, params, ctx) {
     const colors = top.rows.map((_, i) => PALETTE[i % PALETTE.length]);
     const layers = keys.map((k, i) => ({ label: top.rows[i].label || top.rows[i].key, color: colors[i], values: k.points.map(v) }));
     const other = total.points.map((p, i) => Math.max(0, v(p) - layers.reduce((a, l) => a + (l.values[i] || 0), 0)));
-    layers.push({ label: 'other', color: OTHER_COLOR, values: other });
+    layers.push({ label: 'everything else', color: OTHER_COLOR, values: other });
     let prevRows;
     if (off) {
       const [prevTotal, prevTop] = res.slice(1 + top.rows.length);
       const label = 'total, ' + (COMPARES[s.compare] || s.compare + ' before');
       layers.push({ label, color: '#e8e8e8', dash: true, values: shifted(prevTotal.points, off, xs, v) });
       prevRows = new Map(prevTop.rows.map((r) => [r.key, r]));
-      prevRows.set('\0other', prevTop.other);
+      // "Everything else" then is what today's top keys leave of that total.
+      const rest = {};
+      for (const m of METRICS) {
+        rest[m] = Math.max(0, prevTop.total[m] - top.rows.reduce((a, r) => a + ((prevRows.get(r.key) || {})[m] || 0), 0));
+      }
+      prevRows.set('\0other', rest);
       note.textContent = `Dashed: the total from ${fmt.localTime(new Date(from - off))} to ${fmt.localTime(new Date(to - off))}, laid over this range. Δ compares each row with the same key then.`;
     } else {
       note.textContent = `One point per ${step >= 3600 ? step / 3600 + ' h' : step / 60 + ' min'}; drag across the chart to zoom, click a row to drill down.`;
