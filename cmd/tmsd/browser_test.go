@@ -152,6 +152,9 @@ func (b *browser) waitReady(t *testing.T) {
 		chromedp.WithPollingTimeout(25*time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
 	require.NoError(t, err, "view not ready")
 	require.True(t, ok)
+	// A value the code forgot to format shows as null, undefined or NaN.
+	text := evalJS[string](t, b, `document.getElementById('view').innerText`)
+	require.NotRegexp(t, `\b(null|undefined|NaN|Infinity)\b`, text)
 }
 
 func (b *browser) screenshot(t *testing.T, dir, name string) {

@@ -44,8 +44,9 @@ export function drillView(root, params, ctx) {
       s.exporter || s.proto ? h('span', { class: 'scope' }, 'within ' + (s.exporter ? 'exporter ' + s.exporter : 'protocol ' + s.proto)) : null),
     h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Traffic of ' + name), facts),
       h('h3', {}, 'bits per second'), bpsEl, h('h3', {}, 'packets per second'), ppsEl),
-    panels.length ? h('section', { class: 'panels' }, panels.map((p) => h('div', { class: 'card panel', dataset: { panel: p.by } },
-      h('div', { class: 'card-head' }, h('h2', {}, (p.by === 'ip' ? 'peers' : DIMS[p.by]) + ' within ' + name)), p.body))) : null,
+    // replaceChildren would print a null: no section at all without breakdowns.
+    ...(panels.length ? [h('section', { class: 'panels' }, panels.map((p) => h('div', { class: 'card panel', dataset: { panel: p.by } },
+      h('div', { class: 'card-head' }, h('h2', {}, (p.by === 'ip' ? 'peers' : DIMS[p.by]) + ' within ' + name)), p.body)))] : []),
   );
 
   async function loadSeries() {
