@@ -18,12 +18,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
@@ -314,6 +318,38 @@ func TestDashboard(t *testing.T) {
 		var n int
 		b.eval(t, `document.querySelectorAll('[data-panel="exporters"] tbody tr').length`, &n)
 		require.Equal(t, 1, n, "the live exporter 127.0.0.1")
+		require.Empty(t, b.takeProblems())
+	})
+
+	t.Run("the live overview refreshes by itself", func(t *testing.T) {
+		volume := func() string {
+			return evalJS[string](t, b, `[...document.querySelectorAll('#view .kpi')].find(k => k.querySelector('.label').textContent === 'volume').querySelector('.value').textContent`)
+		}
+		before := volume()
+		require.Equal(t, strconv.Itoa(sent), evalJS[string](t, b, `document.querySelector('[data-panel="exporters"] tbody tr td:nth-child(5)').textContent`))
+		more := replay(t, p, "../../testdata/pcaps/softflowd-ipfix.pcap", p.netflowAddrs()[0])
+		require.Less(t, sent+more, 1000, "shown without a k")
+		require.Eventually(t, func() bool {
+			var n uint64
+			for _, e := range p.decoder.Exporters() {
+				n += e.Datagrams
+			}
+			return n == uint64(sent+more)
+		}, 30*time.Second, 10*time.Millisecond, "datagrams received")
+		require.NoError(t, p.agg.Sync(30*time.Second))
+		// No reload: the page's 10 s refresh must bring the new datagrams and
+		// flows (both in one condition: one refresh may read the decoder's count
+		// before the aggregator has the flows, the next one has both).
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		defer cancel()
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`document.querySelector('[data-panel="exporters"] tbody tr td:nth-child(5)').textContent === %q &&
+			[...document.querySelectorAll('#view .kpi')].find(k => k.querySelector('.label').textContent === 'volume').querySelector('.value').textContent !== %q`,
+			strconv.Itoa(sent+more), before),
+			chromedp.WithPollingTimeout(25*time.Second), chromedp.WithPollingInterval(100*time.Millisecond)))
+		require.NoError(t, err, "the overview did not refresh the exporters and the traffic")
+		var live int
+		b.eval(t, `document.querySelectorAll('#view .kpi.live').length`, &live)
+		require.Equal(t, 1, live, "the open minute's rate so far")
 		b.setHash(t, "#/?"+rng)
 		require.Empty(t, b.takeProblems())
 		b.screenshot(t, shots, "overview.png")
@@ -497,6 +533,30 @@ func TestDashboard(t *testing.T) {
 		b.eval(t, `document.querySelector('#view .panel-error').textContent`, &inPlace)
 		require.Contains(t, inPlace, "unknown dimension", "the table's place shows the error, not a blank")
 		b.takeProblems() // the browser logs the 400 itself
+	})
+
+	t.Run("times in the browser's zone, UTC on hover", func(t *testing.T) {
+		tb := b.tab(t)
+		// Half an hour off any whole-hour zone: a local time cannot pass for UTC.
+		tb.do(t, chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tgt, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Kolkata"})
+			return err
+		}))
+		tb.open(t, base+"/#/?"+rng)
+		box := evalJS[[]float64](t, tb, `(() => { const r = document.querySelector('#view .u-over').getBoundingClientRect(); return [r.left, r.top, r.width, r.height] })()`)
+		tb.do(t, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, box[0]+box[2]/2, box[1]+box[3]/2))
+		ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+		defer cancel()
+		shown, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => { const v = document.querySelector('#view .u-legend .u-series .u-value').textContent; return v.includes('UTC') && v })()`,
+			chromedp.WithPollingTimeout(5*time.Second)))
+		require.NoError(t, err, "the legend shows the hovered time")
+		m := regexp.MustCompile(`^(\d{4}-\d\d-\d\d \d\d:\d\d) \((\d\d:\d\d) UTC\)$`).FindStringSubmatch(shown)
+		require.NotNil(t, m, "legend time %q", shown)
+		kolkata := time.FixedZone("IST", 5*3600+1800)
+		local, err := time.ParseInLocation("2006-01-02 15:04", m[1], kolkata)
+		require.NoError(t, err)
+		require.Equal(t, m[2], local.UTC().Format("15:04"), "local %s and UTC %s are the same instant", m[1], m[2])
+		require.False(t, local.Before(from) || local.After(to), "the hovered time %s is in the range", local.UTC())
 	})
 
 	t.Run("a token is asked for, kept, and sent", func(t *testing.T) {
