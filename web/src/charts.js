@@ -20,6 +20,10 @@ function hoverTime(ts) {
   return `${localTime(d)} (${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())} UTC)`;
 }
 
+// rem is the root font size: it grows on a wall display, and the charts'
+// heights and canvas fonts (which CSS does not reach) follow it.
+const rem = () => parseFloat(getComputedStyle(document.documentElement).fontSize) || 14;
+
 function alpha(hex, a) {
   const n = parseInt(hex.slice(1), 16);
   return `rgba(${n >> 16},${(n >> 8) & 255},${n & 255},${a})`;
@@ -36,9 +40,13 @@ export class TimeChart {
     this.sig = '';
     el.classList.add('chart');
     this.ro = new ResizeObserver(() => {
-      if (this.u && el.clientWidth > 0) this.u.setSize({ width: el.clientWidth, height: this.opts.height || 220 });
+      if (this.u && el.clientWidth > 0) this.u.setSize({ width: el.clientWidth, height: this.height() });
     });
     this.ro.observe(el);
+  }
+
+  height() {
+    return Math.round(((this.opts.height || 220) * rem()) / 14);
   }
 
   // series: [{label, color, values, dash, other}], xs: unix seconds.
@@ -72,16 +80,18 @@ export class TimeChart {
     this.el.replaceChildren(); // an error shown before the first answer
     const { stacked, fmt, onZoom } = this.opts;
     const fmtY = (v) => (v == null ? '—' : fmt(v));
+    const r = rem();
+    const font = `${Math.round(r * 0.78)}px system-ui, sans-serif`;
     const opts = {
       width: Math.max(this.el.clientWidth, 300),
-      height: this.opts.height || 220,
+      height: this.height(),
       cursor: { drag: { x: !!onZoom, y: false }, points: { size: 6 } },
       select: { show: !!onZoom },
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] } },
       axes: [
         // Data is per minute at best: no ticks between minutes.
-        { stroke: AXIS, grid: { stroke: GRID }, ticks: { stroke: GRID }, space: 70, incrs: X_INCRS },
-        { stroke: AXIS, grid: { stroke: GRID }, ticks: { stroke: GRID }, size: 84, values: (u, splits) => splits.map(fmtY) },
+        { stroke: AXIS, grid: { stroke: GRID }, ticks: { stroke: GRID }, space: 5 * r, incrs: X_INCRS, font, size: 3.4 * r },
+        { stroke: AXIS, grid: { stroke: GRID }, ticks: { stroke: GRID }, size: 6 * r, font, values: (u, splits) => splits.map(fmtY) },
       ],
       legend: { live: true },
       series: [
