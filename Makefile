@@ -1,11 +1,12 @@
 # tmsd — make run builds and runs the collector on its embedded defaults;
-# make test runs the whole suite (vet, unit, race, golden end-to-end).
+# make test runs the whole suite (vet, unit, race, golden end-to-end, the
+# dashboard in headless Chromium); make web rebuilds the dashboard's assets.
 GO      ?= go
 BIN     := bin/tmsd
 PKGS    := ./...
 RACE    := ./internal/decode/... ./internal/aggregate/... ./internal/ring/... ./internal/query/... ./internal/rollup/...
 
-.PHONY: all build run test vet testdata clean
+.PHONY: all build run test vet testdata clean web chromium screenshots
 
 all: build
 
@@ -20,9 +21,26 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: vet
+test: vet chromium
 	$(GO) test -count=1 $(PKGS)
 	$(GO) test -count=1 -race $(RACE)
+
+# The dashboard's browser tests (cmd/tmsd/browser_test.go) drive Debian's
+# chromium, installed here when missing; without root they skip, saying why.
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
+	  else echo "chromium is missing and this is not root: the browser tests will skip (apt-get install chromium)"; fi; \
+	fi
+
+# Rebuilds web/static (committed, embedded in the binary) from web/src with
+# the npm packages pinned in web/package-lock.json. Needs Node; tmsd does not.
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
+
+# Retakes docs/screenshots from the testdata captures (the README shows them).
+screenshots: chromium
+	$(GO) test -count=1 -run '^TestDashboard$$' ./cmd/tmsd -screenshots
 
 # Regenerates testdata/pcaps from real exporters (softflowd, pmacct) and the
 # golden answers from independent collectors (nfcapd/nfdump, sfacctd).

@@ -1,6 +1,6 @@
-// Package web owns the browser-facing files tmsd serves at /, embedded in the
-// binary with go:embed so a deployment needs no Node and reaches no CDN.
-// Until the dashboard lands, the index page lists the API endpoints.
+// Package web owns the dashboard tmsd serves at /: static files built from
+// web/src by `make web` (esbuild bundles the ES modules with uPlot) and
+// embedded here with go:embed, so a deployment needs no Node and reaches no CDN.
 package web
 
 import (

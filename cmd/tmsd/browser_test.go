@@ -1,0 +1,701 @@
+package main
+
+// The dashboard in a real browser: Debian's Chromium, headless, driven over
+// the DevTools protocol by chromedp, against tmsd in-process on a store
+// seeded by `tmsd import` of the testdata captures.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tmsd/tmsd/api"
+	"github.com/tmsd/tmsd/internal/flow"
+	"github.com/tmsd/tmsd/internal/pcapsrc"
+	"github.com/tmsd/tmsd/internal/store"
+	"github.com/tmsd/tmsd/internal/topn"
+)
+
+var updateScreenshots = flag.Bool("screenshots", false, "write the dashboard screenshots into docs/screenshots (make screenshots)")
+
+// chromium is Debian's browser (make test installs it); never a downloaded one.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	t.Skip("chromium is not installed: the browser tests need Debian's chromium (make test installs it when run as root: apt-get install chromium)")
+	return ""
+}
+
+// browser is one headless Chromium tab with the page's console errors,
+// uncaught exceptions and failed loads collected.
+type browser struct {
+	ctx      context.Context
+	mu       sync.Mutex
+	problems []string
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox refuses to start
+		chromedp.WindowSize(1440, 1000),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	return openTab(t, actx)
+}
+
+// tab opens another tab in the same browser, with its own console log.
+func (b *browser) tab(t *testing.T) *browser { return openTab(t, b.ctx) }
+
+func openTab(t *testing.T, parent context.Context) *browser {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(parent)
+	t.Cleanup(cancel)
+	// The first Run starts the browser (or the tab): not under a timeout, which would end it with the call.
+	require.NoError(t, chromedp.Do(ctx))
+	b := &browser{ctx: ctx}
+	msgs := chromedp.Console(ctx) // subscribed now, read below
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleException {
+				b.mu.Lock()
+				b.problems = append(b.problems, string(m.Type)+": "+m.Text+" "+m.URL)
+				b.mu.Unlock()
+			}
+		}
+	}()
+	return b
+}
+
+// takeProblems returns and forgets what the page reported so far.
+func (b *browser) takeProblems() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.problems
+	b.problems = nil
+	return p
+}
+
+func (b *browser) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	require.NoError(t, chromedp.Do(ctx, actions...))
+}
+
+// evalJS evaluates a JavaScript expression in the page and decodes its value.
+func evalJS[T any](t *testing.T, b *browser, js string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	require.NoError(t, err, js)
+	return v
+}
+
+// eval evaluates a JavaScript expression and decodes its JSON value into out.
+func (b *browser) eval(t *testing.T, js string, out any) {
+	t.Helper()
+	require.NoError(t, json.Unmarshal(evalJS[[]byte](t, b, js), out), js)
+}
+
+// open loads the page at u (a new document) and waits for its view.
+func (b *browser) open(t *testing.T, u string) {
+	t.Helper()
+	b.do(t, chromedp.Navigate(u))
+	b.waitReady(t)
+}
+
+// setHash moves to another view in the same page, as a click on a link does.
+func (b *browser) setHash(t *testing.T, hash string) {
+	t.Helper()
+	evalJS[chromedp.Void](t, b, fmt.Sprintf("location.hash = %q", hash))
+	b.waitReady(t)
+}
+
+// waitReady waits until the view rendered for the current URL has its data
+// (main#view data-state=ready once every panel has answered or failed).
+func (b *browser) waitReady(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	ok, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const v = document.getElementById('view');
+		return !!v && v.dataset.state === 'ready' && v.dataset.route === location.hash })()`,
+		chromedp.WithPollingTimeout(25*time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
+	require.NoError(t, err, "view not ready")
+	require.True(t, ok)
+	// A value the code forgot to format shows as null, undefined or NaN.
+	text := evalJS[string](t, b, `document.getElementById('view').innerText`)
+	require.NotRegexp(t, `\b(null|undefined|NaN|Infinity)\b`, text)
+}
+
+func (b *browser) screenshot(t *testing.T, dir, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, name), png, 0o644))
+}
+
+// shownRow is a TopN table row as the page shows it.
+type shownRow struct {
+	Key   string   `json:"key"`
+	Cells []string `json:"cells"`
+}
+
+func (b *browser) tableRows(t *testing.T, selector string) []shownRow {
+	t.Helper()
+	return evalJS[[]shownRow](t, b, fmt.Sprintf(`[...document.querySelectorAll(%q)].map(tr => ({key: tr.dataset.key || '', cells: [...tr.cells].map(td => td.textContent)}))`, selector+" tbody tr"))
+}
+
+// human reads back a figure the page shows ("122 kbps", "4.00 Mbps", "41.7 %").
+func human(t *testing.T, s string) float64 {
+	t.Helper()
+	num, unit, _ := strings.Cut(strings.TrimSpace(s), "\u202f")
+	v, err := strconv.ParseFloat(num, 64)
+	require.NoError(t, err, "figure %q", s)
+	if unit == "%" {
+		return v / 100
+	}
+	if iec := strings.HasSuffix(unit, "iB"); iec && len(unit) == 3 {
+		for i := strings.IndexByte("KMGTP", unit[0]); i >= 0; i-- {
+			v *= 1024
+		}
+	} else if unit != "" && !iec {
+		if i := strings.IndexByte("kMGTP", unit[0]); i >= 0 && len(unit) > 1 {
+			for ; i >= 0; i-- {
+				v *= 1000
+			}
+		}
+	}
+	return v
+}
+
+// near: a figure shown with 3 significant digits is within 0.5 % (plus rounding slack).
+func near(t *testing.T, want, got float64, msg string, args ...any) {
+	t.Helper()
+	require.InDelta(t, want, got, want*0.006+1e-9, append([]any{msg}, args...)...)
+}
+
+type apiTopAnswer struct {
+	From, To string
+	Rows     []struct {
+		Key, Label string
+		Bps, Share float64
+		Bytes      uint64
+	}
+}
+
+func getJSON(t *testing.T, u string, out any) {
+	t.Helper()
+	resp, err := http.Get(u)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.NoError(t, json.Unmarshal(body, out))
+}
+
+// startDashboard runs tmsd in-process on loopback ports chosen by the kernel.
+func startDashboard(t *testing.T, data string, edit func(*Config)) *pipeline {
+	t.Helper()
+	cfg := defaultConfig()
+	cfg.NetFlow, cfg.SFlow, cfg.HTTP, cfg.Data = []string{"127.0.0.1:0"}, []string{"127.0.0.1:0"}, "127.0.0.1:0", data
+	cfg.Listener.Sockets = 1
+	cfg.Retention = Duration(36500 * 24 * time.Hour) // the captures' minutes stay whenever the test runs
+	if edit != nil {
+		edit(&cfg)
+	}
+	p, err := newPipeline(cfg, newLogger("warn"), time.Now)
+	require.NoError(t, err)
+	require.NoError(t, p.startServe(cfg))
+	t.Cleanup(func() { require.NoError(t, p.stop()) })
+	return p
+}
+
+// replay sends a capture's datagrams to a live listener, so the exporters
+// panel has an exporter to show (imported data leaves none: exporter state is live).
+func replay(t *testing.T, p *pipeline, pcap string, target string) int {
+	t.Helper()
+	conn, err := net.Dial("udp", target)
+	require.NoError(t, err)
+	defer conn.Close()
+	sent := 0
+	_, err = pcapsrc.Read(pcap, func(d pcapsrc.Datagram) error {
+		_, err := conn.Write(d.Payload)
+		sent++
+		if sent%100 == 0 { // stay well inside the socket buffer on a busy machine
+			time.Sleep(time.Millisecond)
+		}
+		return err
+	})
+	require.NoError(t, err)
+	return sent
+}
+
+// captureSpan is the time span of the minutes a capture's import fills.
+func captureSpan(t *testing.T, pcap string) (time.Time, time.Time) {
+	t.Helper()
+	st, err := pcapsrc.Read(pcap, func(pcapsrc.Datagram) error { return nil })
+	require.NoError(t, err)
+	return st.First.Truncate(time.Minute), st.Last.Truncate(time.Minute).Add(time.Minute)
+}
+
+func TestDashboard(t *testing.T) {
+	b := newBrowser(t) // first: skips at once when there is no chromium
+	start := time.Now()
+
+	// The store: every capture imported, as `tmsd import` does.
+	files := captures(t)
+	data := t.TempDir()
+	var out bytes.Buffer
+	require.NoError(t, run(append([]string{"import", "--data", data, "--retention", "36500d"}, files...), &out, io.Discard))
+	var from, to time.Time
+	for _, f := range files {
+		a, z := captureSpan(t, f)
+		if from.IsZero() || a.Before(from) {
+			from = a
+		}
+		if z.After(to) {
+			to = z
+		}
+	}
+	from, to = from.Add(-5*time.Minute), to.Add(5*time.Minute)
+	rng := "from=" + from.UTC().Format(time.RFC3339) + "&to=" + to.UTC().Format(time.RFC3339)
+
+	p := startDashboard(t, data, nil)
+	base := "http://" + p.api.Addr().String()
+	// Live datagrams too, for the exporters' status: NetFlow v5 and sampled sFlow.
+	sent := replay(t, p, "../../testdata/pcaps/softflowd-v5.pcap", p.netflowAddrs()[0])
+	sent += replay(t, p, "../../testdata/pcaps/pmacct-sflow-sampled.pcap", p.sflowAddrs()[0])
+	require.Eventually(t, func() bool {
+		var n uint64
+		for _, e := range p.decoder.Exporters() {
+			n += e.Datagrams
+		}
+		return n == uint64(sent)
+	}, 30*time.Second, 10*time.Millisecond, "datagrams received")
+	require.NoError(t, p.agg.Sync(30*time.Second))
+	t.Logf("store seeded in %s: %s", time.Since(start).Round(time.Millisecond), strings.ReplaceAll(strings.TrimSpace(out.String()), "\n", "; "))
+
+	shots := t.TempDir()
+	if *updateScreenshots {
+		shots = "../../docs/screenshots"
+		require.NoError(t, os.MkdirAll(shots, 0o755))
+	}
+
+	t.Run("overview loads with no console errors", func(t *testing.T) {
+		b.open(t, base+"/")
+		var n int
+		b.eval(t, `document.querySelectorAll('[data-panel="exporters"] tbody tr').length`, &n)
+		require.Equal(t, 1, n, "the live exporter 127.0.0.1")
+		require.Empty(t, b.takeProblems())
+	})
+
+	t.Run("the live overview refreshes by itself", func(t *testing.T) {
+		volume := func() string {
+			return evalJS[string](t, b, `[...document.querySelectorAll('#view .kpi')].find(k => k.querySelector('.label').textContent === 'volume').querySelector('.value').textContent`)
+		}
+		before := volume()
+		require.Equal(t, strconv.Itoa(sent), evalJS[string](t, b, `document.querySelector('[data-panel="exporters"] tbody tr td:nth-child(5)').textContent`))
+		more := replay(t, p, "../../testdata/pcaps/softflowd-ipfix.pcap", p.netflowAddrs()[0])
+		require.Less(t, sent+more, 1000, "shown without a k")
+		require.Eventually(t, func() bool {
+			var n uint64
+			for _, e := range p.decoder.Exporters() {
+				n += e.Datagrams
+			}
+			return n == uint64(sent+more)
+		}, 30*time.Second, 10*time.Millisecond, "datagrams received")
+		require.NoError(t, p.agg.Sync(30*time.Second))
+		// No reload: the page's 10 s refresh must bring the new datagrams and
+		// flows (both in one condition: one refresh may read the decoder's count
+		// before the aggregator has the flows, the next one has both).
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		defer cancel()
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`document.querySelector('[data-panel="exporters"] tbody tr td:nth-child(5)').textContent === %q &&
+			[...document.querySelectorAll('#view .kpi')].find(k => k.querySelector('.label').textContent === 'volume').querySelector('.value').textContent !== %q`,
+			strconv.Itoa(sent+more), before),
+			chromedp.WithPollingTimeout(25*time.Second), chromedp.WithPollingInterval(100*time.Millisecond)))
+		require.NoError(t, err, "the overview did not refresh the exporters and the traffic")
+		var live int
+		b.eval(t, `document.querySelectorAll('#view .kpi.live').length`, &live)
+		require.Equal(t, 1, live, "the open minute's rate so far")
+		require.Empty(t, b.takeProblems())
+	})
+
+	var firstApp string
+	t.Run("top apps panel equals the API", func(t *testing.T) {
+		b.setHash(t, "#/?"+rng) // the imported captures' minutes
+		require.Empty(t, b.takeProblems())
+		b.screenshot(t, shots, "overview.png")
+		var window struct {
+			From string `json:"from"`
+			To   string `json:"to"`
+		}
+		b.eval(t, `(() => { const t = document.querySelector('[data-panel="app"] table.top'); return {from: t.dataset.from, to: t.dataset.to} })()`, &window)
+		require.Equal(t, from.UTC().Format(time.RFC3339), window.From)
+		var want apiTopAnswer
+		getJSON(t, base+"/api/v1/top?"+url.Values{"by": {"app"}, "n": {"10"}, "from": {window.From}, "to": {window.To}}.Encode(), &want)
+		require.GreaterOrEqual(t, len(want.Rows), 5, "the captures hold at least 5 applications")
+		got := b.tableRows(t, `[data-panel="app"] table.top`)
+		require.Len(t, got, len(want.Rows))
+		for i, w := range want.Rows {
+			g := got[i]
+			require.Equal(t, w.Key, g.Key, "row %d", i)
+			require.Len(t, g.Cells, 4, "row %d: rank, app, bps, share", i)
+			require.Equal(t, strconv.Itoa(i+1), g.Cells[0])
+			require.Equal(t, w.Label, g.Cells[1])
+			near(t, w.Bps, human(t, g.Cells[2]), "row %d (%s) bps %q", i, w.Key, g.Cells[2])
+			near(t, w.Share, human(t, g.Cells[3]), "row %d (%s) share %q", i, w.Key, g.Cells[3])
+			if i > 0 {
+				require.Less(t, w.Bytes, want.Rows[i-1].Bytes, "the captures' apps have no ties")
+			}
+		}
+		firstApp = want.Rows[0].Key
+		t.Logf("top apps as shown: %v", got)
+	})
+
+	t.Run("a click on a row drills down and the URL changes", func(t *testing.T) {
+		require.NotEmpty(t, firstApp)
+		var before, after string
+		b.eval(t, `location.href`, &before)
+		b.do(t, chromedp.Click(chromedp.CSS(`[data-panel="app"] table.top tbody tr:first-child`)))
+		b.waitReady(t)
+		b.eval(t, `location.href`, &after)
+		require.NotEqual(t, before, after)
+		u, err := url.Parse(after)
+		require.NoError(t, err)
+		q, err := url.ParseQuery(strings.TrimPrefix(u.Fragment, "/key?"))
+		require.NoError(t, err)
+		require.True(t, strings.HasPrefix(u.Fragment, "/key?"), after)
+		require.Equal(t, "app", q.Get("by"))
+		require.Equal(t, firstApp, q.Get("key"))
+		require.Equal(t, from.UTC().Format(time.RFC3339), q.Get("from"), "the range goes along")
+		var charts int
+		b.eval(t, `document.querySelectorAll('#view .uplot').length`, &charts)
+		require.Equal(t, 2, charts, "bps and pps of the key")
+		var volume string
+		b.eval(t, `[...document.querySelectorAll('#view .kpi')].find(k => k.querySelector('.label').textContent === 'volume').querySelector('.value').textContent`, &volume)
+		var want apiTopAnswer
+		getJSON(t, base+"/api/v1/top?by=app&n=1&"+rng, &want)
+		near(t, float64(want.Rows[0].Bytes), human(t, volume), "volume %q", volume)
+		b.screenshot(t, shots, "drilldown.png")
+
+		// Back goes to the overview, as in any web page.
+		evalJS[chromedp.Void](t, b, `history.back()`)
+		b.waitReady(t)
+		var view string
+		b.eval(t, `document.getElementById('view').dataset.view`, &view)
+		require.Equal(t, "overview", view)
+	})
+
+	t.Run("a protocol drills down into its apps and hosts", func(t *testing.T) {
+		b.setHash(t, "#/key?by=proto&key=6&label=tcp&"+rng)
+		var want apiTopAnswer
+		getJSON(t, base+"/api/v1/top?by=app&n=10&proto=6&"+rng, &want)
+		got := b.tableRows(t, `[data-panel="app"] table.top`)
+		require.Len(t, got, len(want.Rows))
+		for i, w := range want.Rows {
+			require.Equal(t, w.Key, got[i].Key, "row %d", i)
+		}
+		b.screenshot(t, shots, "drilldown-proto.png")
+	})
+
+	t.Run("compare overlays an earlier period", func(t *testing.T) {
+		// softflowd without -a exported the same trace minutes after the others:
+		// compare its minutes with theirs.
+		lateFrom, lateTo := captureSpan(t, "../../testdata/pcaps/softflowd-v9-pcaptime.pcap")
+		early, _ := captureSpan(t, "../../testdata/pcaps/softflowd-v9.pcap")
+		offset := lateFrom.Sub(early)
+		require.Greater(t, offset, 5*time.Minute, "the pcaptime capture comes after the others")
+		cf, ct := lateFrom.Add(-4*time.Minute), lateTo.Add(4*time.Minute)
+		hash := fmt.Sprintf("#/top?by=app&n=10&from=%s&to=%s&compare=%dm", cf.UTC().Format(time.RFC3339), ct.UTC().Format(time.RFC3339), int(offset.Minutes()))
+		b.setHash(t, hash)
+		var legend []string
+		b.eval(t, `[...document.querySelectorAll('#view .u-legend .u-series .u-label')].map(e => e.textContent)`, &legend)
+		require.Contains(t, legend, fmt.Sprintf("total, %dm before", int(offset.Minutes())))
+		require.Contains(t, legend, "everything else")
+		var heads []string
+		b.eval(t, `[...document.querySelectorAll('#view table.top thead th')].map(e => e.textContent)`, &heads)
+		require.Equal(t, "Δ", heads[len(heads)-1])
+		// Each row's change is against the same key in the earlier window, from the API.
+		var now, before apiTopAnswer
+		getJSON(t, base+"/api/v1/top?"+url.Values{"by": {"app"}, "n": {"10"}, "from": {cf.UTC().Format(time.RFC3339)}, "to": {ct.UTC().Format(time.RFC3339)}}.Encode(), &now)
+		getJSON(t, base+"/api/v1/top?"+url.Values{"by": {"app"}, "n": {"1000"}, "from": {cf.Add(-offset).UTC().Format(time.RFC3339)}, "to": {ct.Add(-offset).UTC().Format(time.RFC3339)}}.Encode(), &before)
+		prev := map[string]uint64{}
+		for _, r := range before.Rows {
+			prev[r.Key] = r.Bytes
+		}
+		got := b.tableRows(t, `table.top`)
+		require.Len(t, got, len(now.Rows))
+		for i, r := range now.Rows {
+			require.Equal(t, r.Key, got[i].Key)
+			shown := got[i].Cells[len(got[i].Cells)-1]
+			p := prev[r.Key]
+			if p == 0 {
+				require.Equal(t, "new", shown)
+				continue
+			}
+			d := (float64(r.Bytes) - float64(p)) / float64(p)
+			require.InDelta(t, d, human(t, strings.TrimPrefix(shown, "+")), 0.011, "row %s: %q", r.Key, shown)
+		}
+		b.screenshot(t, shots, "topn-compare.png")
+	})
+
+	t.Run("interfaces", func(t *testing.T) {
+		b.setHash(t, "#/interfaces?"+rng)
+		// Every interface the flows name, with in and out bps as the API counts them.
+		want := map[string][2]float64{}
+		for i, by := range []string{"in_if", "out_if"} {
+			var ans apiTopAnswer
+			getJSON(t, base+"/api/v1/top?by="+by+"&n=1000&"+rng, &ans)
+			for _, r := range ans.Rows {
+				v := want[r.Key]
+				v[i] = r.Bps
+				want[r.Key] = v
+			}
+		}
+		require.NotEmpty(t, want)
+		// And every interface of the sFlow counter samples (the live replay's), with its speed.
+		var exp struct {
+			Exporters []struct {
+				Address    string
+				Interfaces []struct {
+					IfIndex uint32
+					Speed   uint64
+				}
+			}
+		}
+		getJSON(t, base+"/api/v1/exporters", &exp)
+		speeds := map[string]uint64{}
+		for _, e := range exp.Exporters {
+			for _, c := range e.Interfaces {
+				k := fmt.Sprintf("%s:%d", e.Address, c.IfIndex)
+				speeds[k] = c.Speed
+				want[k] = want[k]
+			}
+		}
+		require.NotEmpty(t, speeds, "pmacct's sFlow capture has counter samples")
+		got := b.tableRows(t, `#view table.ifaces`)
+		require.Len(t, got, len(want))
+		for _, g := range got {
+			w, ok := want[g.Key]
+			require.True(t, ok, "interface %s is not in the API's answer", g.Key)
+			require.True(t, strings.HasSuffix(g.Key, ":"+g.Cells[0]), "ifIndex cell %q of %s", g.Cells[0], g.Key)
+			near(t, w[0], human(t, g.Cells[1]), "%s in bps %q", g.Key, g.Cells[1])
+			near(t, w[1], human(t, g.Cells[2]), "%s out bps %q", g.Key, g.Cells[2])
+			if sp, ok := speeds[g.Key]; ok && sp > 0 {
+				near(t, float64(sp), human(t, g.Cells[3]), "%s speed %q", g.Key, g.Cells[3])
+				require.Contains(t, g.Cells[4], "%", "%s: utilization against ifSpeed", g.Key)
+			}
+		}
+		b.screenshot(t, shots, "interfaces.png")
+	})
+
+	require.Empty(t, b.takeProblems(), "console errors, exceptions or failed loads")
+
+	t.Run("an API error shows as a banner", func(t *testing.T) {
+		b.setHash(t, "#/top?by=nosuch&"+rng)
+		var banner string
+		b.eval(t, `(() => { const b = document.getElementById('banner'); return b.hidden ? '' : b.textContent })()`, &banner)
+		require.Contains(t, banner, "“by”")
+		require.Contains(t, banner, "unknown dimension")
+		var inPlace string
+		b.eval(t, `document.querySelector('#view .panel-error').textContent`, &inPlace)
+		require.Contains(t, inPlace, "unknown dimension", "the table's place shows the error, not a blank")
+		b.takeProblems() // the browser logs the 400 itself
+	})
+
+	t.Run("times in the browser's zone, UTC on hover", func(t *testing.T) {
+		tb := b.tab(t)
+		// Half an hour off any whole-hour zone: a local time cannot pass for UTC.
+		tb.do(t, chromedp.Func(func(ctx context.Context, tgt *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tgt, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Kolkata"})
+			return err
+		}))
+		tb.open(t, base+"/#/?"+rng)
+		box := evalJS[[]float64](t, tb, `(() => { const r = document.querySelector('#view .u-over').getBoundingClientRect(); return [r.left, r.top, r.width, r.height] })()`)
+		tb.do(t, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, box[0]+box[2]/2, box[1]+box[3]/2))
+		ctx, cancel := context.WithTimeout(tb.ctx, 10*time.Second)
+		defer cancel()
+		shown, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => { const v = document.querySelector('#view .u-legend .u-series .u-value').textContent; return v.includes('UTC') && v })()`,
+			chromedp.WithPollingTimeout(5*time.Second)))
+		require.NoError(t, err, "the legend shows the hovered time")
+		m := regexp.MustCompile(`^(\d{4}-\d\d-\d\d \d\d:\d\d) \((\d\d:\d\d) UTC\)$`).FindStringSubmatch(shown)
+		require.NotNil(t, m, "legend time %q", shown)
+		kolkata := time.FixedZone("IST", 5*3600+1800)
+		local, err := time.ParseInLocation("2006-01-02 15:04", m[1], kolkata)
+		require.NoError(t, err)
+		require.Equal(t, m[2], local.UTC().Format("15:04"), "local %s and UTC %s are the same instant", m[1], m[2])
+		require.False(t, local.Before(from) || local.After(to), "the hovered time %s is in the range", local.UTC())
+	})
+
+	t.Run("a token is asked for, kept, and sent", func(t *testing.T) {
+		const token = "tmsd_browser_test_token"
+		pt := startDashboard(t, t.TempDir(), func(c *Config) {
+			c.API.ReadTokens = []TokenHash{{api.HashToken(token)}}
+		})
+		tb := b.tab(t)
+		tb.open(t, "http://"+pt.api.Addr().String()+"/")
+		var state struct {
+			Banner string `json:"banner"`
+			Dialog bool   `json:"dialog"`
+		}
+		tb.eval(t, `({banner: document.getElementById('banner').textContent, dialog: document.getElementById('token-dialog').open})`, &state)
+		require.Contains(t, state.Banner, "401")
+		require.True(t, state.Dialog, "the token box opens on 401")
+		tb.do(t, chromedp.SendKeys(chromedp.CSS(`#token-dialog input`), token),
+			chromedp.Click(chromedp.CSS(`#token-dialog button[value=save]`)))
+		tb.waitReady(t)
+		tb.eval(t, `({banner: document.getElementById('banner').hidden ? '' : document.getElementById('banner').textContent, dialog: document.getElementById('token-dialog').open})`, &state)
+		require.Empty(t, state.Banner)
+		require.False(t, state.Dialog)
+		var stored string
+		tb.eval(t, `localStorage.getItem('tmsd.token')`, &stored)
+		require.Equal(t, token, stored)
+		var errs int
+		tb.eval(t, `document.querySelectorAll('#view .panel-error').length`, &errs)
+		require.Zero(t, errs)
+	})
+
+	t.Run("first paint on 14 days of minutes", func(t *testing.T) {
+		p14 := startDashboard(t, t.TempDir(), nil)
+		t0 := time.Now()
+		seedDays(t, p14.store, 14, time.Now())
+		t.Logf("seeded 14 days (%d minutes) through the store in %s", 14*1440, time.Since(t0).Round(time.Millisecond))
+		tb := b.tab(t)
+		tb.open(t, base14(p14)+"/?fresh#/")
+		var timing struct {
+			FCP   float64 `json:"fcp"`
+			Ready float64 `json:"ready"`
+		}
+		tb.eval(t, `({fcp: (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || -1,
+			ready: (performance.getEntriesByName('tmsd:overview:ready')[0] || {}).startTime || -1})`, &timing)
+		// Logged, not asserted: a busy machine says nothing about the dashboard.
+		t.Logf("overview on 14 days of minute data: first contentful paint %.0f ms, charts and panels filled %.0f ms after navigation start", timing.FCP, timing.Ready)
+		require.Empty(t, tb.takeProblems())
+
+		// Here a row has an error bound: the TopN table shows the column, and the API's figure.
+		tb.setHash(t, "#/top?by=app&n=10&from=-3h")
+		var window struct {
+			From string `json:"from"`
+			To   string `json:"to"`
+		}
+		tb.eval(t, `(() => { const t = document.querySelector('#view table.top'); return {from: t.dataset.from, to: t.dataset.to} })()`, &window)
+		var want struct {
+			Rows []struct {
+				Key   string
+				Error uint64
+			}
+		}
+		getJSON(t, base14(p14)+"/api/v1/top?"+url.Values{"by": {"app"}, "n": {"10"}, "from": {window.From}, "to": {window.To}}.Encode(), &want)
+		heads := evalJS[[]string](t, tb, `[...document.querySelectorAll('#view table.top thead th')].map(e => e.textContent)`)
+		require.Equal(t, "error ±", heads[len(heads)-1])
+		got := tb.tableRows(t, `#view table.top`)
+		require.Len(t, got, len(want.Rows))
+		withError := 0
+		for i, w := range want.Rows {
+			require.Equal(t, w.Key, got[i].Key)
+			cell := got[i].Cells[len(got[i].Cells)-1]
+			if w.Error == 0 {
+				require.Empty(t, cell, "row %s is exact", w.Key)
+				continue
+			}
+			withError++
+			near(t, float64(w.Error), human(t, cell), "row %s error %q", w.Key, cell)
+		}
+		require.Equal(t, 1, withError, "the key that drops out")
+	})
+	t.Logf("browser tests took %s", time.Since(start).Round(time.Millisecond))
+}
+
+func base14(p *pipeline) string { return "http://" + p.api.Addr().String() }
+
+// seedDays writes days of minute intervals ending at now through the store
+// API: a daily cycle over a few apps, hosts, ports and protocols.
+func seedDays(t *testing.T, st *store.Store, days int, now time.Time) {
+	t.Helper()
+	apps := []string{"https", "http", "dns", "ssh", "postgresql", "smtp", "ntp", "kafka", "redis", "mysql"}
+	end := now.Truncate(time.Minute)
+	first := end.Add(-time.Duration(days) * 24 * time.Hour)
+	const batch = 1440
+	ivs := make([]store.Interval, 0, batch)
+	for m := first; m.Before(end); m = m.Add(time.Minute) {
+		// Traffic follows the hour of day: a trough at night, a peak in the afternoon.
+		h := float64(m.Hour()) + float64(m.Minute())/60
+		level := 0.35 + 0.65*(1-((h-15)*(h-15))/225)
+		if level < 0.2 {
+			level = 0.2
+		}
+		tables := map[topn.Dim]*topn.Table{}
+		var total topn.Counters
+		for d, keyOf := range map[topn.Dim]func(i int) topn.Key{
+			topn.DimApp:   func(i int) topn.Key { return topn.AppKey(apps[i]) },
+			topn.DimSrcIP: func(i int) topn.Key { return topn.AddrKey(addr4(10, 1, 0, byte(10+i))) },
+			topn.DimDstIP: func(i int) topn.Key { return topn.AddrKey(addr4(192, 168, 1, byte(10+i))) },
+			topn.DimPort:  func(i int) topn.Key { return topn.PortKey(uint16(443+i), 6) },
+			topn.DimProto: func(i int) topn.Key { return topn.ProtoKey([]uint8{6, 17, 1, 58, 47, 50, 132, 2, 4, 41}[i]) },
+		} {
+			tab := &topn.Table{}
+			for i := range 10 {
+				c := topn.Counters{Bytes: uint64(level * 6e9 / float64(i+1)), Packets: uint64(level * 5e6 / float64(i+1)), Flows: uint64(level * 2e4 / float64(i+1))}
+				tab.Total.Add(c)
+				// The last key drops out of every other minute, as a key near
+				// the top-K cut does: over a range it gets an error bound.
+				if i == 9 && m.Minute()%2 == 1 {
+					tab.Threshold = c
+					continue
+				}
+				tab.Entries = append(tab.Entries, topn.Entry{Key: keyOf(i), Value: c})
+			}
+			tables[d] = tab
+			total = tab.Total
+		}
+		ivs = append(ivs, store.Interval{Tier: store.TierMinute, Start: m.UTC(), Total: total, Tables: tables})
+		if len(ivs) == batch {
+			_, _, err := st.Put(now, ivs)
+			require.NoError(t, err)
+			ivs = ivs[:0]
+		}
+	}
+	if len(ivs) > 0 {
+		_, _, err := st.Put(now, ivs)
+		require.NoError(t, err)
+	}
+}
+
+func addr4(a, b, c, d byte) flow.Addr { return flow.AddrFrom(netip.AddrFrom4([4]byte{a, b, c, d})) }

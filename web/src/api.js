@@ -1,0 +1,78 @@
+// The REST API as the dashboard uses it: the bearer token kept in localStorage,
+// errors as ApiError (status, message, parameter) so views can show a banner
+// instead of a blank chart, and what this tmsd can answer (caps).
+
+const TOKEN_KEY = 'tmsd.token';
+
+export const getToken = () => localStorage.getItem(TOKEN_KEY) || '';
+
+export function setToken(t) {
+  if (t) localStorage.setItem(TOKEN_KEY, t.trim());
+  else localStorage.removeItem(TOKEN_KEY);
+}
+
+export class ApiError extends Error {
+  constructor(status, message, parameter, path) {
+    super(message);
+    this.status = status;
+    this.parameter = parameter || '';
+    this.path = path;
+  }
+}
+
+// caps lists the scopes the API filters by. A drill-down offers a breakdown
+// only when the key's dimension is here; the per-app, per-host and
+// per-interface scopes (app=, ip=, if=, dir=) join it when the API has them.
+export const caps = {
+  scopes: { exporter: 'exporter', proto: 'proto' },
+};
+
+// get fetches an API path with the query params that are set.
+export async function get(path, params = {}, signal) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== '') q.set(k, v);
+  }
+  const headers = { Accept: 'application/json' };
+  const token = getToken();
+  if (token) headers.Authorization = 'Bearer ' + token;
+  const url = '/api/v1/' + path + (q.size ? '?' + q : '');
+  let resp;
+  try {
+    resp = await fetch(url, { headers, signal, cache: 'no-store' });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new ApiError(0, 'cannot reach tmsd (' + e.message + ')', '', path);
+  }
+  const text = await resp.text();
+  let body = null;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // An answer from something in front of tmsd (a proxy) may not be JSON.
+  }
+  if (!resp.ok) {
+    throw new ApiError(resp.status, (body && body.error) || text.trim() || resp.statusText, body && body.parameter, path);
+  }
+  if (body === null) throw new ApiError(resp.status, 'the answer is not JSON', '', path);
+  return body;
+}
+
+export const top = (params, signal) => get('top', params, signal);
+export const series = (params, signal) => get('series', params, signal);
+export const exporters = (signal) => get('exporters', {}, signal);
+
+// inParallel runs fns (each returning a promise) at most limit at a time:
+// a TopN chart asks one series per key, and a browser would queue them anyway.
+export async function inParallel(fns, limit = 4) {
+  const out = new Array(fns.length);
+  let next = 0;
+  async function worker() {
+    while (next < fns.length) {
+      const i = next++;
+      out[i] = await fns[i]();
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, fns.length) }, worker));
+  return out;
+}

@@ -1,0 +1,148 @@
+// Small DOM helpers shared by the views: element builder, the error banner,
+// the time range picker and the TopN table.
+import * as fmt from './format.js';
+import { ApiError } from './api.js';
+import { resolveTime, rfc3339 } from './state.js';
+
+// h builds an element: h('td', {class: 'num', title: 'x'}, 'text', child).
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+// explain turns an error into a sentence a person can act on.
+export function explain(err) {
+  if (!(err instanceof ApiError)) return 'Unexpected error: ' + (err && err.message ? err.message : String(err));
+  switch (err.status) {
+    case 0:
+      return 'Cannot reach tmsd: ' + err.message;
+    case 401:
+      return 'tmsd asks for a token (401): paste a read token with the Token button. ' + err.message;
+    case 403:
+      return 'This token may not read that (403): ' + err.message;
+    case 400:
+      return 'tmsd refused ' + (err.parameter ? 'the parameter “' + err.parameter + '”' : 'the request') + ': ' + err.message;
+    default:
+      return `tmsd answered ${err.status} to ${err.path}: ${err.message}`;
+  }
+}
+
+const banner = () => document.getElementById('banner');
+
+// showError puts the error in the banner, once per distinct message.
+export function showError(err) {
+  if (err && err.name === 'AbortError') return;
+  const b = banner();
+  const text = explain(err);
+  b.hidden = false;
+  b.dataset.status = err instanceof ApiError ? String(err.status) : '';
+  const msgs = b.querySelector('.msgs');
+  if ([...msgs.children].some((li) => li.textContent === text)) return;
+  msgs.append(h('li', {}, text));
+  if (err instanceof ApiError && err.status === 401) document.dispatchEvent(new CustomEvent('tmsd:need-token'));
+}
+
+export function clearBanner() {
+  const b = banner();
+  b.hidden = true;
+  b.querySelector('.msgs').replaceChildren();
+}
+
+// panelError replaces a panel's body with the error, so it is never blank.
+export function panelError(el, err) {
+  if (err && err.name === 'AbortError') return;
+  el.replaceChildren(h('p', { class: 'panel-error' }, explain(err)));
+}
+
+const PRESETS = ['15m', '1h', '6h', '24h', '7d', '30d'];
+
+// localInput is a Date as a datetime-local input value (browser's zone).
+function localInput(d) {
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+// rangePicker shows the presets and a custom from/to; onChange gets {from, to}.
+export function rangePicker(from, to, onChange) {
+  const now = new Date();
+  const f = resolveTime(from, now) || new Date(now - 3600e3);
+  const t = resolveTime(to, now) || now;
+  const fromIn = h('input', { type: 'datetime-local', name: 'from', value: localInput(f), title: fmt.utcTime(f) });
+  const toIn = h('input', { type: 'datetime-local', name: 'to', value: localInput(t), title: fmt.utcTime(t) });
+  const form = h('form', { class: 'custom', onsubmit: (e) => {
+    e.preventDefault();
+    const a = new Date(fromIn.value);
+    const b = new Date(toIn.value);
+    if (Number.isNaN(a.getTime()) || Number.isNaN(b.getTime())) return;
+    onChange({ from: rfc3339(a), to: rfc3339(b) });
+  } }, fromIn, '→', toIn, h('button', { type: 'submit' }, 'Apply'));
+  const presets = PRESETS.map((p) => h('button', {
+    type: 'button',
+    class: from === '-' + p && (!to || to === 'now') ? 'preset active' : 'preset',
+    onclick: () => onChange({ from: '-' + p, to: 'now' }),
+  }, p));
+  return h('div', { class: 'range' }, h('span', { class: 'presets' }, presets), form);
+}
+
+// metricRate is a row's rate in the metric's unit per second.
+export function metricRate(row, metric, seconds) {
+  switch (metric) {
+    case 'packets': return row.pps;
+    case 'flows': return row.flows / seconds;
+    default: return row.bps;
+  }
+}
+
+export const rangeSeconds = (resp) => (new Date(resp.to) - new Date(resp.from)) / 1000;
+
+// topTable renders a /top answer: rank, label, rate, bps, pps, share (as a
+// bar), the error bound only when some row has one, and the change against
+// a previous period when prev (a Map key → row) is given.
+export function topTable(resp, { metric = 'bytes', colors, onRow, prev, compact } = {}) {
+  const secs = rangeSeconds(resp);
+  const hasErr = resp.rows.some((r) => r.error > 0);
+  // Rate columns: the metric's own when compact, else bps and pps (and flows/s when ranked by flows).
+  const rates = compact ? [metric] : metric === 'flows' ? ['bytes', 'packets', 'flows'] : ['bytes', 'packets'];
+  const rateName = { bytes: 'bps', packets: 'pps', flows: 'flows/s' };
+  const cols = ['#', resp.by, ...rates.map((m) => rateName[m]), 'share'];
+  if (hasErr) cols.push('error ±');
+  if (prev) cols.push('Δ');
+  const head = h('tr', {}, cols.map((c, i) => h('th', { class: i > 1 ? 'num' : '' }, c)));
+  const mk = (r, i, extra = {}) => {
+    const cells = [
+      h('td', { class: 'rank' }, colors && colors[i] ? h('span', { class: 'swatch', style: `background:${colors[i]}` }) : '', extra.rank ?? i + 1),
+      h('td', { class: 'key', title: r.key }, r.label || r.key),
+      ...rates.map((m) => h('td', { class: 'num' }, fmt.rate(m, metricRate(r, m, secs)))),
+      h('td', { class: 'num share' }, h('span', { class: 'bar', style: `width:${Math.min(100, r.share * 100).toFixed(1)}%` }), h('span', {}, fmt.percent(r.share))),
+    ];
+    if (hasErr) cells.push(h('td', { class: 'num err', title: 'the most this row may be under-counted by' }, r.error > 0 ? fmt.amount(metric, r.error) : ''));
+    if (prev) {
+      const p = extra.prev !== undefined ? extra.prev : prev.get(r.key);
+      const now = r[metric];
+      const before = p ? p[metric] : 0;
+      cells.push(h('td', { class: 'num delta ' + (now >= before ? 'up' : 'down'), title: 'before: ' + fmt.amount(metric, before) }, fmt.delta(now, before)));
+    }
+    return h('tr', extra.attrs || {}, cells);
+  };
+  const body = resp.rows.map((r, i) => mk(r, i, { attrs: onRow ? { class: 'clickable', dataset: { key: r.key }, tabindex: '0', onclick: () => onRow(r), onkeydown: (e) => e.key === 'Enter' && onRow(r) } : { dataset: { key: r.key } } }));
+  const foot = [];
+  if (resp.other && resp.other[metric] > 0) {
+    foot.push(mk({ key: 'other', label: 'everything else', ...resp.other, error: 0 }, resp.rows.length, { rank: '', attrs: { class: 'other' }, prev: prev ? prev.get('\0other') : undefined }));
+  }
+  if (!resp.rows.length) {
+    body.push(h('tr', {}, h('td', { colspan: cols.length, class: 'nodata' }, 'No traffic in this range')));
+  }
+  return h('table', { class: 'top', dataset: { by: resp.by, from: resp.from, to: resp.to, metric } },
+    h('thead', {}, head), h('tbody', {}, body), foot.length ? h('tfoot', {}, foot) : null);
+}

@@ -1,0 +1,112 @@
+// Interfaces: per exporter and ifIndex, in and out bps from the flows (the
+// in_if and out_if dimensions) and, where sFlow counter samples arrive, the
+// interface's speed and its utilization from the octet counters between two polls.
+import * as api from '../api.js';
+import * as fmt from '../format.js';
+import { h, showError, panelError, rangePicker } from '../ui.js';
+import { go, isLive } from '../state.js';
+
+const REFRESH_MS = 10_000;
+
+// splitIf splits "exporter:ifIndex" (the exporter may be IPv6).
+export function splitIf(key) {
+  const i = key.lastIndexOf(':');
+  return [key.slice(0, i), Number(key.slice(i + 1))];
+}
+
+export function interfacesView(root, params, ctx) {
+  const from = params.get('from') || '-1h';
+  const to = params.get('to') || 'now';
+  const body = h('div', { class: 'panel-body' }, h('p', { class: 'loading' }, 'loading…'));
+  root.replaceChildren(
+    h('div', { class: 'toolbar' }, h('h1', {}, 'Interfaces'), rangePicker(from, to, (r) => go('/interfaces', r))),
+    h('p', { class: 'muted note' }, 'In and out bps from the flows (ifIndex as the exporters report it). Utilization needs sFlow counter samples: ',
+      'it is the octet counters\u2019 rate between two of them against ifSpeed; until a second sample arrives, the flows\u2019 rate is used (marked ≈).'),
+    body,
+  );
+  // The last counters seen per exporter:ifIndex, to take rates from.
+  const last = new Map();
+  const rates = new Map();
+
+  async function load() {
+    const [inT, outT, ex] = await Promise.all([
+      api.top({ by: 'in_if', n: 1000, from, to }, ctx.signal),
+      api.top({ by: 'out_if', n: 1000, from, to }, ctx.signal),
+      api.exporters(ctx.signal),
+    ]);
+    const rows = new Map(); // exporter → ifIndex → {in, out, counters}
+    const row = (exp, idx) => {
+      if (!rows.has(exp)) rows.set(exp, new Map());
+      const m = rows.get(exp);
+      if (!m.has(idx)) m.set(idx, { in: 0, out: 0, counters: null });
+      return m.get(idx);
+    };
+    for (const r of inT.rows) row(...splitIf(r.key)).in = r.bps;
+    for (const r of outT.rows) row(...splitIf(r.key)).out = r.bps;
+    for (const e of ex.exporters) {
+      for (const c of e.interfaces || []) {
+        const k = e.address + ':' + c.IfIndex;
+        row(e.address, c.IfIndex).counters = c;
+        const p = last.get(k);
+        const dt = p ? (Date.parse(c.Updated) - Date.parse(p.Updated)) / 1000 : 0;
+        if (dt > 0 && c.InOctets >= p.InOctets && c.OutOctets >= p.OutOctets) {
+          rates.set(k, { in: ((c.InOctets - p.InOctets) * 8) / dt, out: ((c.OutOctets - p.OutOctets) * 8) / dt, dt });
+        }
+        last.set(k, c);
+      }
+    }
+    if (!rows.size) {
+      body.replaceChildren(h('p', { class: 'nodata' }, 'No interface in this range: no flow carried an ifIndex and no sFlow counter sample arrived.'));
+      return;
+    }
+    const cards = [...rows.keys()].sort().map((exp) => {
+      const ifs = [...rows.get(exp).entries()].sort((a, b) => a[0] - b[0]);
+      return h('section', { class: 'card', dataset: { exporter: exp } }, h('h2', {}, 'exporter ' + exp),
+        h('table', { class: 'ifaces' },
+          h('thead', {}, h('tr', {}, ['ifIndex', 'in bps', 'out bps', 'speed', 'in util', 'out util', 'status'].map((c, i) => h('th', { class: i ? 'num' : '' }, c)))),
+          h('tbody', {}, ifs.map(([idx, r]) => {
+            const key = exp + ':' + idx;
+            const c = r.counters;
+            const speed = c && c.Speed ? c.Speed : 0;
+            const cr = rates.get(key);
+            const util = (flowBps, counterBps) => {
+              if (!speed) return h('td', { class: 'num' }, '—');
+              const v = counterBps != null ? counterBps / speed : flowBps / speed;
+              return h('td', { class: 'num util', title: counterBps != null ? `from sFlow counters over ${cr.dt.toFixed(0)} s` : 'from the flows (no second counter sample yet)' },
+                h('span', { class: 'bar', style: `width:${Math.min(100, v * 100).toFixed(1)}%` }), (counterBps != null ? '' : '≈') + fmt.percent(v));
+            };
+            return h('tr', { class: 'clickable', dataset: { key }, tabindex: '0', onclick: () => go('/key', { by: 'in_if', key, from, to }) },
+              h('td', {}, String(idx)),
+              h('td', { class: 'num' }, fmt.bps(r.in)),
+              h('td', { class: 'num' }, fmt.bps(r.out)),
+              h('td', { class: 'num' }, speed ? fmt.bps(speed) : '—'),
+              util(r.in, cr && cr.in), util(r.out, cr && cr.out),
+              h('td', {}, c ? ifStatus(c.Status) : ''));
+          }))));
+    });
+    body.replaceChildren(...cards);
+  }
+
+  let running = false;
+  async function refresh(first) {
+    if (running) return;
+    running = true;
+    try {
+      await load();
+    } catch (e) {
+      showError(e);
+      panelError(body, e);
+    } finally {
+      running = false;
+      if (first) ctx.ready();
+    }
+  }
+  refresh(true);
+  if (isLive(to)) ctx.every(REFRESH_MS, () => refresh(false));
+}
+
+// ifStatus reads sFlow's ifStatus bits: admin up (bit 0), oper up (bit 1).
+function ifStatus(s) {
+  if (s & 2) return 'up';
+  return s & 1 ? 'down (admin up)' : 'admin down';
+}

@@ -1,0 +1,146 @@
+// Overview: total bps and pps over the range (refreshed every 10 s while the
+// range ends now, so the open minute grows), the top panels, and the exporters.
+import * as api from '../api.js';
+import * as fmt from '../format.js';
+import { TimeChart, PALETTE } from '../charts.js';
+import { h, panelError, showError, rangePicker, topTable } from '../ui.js';
+import { go, href, isLive, resolveTime, chooseStep, rfc3339 } from '../state.js';
+
+export const PANELS = [
+  { by: 'app', title: 'Applications' },
+  { by: 'srcip', title: 'Source IPs' },
+  { by: 'dstip', title: 'Destination IPs' },
+  // Either side: a download's bytes go to the client's ephemeral port.
+  { by: 'port', title: 'Ports' },
+  { by: 'proto', title: 'Protocols' },
+];
+
+const REFRESH_MS = 10_000;
+
+export function overview(root, params, ctx) {
+  const from = params.get('from') || '-1h';
+  const to = params.get('to') || 'now';
+  const scope = { exporter: params.get('exporter') || '', proto: params.get('proto') || '' };
+  const keep = { from, to, ...scope };
+  const setRange = (r) => go('/', { ...keep, ...r });
+
+  const kpis = h('div', { class: 'kpis' });
+  const bpsEl = h('div');
+  const ppsEl = h('div');
+  const onZoom = (a, b) => setRange({ from: rfc3339(a), to: rfc3339(b) });
+  const bpsChart = ctx.own(new TimeChart(bpsEl, { height: 220, fmt: fmt.bps, onZoom }));
+  const ppsChart = ctx.own(new TimeChart(ppsEl, { height: 140, fmt: fmt.pps, onZoom }));
+  const panels = PANELS.map((p) => ({ ...p, body: h('div', { class: 'panel-body' }, h('p', { class: 'loading' }, 'loading…')) }));
+  const expBody = h('div', { class: 'panel-body' }, h('p', { class: 'loading' }, 'loading…'));
+
+  root.replaceChildren(
+    h('div', { class: 'toolbar' }, h('h1', {}, 'Overview'), rangePicker(from, to, setRange),
+      scope.exporter || scope.proto ? h('span', { class: 'scope' }, 'scope: ' + (scope.exporter ? 'exporter ' + scope.exporter : 'proto ' + scope.proto),
+        h('a', { href: href('/', { from, to }) }, ' ×')) : null),
+    h('section', { class: 'card traffic' }, h('div', { class: 'card-head' }, h('h2', {}, 'Traffic'), kpis),
+      h('h3', {}, 'bits per second'), bpsEl, h('h3', {}, 'packets per second'), ppsEl),
+    h('section', { class: 'panels' }, panels.map((p) => h('div', { class: 'card panel', dataset: { panel: p.by } },
+      h('div', { class: 'card-head' }, h('h2', {}, h('a', { href: href('/top', { by: p.by, ...keep }) }, p.title)),
+        h('span', { class: 'muted' }, 'by bytes')), p.body))),
+    h('section', { class: 'card', dataset: { panel: 'exporters' } }, h('div', { class: 'card-head' }, h('h2', {}, 'Exporters'),
+      h('a', { href: href('/interfaces', { from, to }) }, 'interfaces →')), expBody),
+  );
+
+  async function loadTraffic(signal) {
+    const now = new Date();
+    const f = resolveTime(from, now);
+    const t = resolveTime(to, now);
+    const step = f && t ? chooseStep(t - f) : 60;
+    const s = await api.series({ from, to, step: step + 's', ...scope }, signal);
+    const xs = s.points.map((p) => Date.parse(p.t) / 1000);
+    bpsChart.setData(xs, [{ label: 'bps', color: PALETTE[0], values: s.points.map((p) => p.bps) }]);
+    ppsChart.setData(xs, [{ label: 'pps', color: PALETTE[2], values: s.points.map((p) => p.pps) }]);
+    kpis.replaceChildren(...trafficKpis(s, step, now, isLive(to)));
+  }
+
+  async function loadPanel(p, signal) {
+    const r = await api.top({ by: p.by, n: 10, from, to, ...scope }, signal);
+    p.body.replaceChildren(topTable(r, { compact: true, onRow: (row) => go('/key', { by: p.by, key: row.key, label: row.label !== row.key ? row.label : '', ...keep }) }));
+  }
+
+  async function loadExporters(signal) {
+    // flows/s is what the store saw over the last 5 minutes, not a decoder counter:
+    // it reads the same after a restart and needs no second poll.
+    const [e, recent] = await Promise.all([
+      api.exporters(signal),
+      api.top({ by: 'exporter', metric: 'flows', n: 1000, from: '-5m', to: 'now' }, signal),
+    ]);
+    expBody.replaceChildren(exportersTable(e.exporters, recent, (addr) => go('/top', { by: 'app', exporter: addr, from, to })));
+  }
+
+  const jobs = [loadTraffic, ...panels.map((p) => (signal) => loadPanel(p, signal)), loadExporters];
+  const targets = [bpsEl, ...panels.map((p) => p.body), expBody];
+  let running = false;
+  async function refresh(first) {
+    if (running) return; // a slow answer must not pile up refreshes
+    running = true;
+    const results = await Promise.allSettled(jobs.map((j) => j(ctx.signal)));
+    running = false;
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') {
+        showError(r.reason);
+        if (i > 0 || !bpsChart.u) panelError(targets[i], r.reason);
+      }
+    });
+    if (first) ctx.ready();
+  }
+  refresh(true);
+  if (isLive(to)) ctx.every(REFRESH_MS, () => refresh(false));
+}
+
+// trafficKpis: the range's average and peak, and the open minute so far.
+function trafficKpis(s, step, now, live) {
+  const pts = s.points;
+  const secs = (Date.parse(s.to) - Date.parse(s.from)) / 1000;
+  const total = pts.reduce((a, p) => a + p.bytes, 0);
+  const packets = pts.reduce((a, p) => a + p.packets, 0);
+  const peak = pts.reduce((a, p) => (p.bps > a.bps ? p : a), { bps: 0 });
+  const out = [
+    kpi('average', fmt.bps((total * 8) / secs), fmt.pps(packets / secs)),
+    kpi('peak', fmt.bps(peak.bps), peak.t ? fmt.localTime(new Date(peak.t)) : '—', peak.t ? fmt.utcTime(new Date(peak.t)) : ''),
+    kpi('volume', fmt.bytes(total), fmt.count(packets) + ' packets'),
+  ];
+  const last = pts[pts.length - 1];
+  if (live && last && step === 60) {
+    // The open minute: its rate over the seconds elapsed so far, not over 60.
+    const elapsed = Math.max(1, (now - Date.parse(last.t)) / 1000);
+    if (elapsed <= 60) out.unshift(kpi('this minute so far', fmt.bps((last.bytes * 8) / elapsed), fmt.pps(last.packets / elapsed), 'live: refreshed every 10 s', 'live'));
+  }
+  return out;
+}
+
+function kpi(label, value, sub, title, cls) {
+  return h('div', { class: 'kpi ' + (cls || ''), title }, h('span', { class: 'label' }, label), h('span', { class: 'value' }, value), h('span', { class: 'sub' }, sub));
+}
+
+function exportersTable(list, recent, onRow) {
+  if (!list.length) return h('p', { class: 'nodata' }, 'No exporter has sent anything since tmsd started.');
+  const secs = (Date.parse(recent.to) - Date.parse(recent.from)) / 1000;
+  const flows = new Map(recent.rows.map((r) => [r.key, r.flows / secs]));
+  const now = new Date();
+  const rows = list.map((e) => {
+    const seen = new Date(e.last_seen);
+    const errs = Object.entries(e.errors || {});
+    const nerr = errs.reduce((a, [, n]) => a + n, 0);
+    const stale = now - seen > 5 * 60e3;
+    return h('tr', { class: 'clickable', dataset: { key: e.address }, tabindex: '0', onclick: () => onRow(e.address) },
+      h('td', {}, h('span', { class: 'dot ' + (stale ? 'stale' : 'ok'), title: stale ? 'silent for over 5 minutes' : 'sending' }), e.address),
+      h('td', {}, (e.protocols || []).join(', ')),
+      h('td', { title: fmt.utcTime(seen) }, fmt.ago(seen, now)),
+      h('td', { class: 'num' }, fmt.fps(flows.get(e.address) || 0)),
+      h('td', { class: 'num' }, fmt.count(e.datagrams)),
+      h('td', { class: 'num ' + (nerr ? 'bad' : ''), title: errs.map(([k, n]) => `${k}: ${n}`).join('\n') || 'none' }, nerr ? fmt.count(nerr) : '0'),
+      h('td', { class: 'num' }, e.templates),
+      h('td', { class: 'num', title: e.sampling_source ? 'from ' + e.sampling_source : '' }, e.sampling_rate > 1 ? '1:' + e.sampling_rate : e.sampling_rate === 1 ? 'none' : '—'),
+      h('td', { class: 'num', title: 'flows whose timestamp tmsd replaced by the receive time' }, fmt.count(e.time_corrections)),
+    );
+  });
+  return h('table', { class: 'exporters' },
+    h('thead', {}, h('tr', {}, ['exporter', 'protocols', 'last seen', 'flows/s (5 min)', 'datagrams', 'errors', 'templates', 'sampling', 'time fixes'].map((c, i) => h('th', { class: i >= 3 ? 'num' : '' }, c)))),
+    h('tbody', {}, rows));
+}
