@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -235,7 +234,8 @@ func startDashboard(t *testing.T, data string, edit func(*Config)) *pipeline {
 	cfg := defaultConfig()
 	cfg.NetFlow, cfg.SFlow, cfg.HTTP, cfg.Data = []string{"127.0.0.1:0"}, []string{"127.0.0.1:0"}, "127.0.0.1:0", data
 	cfg.Listener.Sockets = 1
-	cfg.Retention = Duration(36500 * 24 * time.Hour) // the captures' minutes stay whenever the test runs
+	century := Duration(36500 * 24 * time.Hour) // the captures' minutes stay whenever the test runs
+	cfg.Retention = Retention{Minute: century, Hour: century, Day: century}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -244,26 +244,6 @@ func startDashboard(t *testing.T, data string, edit func(*Config)) *pipeline {
 	require.NoError(t, p.startServe(cfg))
 	t.Cleanup(func() { require.NoError(t, p.stop()) })
 	return p
-}
-
-// replay sends a capture's datagrams to a live listener, so the exporters
-// panel has an exporter to show (imported data leaves none: exporter state is live).
-func replay(t *testing.T, p *pipeline, pcap string, target string) int {
-	t.Helper()
-	conn, err := net.Dial("udp", target)
-	require.NoError(t, err)
-	defer conn.Close()
-	sent := 0
-	_, err = pcapsrc.Read(pcap, func(d pcapsrc.Datagram) error {
-		_, err := conn.Write(d.Payload)
-		sent++
-		if sent%100 == 0 { // stay well inside the socket buffer on a busy machine
-			time.Sleep(time.Millisecond)
-		}
-		return err
-	})
-	require.NoError(t, err)
-	return sent
 }
 
 // captureSpan is the time span of the minutes a capture's import fills.
@@ -299,14 +279,14 @@ func TestDashboard(t *testing.T) {
 	p := startDashboard(t, data, nil)
 	base := "http://" + p.api.Addr().String()
 	// Live datagrams too, for the exporters' status: NetFlow v5 and sampled sFlow.
-	sent := replay(t, p, "../../testdata/pcaps/softflowd-v5.pcap", p.netflowAddrs()[0])
-	sent += replay(t, p, "../../testdata/pcaps/pmacct-sflow-sampled.pcap", p.sflowAddrs()[0])
+	sent := replayPcap(t, p.netflowAddrs()[0], "../../testdata/pcaps/softflowd-v5.pcap")
+	sent += replayPcap(t, p.sflowAddrs()[0], "../../testdata/pcaps/pmacct-sflow-sampled.pcap")
 	require.Eventually(t, func() bool {
 		var n uint64
 		for _, e := range p.decoder.Exporters() {
 			n += e.Datagrams
 		}
-		return n == uint64(sent)
+		return n == sent
 	}, 30*time.Second, 10*time.Millisecond, "datagrams received")
 	require.NoError(t, p.agg.Sync(30*time.Second))
 	t.Logf("store seeded in %s: %s", time.Since(start).Round(time.Millisecond), strings.ReplaceAll(strings.TrimSpace(out.String()), "\n", "; "))
@@ -330,15 +310,15 @@ func TestDashboard(t *testing.T) {
 			return evalJS[string](t, b, `[...document.querySelectorAll('#view .kpi')].find(k => k.querySelector('.label').textContent === 'volume').querySelector('.value').textContent`)
 		}
 		before := volume()
-		require.Equal(t, strconv.Itoa(sent), evalJS[string](t, b, `document.querySelector('[data-panel="exporters"] tbody tr td:nth-child(5)').textContent`))
-		more := replay(t, p, "../../testdata/pcaps/softflowd-ipfix.pcap", p.netflowAddrs()[0])
-		require.Less(t, sent+more, 1000, "shown without a k")
+		require.Equal(t, strconv.FormatUint(sent, 10), evalJS[string](t, b, `document.querySelector('[data-panel="exporters"] tbody tr td:nth-child(5)').textContent`))
+		more := replayPcap(t, p.netflowAddrs()[0], "../../testdata/pcaps/softflowd-ipfix.pcap")
+		require.Less(t, sent+more, uint64(1000), "shown without a k")
 		require.Eventually(t, func() bool {
 			var n uint64
 			for _, e := range p.decoder.Exporters() {
 				n += e.Datagrams
 			}
-			return n == uint64(sent+more)
+			return n == sent+more
 		}, 30*time.Second, 10*time.Millisecond, "datagrams received")
 		require.NoError(t, p.agg.Sync(30*time.Second))
 		// No reload: the page's 10 s refresh must bring the new datagrams and
@@ -348,7 +328,7 @@ func TestDashboard(t *testing.T) {
 		defer cancel()
 		_, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`document.querySelector('[data-panel="exporters"] tbody tr td:nth-child(5)').textContent === %q &&
 			[...document.querySelectorAll('#view .kpi')].find(k => k.querySelector('.label').textContent === 'volume').querySelector('.value').textContent !== %q`,
-			strconv.Itoa(sent+more), before),
+			strconv.FormatUint(sent+more, 10), before),
 			chromedp.WithPollingTimeout(25*time.Second), chromedp.WithPollingInterval(100*time.Millisecond)))
 		require.NoError(t, err, "the overview did not refresh the exporters and the traffic")
 		var live int
