@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -136,6 +137,7 @@ type Dependencies struct {
 // Store is the TopN store. Its methods are safe for concurrent use; writers of the
 // same interval must serialize themselves (Put replaces).
 type Store struct {
+	tierBytes [numTiers]atomic.Int64 // scanTierSizes
 	cfg       Configuration
 	retention [numTiers]time.Duration
 	logger    *slog.Logger
@@ -218,6 +220,13 @@ func New(cfg Configuration, deps Dependencies) (*Store, error) {
 				}
 				return float64(free)
 			}))
+		}
+		for t := TierMinute; t < numTiers; t++ {
+			collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name:        "tmsd_store_tier_bytes",
+				Help:        "Estimated on-disk bytes of a tier's tables and totals: the LSM tables whose keys all belong to it (Badger's EstimateSize; tables straddling two tiers are left out).",
+				ConstLabels: prometheus.Labels{"tier": t.String()},
+			}, func() float64 { return s.tierSize(t) }))
 		}
 		for _, kind := range []string{"lsm", "vlog"} {
 			collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -321,6 +330,7 @@ func (s *Store) gcLoop(db *badger.DB, stop <-chan struct{}) {
 	tick := time.NewTicker(s.cfg.ValueLogGCInterval)
 	defer tick.Stop()
 	for {
+		s.scanTierSizes(db)
 		select {
 		case <-stop:
 			return
@@ -350,6 +360,38 @@ func (s *Store) gcOnce(db *badger.DB) bool {
 }
 
 // size reports a Badger file size for the metrics (0 when closed).
+// tierSize is a tier's size as of the last scanTierSizes.
+func (s *Store) tierSize(t Tier) float64 { return float64(s.tierBytes[t].Load()) }
+
+// scanTierSizes sums, per tier, the keys and values of its tables and totals
+// as Badger stores them before compression (Item.EstimatedSize). It walks
+// keys only (values stay on disk): Badger's own EstimateSize counts whole LSM
+// files, and one file often holds keys of several tiers.
+func (s *Store) scanTierSizes(db *badger.DB) {
+	var sizes [numTiers]int64
+	err := db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		for _, space := range []byte{spaceTable, spaceTotals} {
+			opts.Prefix = []byte{space, keyVersion}
+			it := txn.NewIterator(opts)
+			for it.Rewind(); it.Valid(); it.Next() {
+				if k := it.Item().Key(); len(k) > 2 && k[2] < byte(numTiers) {
+					sizes[k[2]] += it.Item().EstimatedSize()
+				}
+			}
+			it.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		return
+	}
+	for t := range sizes {
+		s.tierBytes[t].Store(sizes[t])
+	}
+}
+
 func (s *Store) size(kind string) float64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

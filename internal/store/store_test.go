@@ -432,6 +432,21 @@ func TestInvalid(t *testing.T) {
 	}
 }
 
+// A tier's size counts its own keys and values only.
+func TestTierSize(t *testing.T) {
+	cfg := testConfig(t)
+	s := startStore(t, cfg)
+	var ivs []Interval
+	for m := range 200 {
+		ivs = append(ivs, interval(minute(m), global, uint64(m), topn.DimApp, topn.DimSrcIP))
+	}
+	put(t, s, ivs...)
+	s.scanTierSizes(s.db)
+	require.Positive(t, s.tierSize(TierMinute))
+	require.Zero(t, s.tierSize(TierHour))
+	require.Zero(t, s.tierSize(TierDay))
+}
+
 func TestInMemoryAndMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s, err := New(Configuration{InMemory: true}, Dependencies{Registry: reg})
@@ -460,6 +475,9 @@ func TestInMemoryAndMetrics(t *testing.T) {
 		"tmsd_store_write_failing":      0,
 		"tmsd_store_size_bytes/lsm":     0, // in memory
 		"tmsd_store_size_bytes/vlog":    0,
+		"tmsd_store_tier_bytes/minute":  0,
+		"tmsd_store_tier_bytes/hour":    0,
+		"tmsd_store_tier_bytes/day":     0,
 	}, got)
 
 	_, err = New(Configuration{InMemory: true}, Dependencies{Registry: reg})
