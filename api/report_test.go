@@ -139,7 +139,9 @@ func TestReportCompare(t *testing.T) {
 
 func TestReportAndSeriesBadParameters(t *testing.T) {
 	cfg := DefaultConfiguration()
-	a := newTestAPIWith(t, cfg, func(d *Dependencies) { d.Retention = fixedRetention{store.TierMinute: 14 * 24 * time.Hour, store.TierHour: 400 * 24 * time.Hour, store.TierDay: 5 * 365 * 24 * time.Hour} })
+	a := newTestAPIWith(t, cfg, func(d *Dependencies) {
+		d.Retention = fixedRetention{store.TierMinute: 14 * 24 * time.Hour, store.TierHour: 400 * 24 * time.Hour, store.TierDay: 5 * 365 * 24 * time.Hour}
+	})
 	h := a.Handler()
 	f := func(path, param, msg string) {
 		t.Helper()
