@@ -220,8 +220,9 @@ func printTop(w io.Writer, body []byte) error {
 		}
 		line(label, r.cliAmounts)
 	}
-	line("other", t.Other)
-	line("total", t.Total)
+	// In parentheses: "other" is also an app, the unclassified traffic.
+	line("(other keys)", t.Other)
+	line("(total)", t.Total)
 	fmt.Fprint(w, alignTable(rows))
 	footer(w, t.From, t.To, "", t.Tiers, t.Exact, "rows marked ~ are lower bounds (tables cut below a threshold)")
 	return nil
@@ -283,6 +284,7 @@ func printReport(w io.Writer, body []byte) error {
 	for _, row := range r.Rows {
 		line(row)
 	}
+	r.Other.Label, r.Total.Label = "(other keys)", "(total)"
 	line(r.Other)
 	line(r.Total)
 	fmt.Fprint(w, alignTable(rows))
