@@ -91,6 +91,8 @@ type Dependencies struct {
 	Corrections Corrections
 	Ports       PortNamer
 	Offenders   Offenders // nil: no listener, nothing refused
+	// Retention bounds the ranges queries may ask (nil: no check).
+	Retention Retention
 	// Config is the effective configuration GET /api/v1/config shows, as
 	// JSON; its secrets must already be redacted.
 	Config   any
@@ -164,6 +166,7 @@ func New(cfg Configuration, deps Dependencies) (*API, error) {
 	g := e.Group("/api/v1", read)
 	g.GET("/top", a.top)
 	g.GET("/series", a.series)
+	g.GET("/report", a.report)
 	g.GET("/exporters", a.exporters)
 	g.GET("/rejected", a.rejected)
 	g.GET("/config", a.config, admin)
@@ -374,16 +377,17 @@ type topResponse struct {
 }
 
 func (a *API) top(c echo.Context) error {
+	csv, err := wantCSV(c)
+	if err != nil {
+		return err
+	}
 	d, err := parseDim(c, true)
 	if err != nil {
 		return err
 	}
-	n := 10
-	if s := c.QueryParam("n"); s != "" {
-		n, err = strconv.Atoi(s)
-		if err != nil || n < 1 || n > a.cfg.MaxN {
-			return badParam("n", "must be a whole number from 1 to %d, got %q", a.cfg.MaxN, s)
-		}
+	n, err := a.parseN(c)
+	if err != nil {
+		return err
 	}
 	m, err := topn.ParseMetric(c.QueryParam("metric"))
 	if err != nil {
@@ -395,6 +399,9 @@ func (a *API) top(c echo.Context) error {
 	}
 	w, err := a.parseWindow(c, "-1h")
 	if err != nil {
+		return err
+	}
+	if err := a.checkRetention("from", w.from, 0); err != nil {
 		return err
 	}
 	res, err := a.deps.Engine.Top(sc, d, w.from, w.to, n, m)
@@ -412,7 +419,24 @@ func (a *API) top(c echo.Context) error {
 		resp.Rows = append(resp.Rows, topRow{Key: d.Format(r.Key), Label: a.label(d, r.Key),
 			amounts: newAmounts(r.Value, t.Total, m, secs), Error: r.Error.Get(m)})
 	}
+	setAnswerHeaders(c, resp.Tiers, resp.Exact)
+	if csv {
+		return writeCSV(c, "top-"+d.String(), topCSV(resp))
+	}
 	return c.JSON(http.StatusOK, resp)
+}
+
+// parseN reads n, the number of keys (10 by default).
+func (a *API) parseN(c echo.Context) (int, error) {
+	s := c.QueryParam("n")
+	if s == "" {
+		return 10, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > a.cfg.MaxN {
+		return 0, badParam("n", "must be a whole number from 1 to %d, got %q", a.cfg.MaxN, s)
+	}
+	return n, nil
 }
 
 // label is the human name of a key: the app, "443/tcp https", "tcp".
@@ -443,25 +467,64 @@ type seriesPoint struct {
 	Error   uint64  `json:"error,omitempty"`
 }
 
-type seriesResponse struct {
-	By     string        `json:"by,omitempty"`
-	Key    string        `json:"key,omitempty"`
-	Scope  string        `json:"scope"`
-	From   string        `json:"from"`
-	To     string        `json:"to"`
-	Step   string        `json:"step"`
+func newSeriesPoints(pts []query.Point, step time.Duration) []seriesPoint {
+	secs := step.Seconds()
+	out := make([]seriesPoint, len(pts))
+	for i, p := range pts {
+		out[i] = seriesPoint{T: p.T.UTC().Format(time.RFC3339), Bps: float64(p.Value.Bytes) * 8 / secs,
+			Pps: float64(p.Value.Packets) / secs, Bytes: p.Value.Bytes, Packets: p.Value.Packets,
+			Flows: p.Value.Flows, Error: p.Error.Bytes}
+	}
+	return out
+}
+
+// seriesKey is one stacked series: a key's, or "other" (the total minus the
+// keys, over-counted by at most its error where the keys are bounds).
+type seriesKey struct {
+	Key    string        `json:"key"`
+	Label  string        `json:"label"`
 	Exact  bool          `json:"exact"`
-	Tiers  []string      `json:"tiers"`
 	Points []seriesPoint `json:"points"`
 }
 
+// seriesData is what one period of a series answers.
+type seriesData struct {
+	Exact   bool          `json:"exact"`
+	Tiers   []string      `json:"tiers"`
+	Points  []seriesPoint `json:"points"`
+	Stacked []seriesKey   `json:"stacked,omitempty"`
+}
+
+type seriesCompare struct {
+	Period string `json:"period"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	seriesData
+}
+
+type seriesResponse struct {
+	By    string `json:"by,omitempty"`
+	Key   string `json:"key,omitempty"`
+	N     int    `json:"n,omitempty"`
+	Scope string `json:"scope"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Step  string `json:"step"`
+	seriesData
+	// Compare is the earlier period, point i matching point i of Points.
+	Compare *seriesCompare `json:"compare,omitempty"`
+}
+
 func (a *API) series(c echo.Context) error {
+	csv, err := wantCSV(c)
+	if err != nil {
+		return err
+	}
 	step := time.Minute
 	if s := c.QueryParam("step"); s != "" {
-		var err error
 		step, err = ParseDuration(s)
 		if err != nil || step < time.Minute || step%time.Minute != 0 {
-			return badParam("step", "must be a whole number of minutes such as 60s, 5m, 1h; got %q", s)
+			return badParam("step", "must be a whole number of minutes such as 60s, 5m, 1h, 1d; got %q", s)
 		}
 	}
 	d, err := parseDim(c, false)
@@ -469,18 +532,31 @@ func (a *API) series(c echo.Context) error {
 		return err
 	}
 	var key *topn.Key
-	if ks := c.QueryParam("key"); ks != "" || d != 0 {
-		if d == 0 {
-			return badParam("by", "key needs by, the dimension of the key")
-		}
-		if ks == "" {
-			return badParam("key", "by needs key, the row whose series to return")
-		}
+	n := 0
+	ks, ns := c.QueryParam("key"), c.QueryParam("n")
+	switch {
+	case d == 0 && ks != "":
+		return badParam("by", "key needs by, the dimension of the key")
+	case d == 0 && ns != "":
+		return badParam("by", "n needs by, the dimension of the top keys to stack")
+	case d != 0 && ks != "" && ns != "":
+		return badParam("n", "n (the top n keys, stacked) and key (one key's series) exclude each other")
+	case d != 0 && ks == "" && ns == "":
+		return badParam("key", "by needs key (one key's series) or n (the top n keys' series, stacked)")
+	case ks != "":
 		k, err := d.ParseKey(ks)
 		if err != nil {
 			return badParam("key", "%v", err)
 		}
 		key = &k
+	case ns != "":
+		if n, err = a.parseN(c); err != nil {
+			return err
+		}
+	}
+	m, err := topn.ParseMetric(c.QueryParam("metric"))
+	if err != nil {
+		return badParam("metric", "%v", err)
 	}
 	sc, err := parseScope(c)
 	if err != nil {
@@ -490,24 +566,82 @@ func (a *API) series(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if w.to.Sub(w.from)/step > 100_000 {
+	steps := int(w.to.Sub(w.from) / step)
+	if steps > 100_000 {
 		return badParam("step", "too many points: raise the step or shorten the range")
 	}
-	res, err := a.deps.Engine.Series(sc, w.from, w.to, step, d, key)
+	cmpName, off, err := parseCompare(c, w, step)
 	if err != nil {
 		return err
 	}
-	pts := res.Points
-	resp := seriesResponse{Scope: sc.String(), From: w.from.Format(time.RFC3339), To: w.to.Format(time.RFC3339),
-		Step: step.String(), Exact: res.Exact, Tiers: res.Tiers, Points: make([]seriesPoint, len(pts))}
-	if key != nil {
-		resp.By, resp.Key = d.String(), d.Format(*key)
+	periods := 1
+	if off > 0 {
+		periods = 2
 	}
-	secs := step.Seconds()
-	for i, p := range pts {
-		resp.Points[i] = seriesPoint{T: p.T.Format(time.RFC3339), Bps: float64(p.Value.Bytes) * 8 / secs,
-			Pps: float64(p.Value.Packets) / secs, Bytes: p.Value.Bytes, Packets: p.Value.Packets,
-			Flows: p.Value.Flows, Error: p.Error.Bytes}
+	if n > 0 && steps*(n+2)*periods > maxPoints {
+		return badParam("n", "%d keys over %d steps is too many points (max %d): lower n, raise the step or shorten the range",
+			n, steps, maxPoints)
+	}
+	if err := a.checkRetention("from", w.from, step); err != nil {
+		return err
+	}
+	if off > 0 {
+		if err := a.checkRetention("compare", w.from.Add(-off), step); err != nil {
+			return err
+		}
+	}
+	var keys []topn.Key // the stacked keys, chosen on the current period
+	period := func(from, to time.Time) (seriesData, error) {
+		if n == 0 {
+			res, err := a.deps.Engine.Series(sc, from, to, step, d, key)
+			return seriesData{Exact: res.Exact, Tiers: res.Tiers, Points: newSeriesPoints(res.Points, step)}, err
+		}
+		var res query.ReportResult
+		if keys == nil {
+			res, err = a.deps.Engine.Report(sc, d, from, to, step, n, m)
+			keys = make([]topn.Key, len(res.Rows))
+			for i := range res.Rows {
+				keys[i] = res.Rows[i].Key
+			}
+		} else {
+			res, err = a.deps.Engine.ReportKeys(sc, d, keys, from, to, step)
+		}
+		if err != nil {
+			return seriesData{}, err
+		}
+		out := seriesData{Exact: res.Exact, Tiers: res.Tiers, Points: newSeriesPoints(res.Total, step)}
+		otherExact := true
+		for _, r := range res.Rows {
+			out.Stacked = append(out.Stacked, seriesKey{Key: d.Format(r.Key), Label: a.label(d, r.Key),
+				Exact: r.Error.IsZero(), Points: newSeriesPoints(r.Points, step)})
+			otherExact = otherExact && r.Error.IsZero()
+		}
+		out.Stacked = append(out.Stacked, seriesKey{Key: "other", Label: "other", Exact: otherExact, Points: newSeriesPoints(res.Other, step)})
+		return out, nil
+	}
+	data, err := period(w.from, w.to)
+	if err != nil {
+		return err
+	}
+	resp := seriesResponse{Scope: sc.String(), From: w.from.Format(time.RFC3339), To: w.to.Format(time.RFC3339),
+		Step: fmtStep(step), seriesData: data}
+	switch {
+	case key != nil:
+		resp.By, resp.Key = d.String(), d.Format(*key)
+	case n > 0:
+		resp.By, resp.N = d.String(), n
+	}
+	if off > 0 {
+		pf, pt := w.from.Add(-off), w.to.Add(-off)
+		prev, err := period(pf, pt)
+		if err != nil {
+			return err
+		}
+		resp.Compare = &seriesCompare{Period: cmpName, From: pf.Format(time.RFC3339), To: pt.Format(time.RFC3339), seriesData: prev}
+	}
+	setAnswerHeaders(c, resp.Tiers, resp.Exact)
+	if csv {
+		return writeCSV(c, "series", seriesCSV(resp))
 	}
 	return c.JSON(http.StatusOK, resp)
 }

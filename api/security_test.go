@@ -99,6 +99,7 @@ func TestAuthMatrix(t *testing.T) {
 		{"GET", "/index.html", "/*", open},
 		{"GET", "/api/v1/top?by=app", "/api/v1/top", read},
 		{"GET", "/api/v1/series", "/api/v1/series", read},
+		{"GET", "/api/v1/report?by=app", "/api/v1/report", read},
 		{"GET", "/api/v1/exporters", "/api/v1/exporters", read},
 		{"GET", "/api/v1/rejected", "/api/v1/rejected", read},
 		{"GET", "/metrics", "/metrics", read},

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -51,11 +52,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return importFiles(cfg, files, stdout)
 	case "token":
 		return tokenCommand(args, stdout, stderr)
+	case "top", "report":
+		return clientCommand(cmd, args, cliEnv{stdout: stdout, stderr: stderr, getenv: os.Getenv, now: time.Now, client: &http.Client{}})
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: tmsd [serve] [flags] | tmsd import [flags] FILE.pcap… | tmsd token [--admin]")
+		fmt.Fprintln(stdout, "usage: tmsd [serve] [flags] | tmsd import [flags] FILE.pcap… | tmsd token [--admin]\n"+
+			"       tmsd top --by DIM [--last 1h] [--n 10] [--csv] … | tmsd report --by DIM [--step 5m] [--compare 7d] …")
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (serve, import or token)", cmd)
+	return fmt.Errorf("unknown command %q (serve, import, token, top or report)", cmd)
 }
 
 // parseFlags reads the config file named by --config, then lets the flags

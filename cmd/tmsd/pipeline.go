@@ -111,7 +111,7 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipe
 	p.offenders = listen.NewOffenders(listen.DefaultOffenders)
 	if p.api, err = api.New(apiCfg, api.Dependencies{
 		Engine: query.New(st, p.agg, query.WithProgress(p.rollup)), Exporters: p.decoder, Corrections: p.agg, Ports: classifier,
-		Offenders: p.offenders, Config: effective, Registry: p.registry, Clock: clock, Logger: logger,
+		Offenders: p.offenders, Retention: st, Config: effective, Registry: p.registry, Clock: clock, Logger: logger,
 	}); err != nil {
 		return nil, err
 	}
