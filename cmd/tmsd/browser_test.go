@@ -180,8 +180,8 @@ func (b *browser) tableRows(t *testing.T, selector string) []shownRow {
 	return evalJS[[]shownRow](t, b, fmt.Sprintf(`[...document.querySelectorAll(%q)].map(tr => ({key: tr.dataset.key || '', cells: [...tr.cells].map(td => td.textContent)}))`, selector+" tbody tr"))
 }
 
-// human reads back a figure the page shows ("122 kbps", "4.00 Mbps", "41.7 %").
-func human(t *testing.T, s string) float64 {
+// parseShown reads back a figure the page shows ("122 kbps", "4.00 Mbps", "41.7 %").
+func parseShown(t *testing.T, s string) float64 {
 	t.Helper()
 	num, unit, _ := strings.Cut(strings.TrimSpace(s), "\u202f")
 	v, err := strconv.ParseFloat(num, 64)
@@ -359,8 +359,8 @@ func TestDashboard(t *testing.T) {
 			require.Len(t, g.Cells, 4, "row %d: rank, app, bps, share", i)
 			require.Equal(t, strconv.Itoa(i+1), g.Cells[0])
 			require.Equal(t, w.Label, g.Cells[1])
-			near(t, w.Bps, human(t, g.Cells[2]), "row %d (%s) bps %q", i, w.Key, g.Cells[2])
-			near(t, w.Share, human(t, g.Cells[3]), "row %d (%s) share %q", i, w.Key, g.Cells[3])
+			near(t, w.Bps, parseShown(t, g.Cells[2]), "row %d (%s) bps %q", i, w.Key, g.Cells[2])
+			near(t, w.Share, parseShown(t, g.Cells[3]), "row %d (%s) share %q", i, w.Key, g.Cells[3])
 			if i > 0 {
 				require.Less(t, w.Bytes, want.Rows[i-1].Bytes, "the captures' apps have no ties")
 			}
@@ -392,7 +392,7 @@ func TestDashboard(t *testing.T) {
 		b.eval(t, `[...document.querySelectorAll('#view .kpi')].find(k => k.querySelector('.label').textContent === 'volume').querySelector('.value').textContent`, &volume)
 		var want apiTopAnswer
 		getJSON(t, base+"/api/v1/top?by=app&n=1&"+rng, &want)
-		near(t, float64(want.Rows[0].Bytes), human(t, volume), "volume %q", volume)
+		near(t, float64(want.Rows[0].Bytes), parseShown(t, volume), "volume %q", volume)
 		b.screenshot(t, shots, "drilldown.png")
 
 		// Back goes to the overview, as in any web page.
@@ -451,7 +451,7 @@ func TestDashboard(t *testing.T) {
 				continue
 			}
 			d := (float64(r.Bytes) - float64(p)) / float64(p)
-			require.InDelta(t, d, human(t, strings.TrimPrefix(shown, "+")), 0.011, "row %s: %q", r.Key, shown)
+			require.InDelta(t, d, parseShown(t, strings.TrimPrefix(shown, "+")), 0.011, "row %s: %q", r.Key, shown)
 		}
 		b.screenshot(t, shots, "topn-compare.png")
 	})
@@ -496,10 +496,10 @@ func TestDashboard(t *testing.T) {
 			w, ok := want[g.Key]
 			require.True(t, ok, "interface %s is not in the API's answer", g.Key)
 			require.True(t, strings.HasSuffix(g.Key, ":"+g.Cells[0]), "ifIndex cell %q of %s", g.Cells[0], g.Key)
-			near(t, w[0], human(t, g.Cells[1]), "%s in bps %q", g.Key, g.Cells[1])
-			near(t, w[1], human(t, g.Cells[2]), "%s out bps %q", g.Key, g.Cells[2])
+			near(t, w[0], parseShown(t, g.Cells[1]), "%s in bps %q", g.Key, g.Cells[1])
+			near(t, w[1], parseShown(t, g.Cells[2]), "%s out bps %q", g.Key, g.Cells[2])
 			if sp, ok := speeds[g.Key]; ok && sp > 0 {
-				near(t, float64(sp), human(t, g.Cells[3]), "%s speed %q", g.Key, g.Cells[3])
+				near(t, float64(sp), parseShown(t, g.Cells[3]), "%s speed %q", g.Key, g.Cells[3])
 				require.Contains(t, g.Cells[4], "%", "%s: utilization against ifSpeed", g.Key)
 			}
 		}
@@ -616,7 +616,7 @@ func TestDashboard(t *testing.T) {
 				continue
 			}
 			withError++
-			near(t, float64(w.Error), human(t, cell), "row %s error %q", w.Key, cell)
+			near(t, float64(w.Error), parseShown(t, cell), "row %s error %q", w.Key, cell)
 		}
 		require.Equal(t, 1, withError, "the key that drops out")
 	})
