@@ -125,7 +125,7 @@ func (a *Aggregator) checkpoint() error {
 // (immutable once swapped out of the shards), then each shard's part, encoded
 // under that shard's lock. It returns the flows it holds.
 func (a *Aggregator) encodeCheckpoint(b []byte, start int64) ([]byte, uint64) {
-	b = append(b, checkpointFormatV1)
+	b = append(b, checkpointFormatV2)
 	b = binary.BigEndian.AppendUint64(b, uint64(start))
 	var flows uint64
 	for _, cm := range a.pending {
@@ -149,15 +149,30 @@ func (a *Aggregator) encodeCheckpoint(b []byte, start int64) ([]byte, uint64) {
 
 // Checkpoint value (docs/STORAGE.md):
 //
-//	0x01 | start (8, BE unix seconds) | section… | crc32c (4, LE)
+//	0x02 | start (8, BE unix seconds) | section… | crc32c (4, LE)
 //	section:   nparts (uvarint) | nparts × part
-//	part:      exporter (16) | proto (1) | total (3 uvarint) | 7 × dim
+//	part:      exporter (16) | proto (1) | in_if (4 BE) | out_if (4 BE) | flags (1) |
+//	           total (3 uvarint) | 7 × dim | (flags bit 1) 6 × drill
 //	dim:       evicted (3 uvarint) | n (uvarint) | n × (key length (1) | key | counters (3 uvarint))
+//	drill:     the same, keys of up to 40 bytes
+//
+// flags: bit 0, the partition is not split by interface (restored from
+// format 1); bit 1, it has the drill-down composite tables (drill.go). Format 1
+// (written before interfaces and drill-downs) has neither the interfaces nor
+// the flags: it is still restored, into partitions without both.
 //
 // A section is one shard's (or one pending) minuteAgg; the dims are countedDims
 // in order; keys are trimmed of trailing zeros. Restored, section i goes to
 // shard i mod shards, so the shard count may change between runs.
-const checkpointFormatV1 = 1
+const (
+	checkpointFormatV1 = 1
+	checkpointFormatV2 = 2
+)
+
+const (
+	partNoIf  = 1 << 0
+	partDrill = 1 << 1
+)
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -166,11 +181,21 @@ const minEntryLen = 4
 
 func appendSection(b []byte, m *minuteAgg) []byte {
 	// One growth for the section, not one per doubling, while the shard is locked.
-	b = slices.Grow(b, 8+len(m.parts)*(17+4*3*binary.MaxVarintLen64)+m.keys*(1+len(topn.Key{})+3*binary.MaxVarintLen64))
+	b = slices.Grow(b, 8+len(m.parts)*(26+14*3*binary.MaxVarintLen64)+m.keys*(1+len(wideKey{})+3*binary.MaxVarintLen64))
 	b = binary.AppendUvarint(b, uint64(len(m.parts)))
 	for pk, p := range m.parts {
 		b = append(b, pk.exporter[:]...)
 		b = append(b, pk.proto)
+		b = binary.BigEndian.AppendUint32(b, pk.inIf)
+		b = binary.BigEndian.AppendUint32(b, pk.outIf)
+		var flags byte
+		if pk.noIf {
+			flags |= partNoIf
+		}
+		if p.drill[0] != nil {
+			flags |= partDrill
+		}
+		b = append(b, flags)
 		b = appendCounters(b, p.total)
 		for _, d := range countedDims {
 			t := p.dims[d]
@@ -187,8 +212,33 @@ func appendSection(b []byte, m *minuteAgg) []byte {
 				b = appendCounters(b, sl.c)
 			}
 		}
+		if p.drill[0] == nil {
+			continue
+		}
+		for _, t := range p.drill {
+			b = appendCounters(b, t.evicted)
+			b = binary.AppendUvarint(b, uint64(t.counts.n))
+			for i := range t.counts.slots {
+				sl := &t.counts.slots[i]
+				if sl.tag == 0 {
+					continue
+				}
+				n := wideKeyLen(&sl.key)
+				b = append(b, byte(n))
+				b = append(b, sl.key[:n]...)
+				b = appendCounters(b, sl.c)
+			}
+		}
 	}
 	return b
+}
+
+func wideKeyLen(k *wideKey) int {
+	n := len(k)
+	for n > 0 && k[n-1] == 0 {
+		n--
+	}
+	return n
 }
 
 // keyLen is the length of k without its trailing zero bytes, a word at a time:
@@ -221,7 +271,8 @@ func decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, error) {
 	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(v[len(body):]) {
 		return nil, corrupt("checksum mismatch")
 	}
-	if body[0] != checkpointFormatV1 {
+	format := body[0]
+	if format != checkpointFormatV1 && format != checkpointFormatV2 {
 		return nil, corrupt(fmt.Sprintf("unknown format %d", body[0]))
 	}
 	if int64(binary.BigEndian.Uint64(body[1:])) != start {
@@ -237,12 +288,31 @@ func decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, error) {
 		m := newMinuteAgg()
 		for range nparts {
 			var pk partKey
-			if len(d.b) < 17 {
-				return nil, corrupt("truncated partition")
+			var flags byte
+			if format == checkpointFormatV1 {
+				if len(d.b) < 17 {
+					return nil, corrupt("truncated partition")
+				}
+				pk.noIf = true
+			} else {
+				if len(d.b) < 26 {
+					return nil, corrupt("truncated partition")
+				}
+				pk.inIf = binary.BigEndian.Uint32(d.b[17:21])
+				pk.outIf = binary.BigEndian.Uint32(d.b[21:25])
+				flags = d.b[25]
+				if flags&^(partNoIf|partDrill) != 0 {
+					return nil, corrupt("unknown partition flags")
+				}
+				pk.noIf = flags&partNoIf != 0
 			}
 			pk.exporter = flow.Addr(d.b[:16])
 			pk.proto = d.b[16]
-			d.b = d.b[17:]
+			if format == checkpointFormatV1 {
+				d.b = d.b[17:]
+			} else {
+				d.b = d.b[26:]
+			}
 			if m.parts[pk] != nil {
 				return nil, corrupt("duplicate partition")
 			}
@@ -268,6 +338,30 @@ func decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, error) {
 					}
 				}
 				p.dims[dim] = t
+			}
+			if flags&partDrill != 0 {
+				for i := range p.drill {
+					evicted := d.counters()
+					n := d.uvarint()
+					if d.bad || n > uint64(len(d.b))/minEntryLen {
+						return nil, corrupt("bad drill-down key count")
+					}
+					t := &drillTable{counts: newWideTable(int(n)), evicted: evicted}
+					for range n {
+						var k wideKey
+						if len(d.b) == 0 || int(d.b[0]) > len(k) || int(d.b[0]) >= len(d.b) {
+							return nil, corrupt("bad drill-down key")
+						}
+						kl := int(d.b[0])
+						copy(k[:], d.b[1:1+kl])
+						d.b = d.b[1+kl:]
+						c := d.counters()
+						if d.bad || !t.counts.add(&k, c) {
+							return nil, corrupt("bad or duplicate drill-down key")
+						}
+					}
+					p.drill[i] = t
+				}
 			}
 			if d.bad {
 				return nil, corrupt("truncated partition")

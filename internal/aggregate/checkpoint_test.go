@@ -298,6 +298,11 @@ func TestCheckpointCodec(t *testing.T) {
 		for _, d := range countedDims {
 			require.ElementsMatch(t, p.dims[d].entries(), q.dims[d].entries(), d)
 		}
+		for i := range p.drill {
+			require.NotNil(t, q.drill[i], "drill-down table %d", i)
+			require.Equal(t, p.drill[i].evicted, q.drill[i].evicted)
+			require.ElementsMatch(t, wideRows(p.drill[i]), wideRows(q.drill[i]), "drill-down table %d", i)
+		}
 	}
 	again, _ := h.agg.encodeCheckpoint(nil, base.Unix())
 	require.Equal(t, len(b), len(again))
@@ -320,7 +325,7 @@ func TestCheckpointCodec(t *testing.T) {
 func FuzzDecodeCheckpoint(f *testing.F) {
 	const start = 1_700_000_040
 	m := newMinuteAgg()
-	p := m.part(partKey{proto: 6}, nil)
+	p := m.part(partKey{proto: 6}, nil, true)
 	p.total = topn.Counters{Bytes: 10, Packets: 1, Flows: 1}
 	for _, d := range countedDims {
 		p.dims[d].add(topn.PortKey(443, 6), p.total, 100)
@@ -386,4 +391,14 @@ func TestKeyLen(t *testing.T) {
 	f(full, 24)
 	full[23], full[8] = 0, 1
 	f(full, 9)
+}
+
+func wideRows(t *drillTable) []wideSlot {
+	var out []wideSlot
+	for _, sl := range t.counts.slots {
+		if sl.tag != 0 {
+			out = append(out, sl)
+		}
+	}
+	return out
 }

@@ -82,6 +82,10 @@ func (v View) Tables(sc topn.Scope, d topn.Dim, from, to time.Time) map[time.Tim
 			mg = topn.NewMerger(64)
 			mergers[start] = mg
 		}
+		if sc.IsDrillDown() {
+			mg.Add(drillScopeTable(sc, parts, d))
+			return
+		}
 		mg.Add(scopeTable(parts, d))
 	})
 	out := make(map[time.Time]*topn.Table, len(mergers))
@@ -97,8 +101,12 @@ func (v View) Totals(sc topn.Scope, from, to time.Time) map[time.Time]topn.Count
 	v.each(sc, from, to, func(start int64, parts []partRef) {
 		t := time.Unix(start, 0).UTC()
 		c := out[t]
-		for _, p := range parts {
-			c.Add(p.t.total)
+		if sc.IsDrillDown() {
+			c.Add(drillTotal(sc, parts))
+		} else {
+			for _, p := range parts {
+				c.Add(p.t.total)
+			}
 		}
 		out[t] = c
 	})
