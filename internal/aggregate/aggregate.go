@@ -344,10 +344,10 @@ func (a *Aggregator) add(s *shard, r *flow.Record) {
 	if p == nil || minute != s.lastMinute || pk != s.lastKey {
 		m = s.minutes[minute]
 		if m == nil {
-			m = newMinuteAgg()
+			m = newMinuteAgg(a.cfg.DrillDowns > 0, s.minutes[minute-60])
 			s.minutes[minute] = m
 		}
-		p = m.part(pk, s.minutes[minute-60], a.cfg.DrillDowns > 0)
+		p = m.part(pk, s.minutes[minute-60])
 		s.lastPart, s.lastMin, s.lastMinute, s.lastKey = p, m, minute, pk
 	}
 	c := topn.Counters{Bytes: r.Bytes, Packets: r.Packets, Flows: 1}
@@ -361,8 +361,8 @@ func (a *Aggregator) add(s *shard, r *flow.Record) {
 		p.dims[topn.DimDstPort].add(topn.PortKey(r.DstPort, r.Proto), c, maxKeys) +
 		p.dims[topn.DimInIf].add(topn.IfKey(r.Exporter, r.InIf), c, maxKeys) +
 		p.dims[topn.DimOutIf].add(topn.IfKey(r.Exporter, r.OutIf), c, maxKeys)
-	if p.drill[0] != nil {
-		added += p.countDrill(r, &app, c, maxKeys)
+	if m.drill[0] != nil {
+		added += m.countDrill(r, &app, c, maxKeys)
 	}
 	if added != 0 {
 		m.keys += added
@@ -666,6 +666,9 @@ func mergeMinuteInto(minutes map[int64]*minuteAgg, start int64, m *minuteAgg) {
 		minutes[start] = m
 		return
 	}
+	// Unbounded here: a restored minute keeps every key it had; the shard's
+	// budget compacts it on the next new key if need be.
+	const unbounded = int(^uint(0) >> 1)
 	for pk, src := range m.parts {
 		d := dst.parts[pk]
 		if d == nil {
@@ -673,31 +676,28 @@ func mergeMinuteInto(minutes map[int64]*minuteAgg, start int64, m *minuteAgg) {
 			continue
 		}
 		d.total.Add(src.total)
-		// Unbounded here: a restored minute keeps every key it had; the
-		// shard's budget compacts it on the next new key if need be.
-		const unbounded = int(^uint(0) >> 1)
 		for _, dim := range countedDims {
 			sd, dd := src.dims[dim], d.dims[dim]
 			sd.counts.each(func(k topn.Key, c topn.Counters) { dd.add(k, c, unbounded) })
 			dd.evicted.Add(sd.evicted)
 		}
-		switch {
-		case d.drill[0] == nil:
-			// It may have had its rows anywhere already: nothing to add to.
-		case src.drill[0] == nil:
-			for _, dd := range d.drill {
-				dd.evicted.Add(src.total) // src's rows may be anywhere
-			}
-		default:
-			for i, dd := range d.drill {
-				sd := src.drill[i]
-				for j := range sd.counts.slots {
-					if sl := &sd.counts.slots[j]; sl.tag != 0 {
-						dd.add(&sl.key, sl.c, unbounded)
-					}
+	}
+	switch {
+	case dst.drill[0] == nil:
+		// Its rows may be anywhere already (drillEvicted): nothing to add to.
+	case m.drill[0] == nil:
+		for _, dd := range dst.drill {
+			dd.evicted.Add(m.total()) // m's rows may be anywhere
+		}
+	default:
+		for i, dd := range dst.drill {
+			sd := m.drill[i]
+			for j := range sd.counts.slots {
+				if sl := &sd.counts.slots[j]; sl.tag != 0 {
+					dd.add(&sl.key, sl.c, unbounded)
 				}
-				dd.evicted.Add(sd.evicted)
 			}
+			dd.evicted.Add(sd.evicted)
 		}
 	}
 }
@@ -730,7 +730,7 @@ func (a *Aggregator) scopesOf(parts []partRef) []topn.Scope {
 // drillScopes picks the drill-down scopes of a minute: its top DrillDowns
 // applications and addresses by bytes, with their totals (their rows in the
 // minute's app and ip tables), and gathers their rows from the partitions.
-func (a *Aggregator) drillScopes(parts []partRef) ([]topn.Scope, map[topn.Scope]topn.Counters, []drillRows) {
+func (a *Aggregator) drillScopes(parts []partRef, aggs []*minuteAgg) ([]topn.Scope, map[topn.Scope]topn.Counters, []drillRows) {
 	if a.cfg.DrillDowns <= 0 {
 		return nil, nil, nil
 	}
@@ -752,9 +752,9 @@ func (a *Aggregator) drillScopes(parts []partRef) ([]topn.Scope, map[topn.Scope]
 	for _, sc := range scopes {
 		wanted[sc] = true
 	}
-	rows := make([]drillRows, len(parts))
-	for i, p := range parts {
-		rows[i] = gatherDrill(p.t, wanted)
+	rows := make([]drillRows, len(aggs))
+	for i, m := range aggs {
+		rows[i] = gatherDrill(m, wanted)
 	}
 	return scopes, totals, rows
 }
@@ -772,18 +772,18 @@ func (a *Aggregator) closeMinute(cm *closingMinute) ([]store.Interval, error) {
 	}
 	var errs []error
 	scopes := a.scopesOf(parts)
-	drills, drillTotals, drillRowsOf := a.drillScopes(parts)
+	drills, drillTotals, drillRowsOf := a.drillScopes(parts, cm.shards)
 	scopes = append(scopes, drills...)
 	ivs := make([]store.Interval, 0, len(scopes))
 	for _, sc := range scopes {
 		var tables map[topn.Dim]*topn.Table
 		total, isDrill := drillTotals[sc]
 		if isDrill {
-			rows := make([]*[numDrill][]topn.Entry, len(parts))
-			for i := range parts {
+			rows := make([]*[numDrill][]topn.Entry, len(cm.shards))
+			for i := range cm.shards {
 				rows[i] = drillRowsOf[i][sc]
 			}
-			tables = drillTables(sc, parts, rows, total)
+			tables = drillTables(sc, cm.shards, rows, total)
 		}
 		var in []partRef
 		if !isDrill {

@@ -150,16 +150,17 @@ func (a *Aggregator) encodeCheckpoint(b []byte, start int64) ([]byte, uint64) {
 // Checkpoint value (docs/STORAGE.md):
 //
 //	0x02 | start (8, BE unix seconds) | section… | crc32c (4, LE)
-//	section:   nparts (uvarint) | nparts × part
+//	section:   nparts (uvarint) | nparts × part | drill (1: 0 or 1) | drill × 6 × table
 //	part:      exporter (16) | proto (1) | in_if (4 BE) | out_if (4 BE) | flags (1) |
-//	           total (3 uvarint) | 7 × dim | (flags bit 1) 6 × drill
-//	dim:       evicted (3 uvarint) | n (uvarint) | n × (key length (1) | key | counters (3 uvarint))
-//	drill:     the same, keys of up to 40 bytes
+//	           total (3 uvarint) | 7 × table
+//	table:     evicted (3 uvarint) | n (uvarint) | n × (key length (1) | key | counters (3 uvarint))
 //
 // flags: bit 0, the partition is not split by interface (restored from
-// format 1); bit 1, it has the drill-down composite tables (drill.go). Format 1
-// (written before interfaces and drill-downs) has neither the interfaces nor
-// the flags: it is still restored, into partitions without both.
+// format 1). The 6 tables after the parts are the minute's drill-down
+// composite tables (drill.go), keys of up to 40 bytes. Format 1 (written
+// before interfaces and drill-downs) has neither the interfaces, the flags nor
+// the drill byte: it is still restored, into partitions in no interface scope
+// and a minute without composite tables.
 //
 // A section is one shard's (or one pending) minuteAgg; the dims are countedDims
 // in order; keys are trimmed of trailing zeros. Restored, section i goes to
@@ -169,10 +170,7 @@ const (
 	checkpointFormatV2 = 2
 )
 
-const (
-	partNoIf  = 1 << 0
-	partDrill = 1 << 1
-)
+const partNoIf = 1 << 0
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -192,9 +190,6 @@ func appendSection(b []byte, m *minuteAgg) []byte {
 		if pk.noIf {
 			flags |= partNoIf
 		}
-		if p.drill[0] != nil {
-			flags |= partDrill
-		}
 		b = append(b, flags)
 		b = appendCounters(b, p.total)
 		for _, d := range countedDims {
@@ -212,22 +207,23 @@ func appendSection(b []byte, m *minuteAgg) []byte {
 				b = appendCounters(b, sl.c)
 			}
 		}
-		if p.drill[0] == nil {
-			continue
-		}
-		for _, t := range p.drill {
-			b = appendCounters(b, t.evicted)
-			b = binary.AppendUvarint(b, uint64(t.counts.n))
-			for i := range t.counts.slots {
-				sl := &t.counts.slots[i]
-				if sl.tag == 0 {
-					continue
-				}
-				n := wideKeyLen(&sl.key)
-				b = append(b, byte(n))
-				b = append(b, sl.key[:n]...)
-				b = appendCounters(b, sl.c)
+	}
+	if m.drill[0] == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	for _, t := range m.drill {
+		b = appendCounters(b, t.evicted)
+		b = binary.AppendUvarint(b, uint64(t.counts.n))
+		for i := range t.counts.slots {
+			sl := &t.counts.slots[i]
+			if sl.tag == 0 {
+				continue
 			}
+			n := wideKeyLen(&sl.key)
+			b = append(b, byte(n))
+			b = append(b, sl.key[:n]...)
+			b = appendCounters(b, sl.c)
 		}
 	}
 	return b
@@ -285,7 +281,7 @@ func decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, error) {
 		if d.bad || nparts > uint64(len(d.b)/(17+3+len(countedDims)*4)) {
 			return nil, corrupt("bad partition count")
 		}
-		m := newMinuteAgg()
+		m := newMinuteAgg(false, nil)
 		for range nparts {
 			var pk partKey
 			var flags byte
@@ -301,7 +297,7 @@ func decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, error) {
 				pk.inIf = binary.BigEndian.Uint32(d.b[17:21])
 				pk.outIf = binary.BigEndian.Uint32(d.b[21:25])
 				flags = d.b[25]
-				if flags&^(partNoIf|partDrill) != 0 {
+				if flags&^partNoIf != 0 {
 					return nil, corrupt("unknown partition flags")
 				}
 				pk.noIf = flags&partNoIf != 0
@@ -339,34 +335,42 @@ func decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, error) {
 				}
 				p.dims[dim] = t
 			}
-			if flags&partDrill != 0 {
-				for i := range p.drill {
-					evicted := d.counters()
-					n := d.uvarint()
-					if d.bad || n > uint64(len(d.b))/minEntryLen {
-						return nil, corrupt("bad drill-down key count")
-					}
-					t := &drillTable{counts: newWideTable(int(n)), evicted: evicted}
-					for range n {
-						var k wideKey
-						if len(d.b) == 0 || int(d.b[0]) > len(k) || int(d.b[0]) >= len(d.b) {
-							return nil, corrupt("bad drill-down key")
-						}
-						kl := int(d.b[0])
-						copy(k[:], d.b[1:1+kl])
-						d.b = d.b[1+kl:]
-						c := d.counters()
-						if d.bad || !t.counts.add(&k, c) {
-							return nil, corrupt("bad or duplicate drill-down key")
-						}
-					}
-					p.drill[i] = t
-				}
-			}
 			if d.bad {
 				return nil, corrupt("truncated partition")
 			}
 			m.parts[pk] = p
+		}
+		if format != checkpointFormatV1 {
+			if len(d.b) == 0 || d.b[0] > 1 {
+				return nil, corrupt("bad drill-down flag")
+			}
+			hasDrill := d.b[0] == 1
+			d.b = d.b[1:]
+			for i := range m.drill {
+				if !hasDrill {
+					break
+				}
+				evicted := d.counters()
+				n := d.uvarint()
+				if d.bad || n > uint64(len(d.b))/minEntryLen {
+					return nil, corrupt("bad drill-down key count")
+				}
+				t := &drillTable{counts: newWideTable(int(n)), evicted: evicted}
+				for range n {
+					var k wideKey
+					if len(d.b) == 0 || int(d.b[0]) > len(k) || int(d.b[0]) >= len(d.b) {
+						return nil, corrupt("bad drill-down key")
+					}
+					kl := int(d.b[0])
+					copy(k[:], d.b[1:1+kl])
+					d.b = d.b[1+kl:]
+					c := d.counters()
+					if d.bad || !t.counts.add(&k, c) {
+						return nil, corrupt("bad or duplicate drill-down key")
+					}
+				}
+				m.drill[i] = t
+			}
 		}
 		m.keys = m.countKeys()
 		out = append(out, m)

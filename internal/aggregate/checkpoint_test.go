@@ -298,11 +298,13 @@ func TestCheckpointCodec(t *testing.T) {
 		for _, d := range countedDims {
 			require.ElementsMatch(t, p.dims[d].entries(), q.dims[d].entries(), d)
 		}
-		for i := range p.drill {
-			require.NotNil(t, q.drill[i], "drill-down table %d", i)
-			require.Equal(t, p.drill[i].evicted, q.drill[i].evicted)
-			require.ElementsMatch(t, wideRows(p.drill[i]), wideRows(q.drill[i]), "drill-down table %d", i)
-		}
+	}
+	for i := range m.drill {
+		q := got[0].drill[i]
+		require.NotNil(t, q, "drill-down table %d", i)
+		require.NotZero(t, m.drill[i].len())
+		require.Equal(t, m.drill[i].evicted, q.evicted)
+		require.ElementsMatch(t, wideRows(m.drill[i]), wideRows(q), "drill-down table %d", i)
 	}
 	again, _ := h.agg.encodeCheckpoint(nil, base.Unix())
 	require.Equal(t, len(b), len(again))
@@ -324,13 +326,13 @@ func TestCheckpointCodec(t *testing.T) {
 // FuzzDecodeCheckpoint: no input panics; errors wrap store.ErrCorrupt.
 func FuzzDecodeCheckpoint(f *testing.F) {
 	const start = 1_700_000_040
-	m := newMinuteAgg()
-	p := m.part(partKey{proto: 6}, nil, true)
+	m := newMinuteAgg(true, nil)
+	p := m.part(partKey{proto: 6}, nil)
 	p.total = topn.Counters{Bytes: 10, Packets: 1, Flows: 1}
 	for _, d := range countedDims {
 		p.dims[d].add(topn.PortKey(443, 6), p.total, 100)
 	}
-	a := &Aggregator{pending: []*closingMinute{{start: start, shards: []*minuteAgg{m, newMinuteAgg()}}}}
+	a := &Aggregator{pending: []*closingMinute{{start: start, shards: []*minuteAgg{m, newMinuteAgg(false, nil)}}}}
 	b, _ := a.encodeCheckpoint(nil, start)
 	f.Add(b)
 	f.Add(b[:len(b)-4])

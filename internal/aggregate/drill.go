@@ -16,7 +16,8 @@ import (
 // six tables bounded like the others (compaction with an evicted bound, the
 // shard's key budget): application×srcip, application×dstip,
 // application×srcport, application×dstport, address×application (a flow under
-// both its ends) and the unordered address pair (a flow's peer either way).
+// both its ends) and the unordered address pair (a flow's peer either way),
+// per shard and minute rather than per partition (the scopes span them all).
 // At minute close the top DrillDowns applications and addresses of the minute
 // (by bytes, from the app and ip tables) get drill-down tables, sliced out of
 // the composite tables in one pass; the others get none.
@@ -159,8 +160,8 @@ func (t *drillTable) compact(keep int) int {
 	return t.counts.n - before
 }
 
-// countDrill counts one flow of application app in the partition's composite tables.
-func (p *partTables) countDrill(r *flow.Record, app *topn.Key, c topn.Counters, maxKeys int) int {
+// countDrill counts one flow of application app in the minute's composite tables.
+func (p *minuteAgg) countDrill(r *flow.Record, app *topn.Key, c topn.Counters, maxKeys int) int {
 	var k wideKey
 	copy(k[:24], app[:])
 	copy(k[24:], r.SrcAddr[:])
@@ -224,7 +225,7 @@ type drillRows map[topn.Scope]*[numDrill][]topn.Entry
 
 // gatherDrill returns the rows of p's composite tables that belong to a scope
 // of wanted (a pass over each table, a map lookup per row).
-func gatherDrill(p *partTables, wanted map[topn.Scope]bool) drillRows {
+func gatherDrill(p *minuteAgg, wanted map[topn.Scope]bool) drillRows {
 	rows := drillRows{}
 	if p.drill[0] == nil {
 		return rows
@@ -318,15 +319,11 @@ func drillTotal(sc topn.Scope, parts []partRef) topn.Counters {
 	return total
 }
 
-// drillScopeTable is dimension d of drill-down scope sc over parts, as a
+// drillScopeTable is dimension d of drill-down scope sc in minute m, as a
 // query of an open minute sees it: any key has one there, top or not.
-func drillScopeTable(sc topn.Scope, parts []partRef, d topn.Dim) *topn.Table {
-	wanted := map[topn.Scope]bool{sc: true}
-	rows := make([]*[numDrill][]topn.Entry, len(parts))
-	for i, p := range parts {
-		rows[i] = gatherDrill(p.t, wanted)[sc]
-	}
-	t := drillTables(sc, parts, rows, drillTotal(sc, parts))[d]
+func drillScopeTable(sc topn.Scope, m *minuteAgg, parts []partRef, d topn.Dim) *topn.Table {
+	rows := gatherDrill(m, map[topn.Scope]bool{sc: true})[sc]
+	t := drillTables(sc, []*minuteAgg{m}, []*[numDrill][]topn.Entry{rows}, drillTotal(sc, parts))[d]
 	if t == nil {
 		t = &topn.Table{}
 	}
@@ -334,14 +331,14 @@ func drillScopeTable(sc topn.Scope, parts []partRef, d topn.Dim) *topn.Table {
 }
 
 // drillTables builds the tables of drill-down scope sc from the rows its
-// partitions gave (rows[i] from parts[i]), with the given exact total.
-func drillTables(sc topn.Scope, parts []partRef, rows []*[numDrill][]topn.Entry, total topn.Counters) map[topn.Dim]*topn.Table {
+// minutes (one per shard) gave (rows[i] from aggs[i]), with the given total.
+func drillTables(sc topn.Scope, aggs []*minuteAgg, rows []*[numDrill][]topn.Entry, total topn.Counters) map[topn.Dim]*topn.Table {
 	out := map[topn.Dim]*topn.Table{}
 	for _, spec := range drillSpecs[sc.Kind] {
 		mg := topn.NewMerger(64)
-		for i, p := range parts {
+		for i, m := range aggs {
 			for _, table := range spec.from {
-				ev := p.t.drillEvicted(table)
+				ev := m.drillEvicted(table)
 				var entries []topn.Entry
 				if rows[i] != nil {
 					entries = rows[i][table]
@@ -359,12 +356,21 @@ func drillTables(sc topn.Scope, parts []partRef, rows []*[numDrill][]topn.Entry,
 	return out
 }
 
-// drillEvicted is the bound on what composite table i of p forgot; a
-// partition without composite tables (restored from a checkpoint written
+// drillEvicted is the bound on what composite table i of m forgot; a
+// minute without composite tables (restored from a checkpoint written
 // without them) may have had all its traffic anywhere.
-func (p *partTables) drillEvicted(i int) topn.Counters {
-	if p.drill[0] == nil {
-		return p.total
+func (m *minuteAgg) drillEvicted(i int) topn.Counters {
+	if m.drill[0] == nil {
+		return m.total()
 	}
-	return p.drill[i].evicted
+	return m.drill[i].evicted
+}
+
+// total is the minute's traffic, all partitions.
+func (m *minuteAgg) total() topn.Counters {
+	var c topn.Counters
+	for _, p := range m.parts {
+		c.Add(p.total)
+	}
+	return c
 }

@@ -82,7 +82,7 @@ func (t *dimTable) table(total topn.Counters) *topn.Table {
 // tables, instead of once per scope in 13 (39 map updates) cut BenchmarkAdd
 // from ~5,000 to ~560 ns/flow; the interfaces in the key make the interface
 // scopes exact at no cost per flow but partitions (a lookup when consecutive
-// flows change interfaces). The drill-down scopes come from the partitions'
+// flows change interfaces). The drill-down scopes come from the minute's
 // composite tables instead (drill.go).
 type partKey struct {
 	exporter    flow.Addr
@@ -120,9 +120,6 @@ var countedDims = []topn.Dim{topn.DimApp, topn.DimSrcIP, topn.DimDstIP, topn.Dim
 type partTables struct {
 	total topn.Counters
 	dims  [topn.NumDims]*dimTable // only countedDims are set
-	// drill are the composite tables of the drill-downs (drill.go); nil when
-	// drill-downs are off.
-	drill [numDrill]*drillTable
 }
 
 // newPartTables makes a partition's tables, sized like prev's (the same
@@ -132,7 +129,7 @@ type partTables struct {
 //
 // New partitions start small (8 keys a table): with interfaces in the
 // partition key a busy switch has thousands of them, most holding a few keys.
-func newPartTables(prev *partTables, drill bool) *partTables {
+func newPartTables(prev *partTables) *partTables {
 	p := &partTables{}
 	for _, d := range countedDims {
 		hint := 8
@@ -140,15 +137,6 @@ func newPartTables(prev *partTables, drill bool) *partTables {
 			hint = max(hint, prev.dims[d].len())
 		}
 		p.dims[d] = newDimTable(hint)
-	}
-	if drill {
-		for i := range p.drill {
-			hint := 8
-			if prev != nil && prev.drill[i] != nil {
-				hint = max(hint, prev.drill[i].len())
-			}
-			p.drill[i] = newDrillTable(hint)
-		}
 	}
 	return p
 }
@@ -162,6 +150,10 @@ type table interface {
 // minuteAgg is one minute in one shard.
 type minuteAgg struct {
 	parts map[partKey]*partTables
+	// drill are the composite tables of the drill-downs (drill.go), for all
+	// the minute's partitions: per partition they would hold a host once per
+	// interface pair it used. Nil when drill-downs are off.
+	drill [numDrill]*drillTable
 	keys  int // keys held by all its tables, for the shard's memory budget
 }
 
@@ -174,10 +166,10 @@ func (m *minuteAgg) largest() table {
 				big = t
 			}
 		}
-		for _, t := range p.drill {
-			if t != nil && t.len() > big.len() {
-				big = t
-			}
+	}
+	for _, t := range m.drill {
+		if t != nil && (big == nil || t.len() > big.len()) {
+			big = t
 		}
 	}
 	return big
@@ -190,10 +182,10 @@ func (m *minuteAgg) countKeys() int {
 		for _, d := range countedDims {
 			n += p.dims[d].len()
 		}
-		for _, t := range p.drill {
-			if t != nil {
-				n += t.len()
-			}
+	}
+	for _, t := range m.drill {
+		if t != nil {
+			n += t.len()
 		}
 	}
 	return n
@@ -209,18 +201,31 @@ func (m *minuteAgg) flows() uint64 {
 	return n
 }
 
-func newMinuteAgg() *minuteAgg { return &minuteAgg{parts: make(map[partKey]*partTables, 8)} }
+// newMinuteAgg makes a minute, with composite tables for the drill-downs
+// when drill is set, sized like prev's (the shard's previous minute, may be nil).
+func newMinuteAgg(drill bool, prev *minuteAgg) *minuteAgg {
+	m := &minuteAgg{parts: make(map[partKey]*partTables, 8)}
+	if drill {
+		for i := range m.drill {
+			hint := 64
+			if prev != nil && prev.drill[i] != nil {
+				hint = max(hint, prev.drill[i].len())
+			}
+			m.drill[i] = newDrillTable(hint)
+		}
+	}
+	return m
+}
 
-// part returns partition k, making it sized like k in prev (may be nil), with
-// composite tables when drill is set.
-func (m *minuteAgg) part(k partKey, prev *minuteAgg, drill bool) *partTables {
+// part returns partition k, making it sized like k in prev (may be nil).
+func (m *minuteAgg) part(k partKey, prev *minuteAgg) *partTables {
 	p := m.parts[k]
 	if p == nil {
 		var hint *partTables
 		if prev != nil {
 			hint = prev.parts[k]
 		}
-		p = newPartTables(hint, drill)
+		p = newPartTables(hint)
 		m.parts[k] = p
 	}
 	return p
