@@ -300,28 +300,6 @@ func (a *API) parseWindow(c echo.Context, defaultFrom string) (window, error) {
 	return w, nil
 }
 
-func parseScope(c echo.Context) (topn.Scope, error) {
-	exp, proto := c.QueryParam("exporter"), c.QueryParam("proto")
-	if exp != "" && proto != "" {
-		return topn.Scope{}, badParam("proto", "exporter and proto cannot be combined: tmsd keeps tables per exporter and per protocol, not per both")
-	}
-	if exp != "" {
-		addr, err := netip.ParseAddr(exp)
-		if err != nil {
-			return topn.Scope{}, badParam("exporter", "not an IP address: %q", exp)
-		}
-		return topn.Scope{Kind: topn.ScopeExporter, Exporter: flow.AddrFrom(addr.Unmap())}, nil
-	}
-	if proto != "" {
-		p, err := topn.ParseProto(proto)
-		if err != nil {
-			return topn.Scope{}, badParam("proto", "%v", err)
-		}
-		return topn.Scope{Kind: topn.ScopeProto, Proto: p}, nil
-	}
-	return topn.Scope{}, nil
-}
-
 func parseDim(c echo.Context, required bool) (topn.Dim, error) {
 	s := c.QueryParam("by")
 	if s == "" && !required {
@@ -361,16 +339,18 @@ type topRow struct {
 }
 
 type topResponse struct {
-	By     string   `json:"by"`
-	Metric string   `json:"metric"`
-	Scope  string   `json:"scope"`
-	From   string   `json:"from"`
-	To     string   `json:"to"`
-	Exact  bool     `json:"exact"`
-	Tiers  []string `json:"tiers"`
-	Rows   []topRow `json:"rows"`
-	Other  amounts  `json:"other"`
-	Total  amounts  `json:"total"`
+	By     string `json:"by"`
+	Metric string `json:"metric"`
+	Scope  string `json:"scope"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Exact  bool   `json:"exact"`
+	// Partial: a drill-down (app=, ip=) was not kept in some minute of the range.
+	Partial bool     `json:"partial"`
+	Tiers   []string `json:"tiers"`
+	Rows    []topRow `json:"rows"`
+	Other   amounts  `json:"other"`
+	Total   amounts  `json:"total"`
 }
 
 func (a *API) top(c echo.Context) error {
@@ -393,6 +373,9 @@ func (a *API) top(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkScopeDim(sc, d); err != nil {
+		return err
+	}
 	w, err := a.parseWindow(c, "-1h")
 	if err != nil {
 		return err
@@ -406,7 +389,7 @@ func (a *API) top(c echo.Context) error {
 	secs := w.seconds()
 	resp := topResponse{By: d.String(), Metric: m.String(), Scope: sc.String(),
 		From: w.from.Format(time.RFC3339), To: w.to.Format(time.RFC3339),
-		Exact: res.Exact, Tiers: res.Tiers, Rows: make([]topRow, 0, len(rows)),
+		Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Rows: make([]topRow, 0, len(rows)),
 		Other: newAmounts(other, t.Total, m, secs), Total: newAmounts(t.Total, t.Total, m, secs)}
 	for _, r := range rows {
 		resp.Rows = append(resp.Rows, topRow{Key: d.Format(r.Key), Label: a.label(d, r.Key),
@@ -444,15 +427,17 @@ type seriesPoint struct {
 }
 
 type seriesResponse struct {
-	By     string        `json:"by,omitempty"`
-	Key    string        `json:"key,omitempty"`
-	Scope  string        `json:"scope"`
-	From   string        `json:"from"`
-	To     string        `json:"to"`
-	Step   string        `json:"step"`
-	Exact  bool          `json:"exact"`
-	Tiers  []string      `json:"tiers"`
-	Points []seriesPoint `json:"points"`
+	By    string `json:"by,omitempty"`
+	Key   string `json:"key,omitempty"`
+	Scope string `json:"scope"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Step  string `json:"step"`
+	Exact bool   `json:"exact"`
+	// Partial: a drill-down (app=, ip=) was not kept in some minute of the range.
+	Partial bool          `json:"partial"`
+	Tiers   []string      `json:"tiers"`
+	Points  []seriesPoint `json:"points"`
 }
 
 func (a *API) series(c echo.Context) error {
@@ -486,6 +471,9 @@ func (a *API) series(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkScopeDim(sc, d); err != nil {
+		return err
+	}
 	w, err := a.parseWindow(c, "-1h")
 	if err != nil {
 		return err
@@ -499,7 +487,7 @@ func (a *API) series(c echo.Context) error {
 	}
 	pts := res.Points
 	resp := seriesResponse{Scope: sc.String(), From: w.from.Format(time.RFC3339), To: w.to.Format(time.RFC3339),
-		Step: step.String(), Exact: res.Exact, Tiers: res.Tiers, Points: make([]seriesPoint, len(pts))}
+		Step: step.String(), Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Points: make([]seriesPoint, len(pts))}
 	if key != nil {
 		resp.By, resp.Key = d.String(), d.Format(*key)
 	}
