@@ -404,3 +404,40 @@ func wideRows(t *drillTable) []wideSlot {
 	}
 	return out
 }
+
+// A format 1 checkpoint, left by a tmsd without interfaces and drill-downs,
+// still restores: its partition is in no interface scope, and its minute has
+// no composite tables, so a drill-down bounds its rows by the whole total.
+func TestCheckpointFormat1Restores(t *testing.T) {
+	const start = 1_700_000_040
+	b := []byte{checkpointFormatV1}
+	b = binary.BigEndian.AppendUint64(b, start)
+	b = binary.AppendUvarint(b, 1) // one partition
+	exp := addr("192.0.2.1")
+	b = append(b, exp[:]...)
+	b = append(b, 6)
+	total := topn.Counters{Bytes: 1000, Packets: 10, Flows: 2}
+	b = appendCounters(b, total)
+	k := topn.PortKey(443, 6)
+	for range countedDims {
+		b = appendCounters(b, topn.Counters{})
+		b = binary.AppendUvarint(b, 1)
+		b = append(b, 3)
+		b = append(b, k[:3]...)
+		b = appendCounters(b, total)
+	}
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	got, err := decodeCheckpoint(b, start)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	m := got[0]
+	require.Len(t, m.parts, 1)
+	for pk, p := range m.parts {
+		require.True(t, pk.noIf)
+		require.Equal(t, total, p.total)
+		require.False(t, pk.in(topn.Scope{Kind: topn.ScopeInterface, Exporter: exp, Dir: topn.DirIn}))
+		require.True(t, pk.in(topn.Scope{Kind: topn.ScopeExporter, Exporter: exp}))
+	}
+	require.Nil(t, m.drill[0])
+	require.Equal(t, total, m.drillEvicted(drillAppSrcIP))
+}
