@@ -303,28 +303,6 @@ func (a *API) parseWindow(c echo.Context, defaultFrom string) (window, error) {
 	return w, nil
 }
 
-func parseScope(c echo.Context) (topn.Scope, error) {
-	exp, proto := c.QueryParam("exporter"), c.QueryParam("proto")
-	if exp != "" && proto != "" {
-		return topn.Scope{}, badParam("proto", "exporter and proto cannot be combined: tmsd keeps tables per exporter and per protocol, not per both")
-	}
-	if exp != "" {
-		addr, err := netip.ParseAddr(exp)
-		if err != nil {
-			return topn.Scope{}, badParam("exporter", "not an IP address: %q", exp)
-		}
-		return topn.Scope{Kind: topn.ScopeExporter, Exporter: flow.AddrFrom(addr.Unmap())}, nil
-	}
-	if proto != "" {
-		p, err := topn.ParseProto(proto)
-		if err != nil {
-			return topn.Scope{}, badParam("proto", "%v", err)
-		}
-		return topn.Scope{Kind: topn.ScopeProto, Proto: p}, nil
-	}
-	return topn.Scope{}, nil
-}
-
 func parseDim(c echo.Context, required bool) (topn.Dim, error) {
 	s := c.QueryParam("by")
 	if s == "" && !required {
@@ -364,16 +342,18 @@ type topRow struct {
 }
 
 type topResponse struct {
-	By     string   `json:"by"`
-	Metric string   `json:"metric"`
-	Scope  string   `json:"scope"`
-	From   string   `json:"from"`
-	To     string   `json:"to"`
-	Exact  bool     `json:"exact"`
-	Tiers  []string `json:"tiers"`
-	Rows   []topRow `json:"rows"`
-	Other  amounts  `json:"other"`
-	Total  amounts  `json:"total"`
+	By     string `json:"by"`
+	Metric string `json:"metric"`
+	Scope  string `json:"scope"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Exact  bool   `json:"exact"`
+	// Partial: a drill-down (app=, ip=) was not kept in some minute of the range.
+	Partial bool     `json:"partial"`
+	Tiers   []string `json:"tiers"`
+	Rows    []topRow `json:"rows"`
+	Other   amounts  `json:"other"`
+	Total   amounts  `json:"total"`
 }
 
 func (a *API) top(c echo.Context) error {
@@ -397,6 +377,9 @@ func (a *API) top(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkScopeDim(sc, d); err != nil {
+		return err
+	}
 	w, err := a.parseWindow(c, "-1h")
 	if err != nil {
 		return err
@@ -413,7 +396,7 @@ func (a *API) top(c echo.Context) error {
 	secs := w.seconds()
 	resp := topResponse{By: d.String(), Metric: m.String(), Scope: sc.String(),
 		From: w.from.Format(time.RFC3339), To: w.to.Format(time.RFC3339),
-		Exact: res.Exact, Tiers: res.Tiers, Rows: make([]topRow, 0, len(rows)),
+		Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Rows: make([]topRow, 0, len(rows)),
 		Other: newAmounts(other, t.Total, m, secs), Total: newAmounts(t.Total, t.Total, m, secs)}
 	for _, r := range rows {
 		resp.Rows = append(resp.Rows, topRow{Key: d.Format(r.Key), Label: a.label(d, r.Key),
@@ -489,7 +472,9 @@ type seriesKey struct {
 
 // seriesData is what one period of a series answers.
 type seriesData struct {
-	Exact   bool          `json:"exact"`
+	Exact bool `json:"exact"`
+	// Partial: a drill-down (app=, ip=) was not kept in some minute of the range.
+	Partial bool          `json:"partial"`
 	Tiers   []string      `json:"tiers"`
 	Points  []seriesPoint `json:"points"`
 	Stacked []seriesKey   `json:"stacked,omitempty"`
@@ -562,6 +547,9 @@ func (a *API) series(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkScopeDim(sc, d); err != nil {
+		return err
+	}
 	w, err := a.parseWindow(c, "-1h")
 	if err != nil {
 		return err
@@ -594,7 +582,7 @@ func (a *API) series(c echo.Context) error {
 	period := func(from, to time.Time) (seriesData, error) {
 		if n == 0 {
 			res, err := a.deps.Engine.Series(sc, from, to, step, d, key)
-			return seriesData{Exact: res.Exact, Tiers: res.Tiers, Points: newSeriesPoints(res.Points, step)}, err
+			return seriesData{Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Points: newSeriesPoints(res.Points, step)}, err
 		}
 		var res query.ReportResult
 		if keys == nil {
@@ -609,7 +597,7 @@ func (a *API) series(c echo.Context) error {
 		if err != nil {
 			return seriesData{}, err
 		}
-		out := seriesData{Exact: res.Exact, Tiers: res.Tiers, Points: newSeriesPoints(res.Total, step)}
+		out := seriesData{Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Points: newSeriesPoints(res.Total, step)}
 		otherExact := true
 		for _, r := range res.Rows {
 			out.Stacked = append(out.Stacked, seriesKey{Key: d.Format(r.Key), Label: a.label(d, r.Key),

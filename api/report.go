@@ -170,19 +170,21 @@ type reportPeriod struct {
 }
 
 type reportResponse struct {
-	By         string        `json:"by"`
-	Metric     string        `json:"metric"`
-	Scope      string        `json:"scope"`
-	From       string        `json:"from"`
-	To         string        `json:"to"`
-	Step       string        `json:"step"`
-	Percentile string        `json:"percentile"`
-	Exact      bool          `json:"exact"`
-	Tiers      []string      `json:"tiers"`
-	Compare    *reportPeriod `json:"compare,omitempty"`
-	Rows       []reportRow   `json:"rows"`
-	Other      reportRow     `json:"other"`
-	Total      reportRow     `json:"total"`
+	By         string `json:"by"`
+	Metric     string `json:"metric"`
+	Scope      string `json:"scope"`
+	From       string `json:"from"`
+	To         string `json:"to"`
+	Step       string `json:"step"`
+	Percentile string `json:"percentile"`
+	Exact      bool   `json:"exact"`
+	// Partial: a drill-down (app=, ip=) was not kept in some minute of the range.
+	Partial bool          `json:"partial"`
+	Tiers   []string      `json:"tiers"`
+	Compare *reportPeriod `json:"compare,omitempty"`
+	Rows    []reportRow   `json:"rows"`
+	Other   reportRow     `json:"other"`
+	Total   reportRow     `json:"total"`
 }
 
 // period is one period's report, shaped.
@@ -301,7 +303,7 @@ func (a *API) report(c echo.Context) error {
 	cur := shapePeriod(res, m, step, secs)
 	resp := reportResponse{By: d.String(), Metric: m.String(), Scope: sc.String(),
 		From: w.from.Format(time.RFC3339), To: w.to.Format(time.RFC3339), Step: stepName,
-		Percentile: "95th, nearest rank over the steps' bps", Exact: res.Exact, Tiers: res.Tiers,
+		Percentile: "95th, nearest rank over the steps' bps", Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers,
 		Rows:  make([]reportRow, len(res.Rows)),
 		Other: reportRow{Key: "other", Label: "other", reportFigures: cur.other},
 		Total: reportRow{Key: "total", Label: "total", reportFigures: cur.total}}

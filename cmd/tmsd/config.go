@@ -46,6 +46,10 @@ type Config struct {
 		MaxAge    Duration `yaml:"max_age"`
 		// CheckpointInterval bounds what a crash loses; 0 disables checkpoints.
 		CheckpointInterval CheckpointInterval `yaml:"checkpoint_interval"`
+		// ScopeInterface keeps tables per exporter interface and direction.
+		ScopeInterface bool `yaml:"scope_interface"`
+		// DrillDowns: drill-down tables for each minute's top N apps and addresses; 0 = off.
+		DrillDowns DrillDowns `yaml:"drill_downs"`
 	} `yaml:"aggregate"`
 	API    APIConfig    `yaml:"api"`    // tokens, TLS, query caps: security.go
 	Decode DecodeConfig `yaml:"decode"` // limits, hold, saved templates: config_decode.go
@@ -76,6 +80,8 @@ func defaultConfig() Config {
 	c.API = defaultAPIConfig()
 	c.Decode = defaultDecodeConfig()
 	c.Aggregate.CheckpointInterval = CheckpointInterval(10 * time.Second)
+	c.Aggregate.ScopeInterface = true
+	c.Aggregate.DrillDowns = 100
 	c.Store.MinFreeSpace = 512 << 20
 	return c
 }
@@ -90,6 +96,21 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 		return lineError(n, "bad duration %q: use 90s, 15m, 1h or 14d", n.Value)
 	}
 	*d = Duration(v)
+	return nil
+}
+
+// DrillDowns is how many of each minute's top applications and addresses get
+// drill-down tables: 0 (off) to 10000. Each is a scope of a few tables a minute,
+// so the bound keeps a typo from writing a million scopes a minute.
+type DrillDowns int
+
+// UnmarshalYAML parses and bounds the count, with its line in the error.
+func (d *DrillDowns) UnmarshalYAML(n *yaml.Node) error {
+	var v int
+	if err := n.Decode(&v); err != nil || v < 0 || v > 10000 {
+		return lineError(n, "drill_downs %s: use a whole number from 0 (off) to 10000", n.Value)
+	}
+	*d = DrillDowns(v)
 	return nil
 }
 

@@ -78,6 +78,8 @@ func TestBadConfigNamesFileLineAndReason(t *testing.T) {
 	f("aggregate:\n  top_k: 10\n  checkpoint_interval: 100ms\n", "3", "checkpoint_interval 100ms: use 0 (off) or 1s to 1h")
 	f("aggregate:\n  checkpoint_interval: 2h\n", "2", "checkpoint_interval 2h")
 	f("aggregate:\n  checkpoint_interval: often\n", "2", `bad duration "often"`)
+	f("aggregate:\n  drill_downs: -1\n", "2", "drill_downs -1: use a whole number from 0 (off) to 10000")
+	f("aggregate:\n  shards: 1\n  drill_downs: lots\n", "3", "drill_downs lots")
 	f("store:\n  min_free_space: -1\n", "2", `"-1" is not a number of bytes >= 0`)
 	f("store:\n  min_free_space: 1GB\n", "2", `"1GB" is not a number of bytes`)
 	f("http: [\n", "1", "")

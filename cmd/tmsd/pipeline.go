@@ -94,6 +94,8 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipe
 	aggCfg.Grace = time.Duration(cfg.Aggregate.Grace)
 	aggCfg.MaxAge = time.Duration(cfg.Aggregate.MaxAge)
 	aggCfg.CheckpointInterval = time.Duration(cfg.Aggregate.CheckpointInterval)
+	aggCfg.ScopeInterface = cfg.Aggregate.ScopeInterface
+	aggCfg.DrillDowns = int(cfg.Aggregate.DrillDowns)
 	if p.agg, err = aggregate.New(aggCfg, aggregate.Dependencies{
 		Ring: p.ring, Store: p.rollup.MinuteWriter(), Classifier: classifier, Clock: clock, Registry: p.registry, Logger: logger,
 	}); err != nil {

@@ -49,6 +49,14 @@ type Configuration struct {
 	// ScopeExporter and ScopeProto keep tables per exporter and per IP protocol,
 	// so the API can filter by them.
 	ScopeExporter, ScopeProto bool
+	// ScopeInterface keeps tables per exporter interface and direction (in:
+	// the flows entering by it, out: leaving by it).
+	ScopeInterface bool
+	// DrillDowns is how many of each minute's top applications and top
+	// addresses (by bytes) get drill-down tables (an application's hosts and
+	// ports; an address's applications and peers); 0 turns drill-downs off,
+	// and their per-flow counting with them. Above TopK it acts as TopK.
+	DrillDowns int
 	// FlushInterval is how often the flusher looks for minutes to close.
 	FlushInterval time.Duration
 	// CheckpointInterval is how often the minutes held in memory are saved to the
@@ -75,7 +83,10 @@ func DefaultConfiguration() Configuration {
 		BatchSize:     256,
 		ScopeExporter: true,
 		ScopeProto:    true,
-		FlushInterval: time.Second,
+
+		ScopeInterface: true,
+		DrillDowns:     100,
+		FlushInterval:  time.Second,
 
 		CheckpointInterval: 10 * time.Second,
 	}
@@ -203,11 +214,16 @@ func New(cfg Configuration, deps Dependencies) (*Aggregator, error) {
 		return nil, fmt.Errorf("aggregate: max_memory must be at least 1 MiB, got %d", cfg.MaxMemory)
 	case cfg.Grace < 0 || cfg.MaxAge <= 0:
 		return nil, fmt.Errorf("aggregate: grace must be >= 0 and max_age > 0")
+	case cfg.DrillDowns < 0:
+		return nil, fmt.Errorf("aggregate: drill_downs must be >= 0 (0 disables), got %d", cfg.DrillDowns)
 	case cfg.CheckpointInterval < 0:
 		return nil, fmt.Errorf("aggregate: checkpoint_interval must be >= 0 (0 disables), got %s", cfg.CheckpointInterval)
 	case deps.Ring == nil || deps.Store == nil || deps.Classifier == nil:
 		return nil, errors.New("aggregate: ring, store and classifier are required")
 	}
+	// Above top_k a drill-down's key could be cut from the minute's own
+	// table, and its total would no longer check against it.
+	cfg.DrillDowns = min(cfg.DrillDowns, cfg.TopK)
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 256
 	}
@@ -320,12 +336,15 @@ func (a *Aggregator) add(s *shard, r *flow.Record) {
 	}
 	minute := floorDiv(ms, 60_000) * 60
 	pk := partKey{exporter: r.Exporter, proto: r.Proto}
+	if a.cfg.ScopeInterface {
+		pk.inIf, pk.outIf = r.InIf, r.OutIf
+	}
 	// Consecutive records mostly share minute, exporter and protocol: skip the map lookups.
 	p, m := s.lastPart, s.lastMin
 	if p == nil || minute != s.lastMinute || pk != s.lastKey {
 		m = s.minutes[minute]
 		if m == nil {
-			m = newMinuteAgg()
+			m = newMinuteAgg(a.cfg.DrillDowns > 0, s.minutes[minute-60])
 			s.minutes[minute] = m
 		}
 		p = m.part(pk, s.minutes[minute-60])
@@ -334,13 +353,17 @@ func (a *Aggregator) add(s *shard, r *flow.Record) {
 	c := topn.Counters{Bytes: r.Bytes, Packets: r.Packets, Flows: 1}
 	p.total.Add(c)
 	maxKeys := a.cfg.MaxKeys
-	added := p.dims[topn.DimApp].add(a.deps.Classifier.Classify(r), c, maxKeys) +
+	app := a.deps.Classifier.Classify(r)
+	added := p.dims[topn.DimApp].add(app, c, maxKeys) +
 		p.dims[topn.DimSrcIP].add(topn.AddrKey(r.SrcAddr), c, maxKeys) +
 		p.dims[topn.DimDstIP].add(topn.AddrKey(r.DstAddr), c, maxKeys) +
 		p.dims[topn.DimSrcPort].add(topn.PortKey(r.SrcPort, r.Proto), c, maxKeys) +
 		p.dims[topn.DimDstPort].add(topn.PortKey(r.DstPort, r.Proto), c, maxKeys) +
 		p.dims[topn.DimInIf].add(topn.IfKey(r.Exporter, r.InIf), c, maxKeys) +
 		p.dims[topn.DimOutIf].add(topn.IfKey(r.Exporter, r.OutIf), c, maxKeys)
+	if m.drill[0] != nil {
+		added += m.countDrill(r, &app, c, maxKeys)
+	}
 	if added != 0 {
 		m.keys += added
 		s.keys += added
@@ -354,7 +377,7 @@ func (a *Aggregator) add(s *shard, r *flow.Record) {
 // its key budget.
 func (a *Aggregator) shrink(s *shard) {
 	for s.keys > a.shardKeyBudget*3/4 {
-		var big *dimTable
+		var big table
 		var bigMin *minuteAgg
 		for _, m := range s.minutes {
 			if t := m.largest(); t != nil && (big == nil || t.len() > big.len()) {
@@ -643,20 +666,43 @@ func mergeMinuteInto(minutes map[int64]*minuteAgg, start int64, m *minuteAgg) {
 		minutes[start] = m
 		return
 	}
+	// Unbounded here: a restored minute keeps every key it had; the shard's
+	// budget compacts it on the next new key if need be.
+	const unbounded = int(^uint(0) >> 1)
 	for pk, src := range m.parts {
-		d := dst.part(pk, nil)
+		d := dst.parts[pk]
+		if d == nil {
+			dst.parts[pk] = src
+			continue
+		}
 		d.total.Add(src.total)
 		for _, dim := range countedDims {
 			sd, dd := src.dims[dim], d.dims[dim]
-			// Unbounded here: a restored minute keeps every key it had; the
-			// shard's budget compacts it on the next new key if need be.
-			sd.counts.each(func(k topn.Key, c topn.Counters) { dd.add(k, c, int(^uint(0)>>1)) })
+			sd.counts.each(func(k topn.Key, c topn.Counters) { dd.add(k, c, unbounded) })
+			dd.evicted.Add(sd.evicted)
+		}
+	}
+	switch {
+	case dst.drill[0] == nil:
+		// Its rows may be anywhere already (drillEvicted): nothing to add to.
+	case m.drill[0] == nil:
+		for _, dd := range dst.drill {
+			dd.evicted.Add(m.total()) // m's rows may be anywhere
+		}
+	default:
+		for i, dd := range dst.drill {
+			sd := m.drill[i]
+			for j := range sd.counts.slots {
+				if sl := &sd.counts.slots[j]; sl.tag != 0 {
+					dd.add(&sl.key, sl.c, unbounded)
+				}
+			}
 			dd.evicted.Add(sd.evicted)
 		}
 	}
 }
 
-// scopesOf lists the scopes a minute's partitions are stored under.
+// scopesOf lists the scopes a minute's partitions are stored under, but the drill-downs.
 func (a *Aggregator) scopesOf(parts []partRef) []topn.Scope {
 	scopes := []topn.Scope{{}}
 	seen := map[topn.Scope]bool{}
@@ -664,8 +710,14 @@ func (a *Aggregator) scopesOf(parts []partRef) []topn.Scope {
 		for _, sc := range []topn.Scope{
 			{Kind: topn.ScopeExporter, Exporter: p.key.exporter},
 			{Kind: topn.ScopeProto, Proto: p.key.proto},
+			{Kind: topn.ScopeInterface, Exporter: p.key.exporter, IfIndex: p.key.inIf, Dir: topn.DirIn},
+			{Kind: topn.ScopeInterface, Exporter: p.key.exporter, IfIndex: p.key.outIf, Dir: topn.DirOut},
 		} {
-			if seen[sc] || (sc.Kind == topn.ScopeExporter && !a.cfg.ScopeExporter) || (sc.Kind == topn.ScopeProto && !a.cfg.ScopeProto) {
+			switch {
+			case seen[sc],
+				sc.Kind == topn.ScopeExporter && !a.cfg.ScopeExporter,
+				sc.Kind == topn.ScopeProto && !a.cfg.ScopeProto,
+				sc.Kind == topn.ScopeInterface && (!a.cfg.ScopeInterface || p.key.noIf):
 				continue
 			}
 			seen[sc] = true
@@ -673,6 +725,38 @@ func (a *Aggregator) scopesOf(parts []partRef) []topn.Scope {
 		}
 	}
 	return scopes
+}
+
+// drillScopes picks the drill-down scopes of a minute: its top DrillDowns
+// applications and addresses by bytes, with their totals (their rows in the
+// minute's app and ip tables), and gathers their rows from the partitions.
+func (a *Aggregator) drillScopes(parts []partRef, aggs []*minuteAgg) ([]topn.Scope, map[topn.Scope]topn.Counters, []drillRows) {
+	if a.cfg.DrillDowns <= 0 {
+		return nil, nil, nil
+	}
+	var scopes []topn.Scope
+	totals := map[topn.Scope]topn.Counters{}
+	for _, d := range []topn.Dim{topn.DimApp, topn.DimIP} {
+		t := scopeTable(parts, d)
+		rows, _ := t.Top(a.cfg.DrillDowns, topn.Bytes)
+		for _, e := range rows {
+			sc := topn.Scope{Kind: topn.ScopeApp, App: e.Key}
+			if d == topn.DimIP {
+				sc = topn.Scope{Kind: topn.ScopeIP, IP: e.Key.Addr()}
+			}
+			scopes = append(scopes, sc)
+			totals[sc] = e.Value
+		}
+	}
+	wanted := make(map[topn.Scope]bool, len(scopes))
+	for _, sc := range scopes {
+		wanted[sc] = true
+	}
+	rows := make([]drillRows, len(aggs))
+	for i, m := range aggs {
+		rows[i] = gatherDrill(m, wanted)
+	}
+	return scopes, totals, rows
 }
 
 // closeMinute builds every scope's tables from one minute's partitions (all
@@ -688,17 +772,40 @@ func (a *Aggregator) closeMinute(cm *closingMinute) ([]store.Interval, error) {
 	}
 	var errs []error
 	scopes := a.scopesOf(parts)
+	drills, drillTotals, drillRowsOf := a.drillScopes(parts, cm.shards)
+	scopes = append(scopes, drills...)
 	ivs := make([]store.Interval, 0, len(scopes))
 	for _, sc := range scopes {
+		var tables map[topn.Dim]*topn.Table
+		total, isDrill := drillTotals[sc]
+		if isDrill {
+			rows := make([]*[numDrill][]topn.Entry, len(cm.shards))
+			for i := range cm.shards {
+				rows[i] = drillRowsOf[i][sc]
+			}
+			tables = drillTables(sc, cm.shards, rows, total)
+		}
 		var in []partRef
-		for _, p := range parts {
-			if p.key.in(sc) {
-				in = append(in, p)
+		if !isDrill {
+			for _, p := range parts {
+				if p.key.in(sc) {
+					in = append(in, p)
+				}
+			}
+			total = topn.Counters{}
+			for _, p := range in {
+				total.Add(p.t.total)
 			}
 		}
-		iv := store.Interval{Tier: store.TierMinute, Start: start, Scope: sc, Tables: make(map[topn.Dim]*topn.Table, len(topn.Dims))}
-		for _, d := range topn.Dims {
-			t := scopeTable(in, d)
+		dims := sc.Dims()
+		iv := store.Interval{Tier: store.TierMinute, Start: start, Scope: sc, Tables: make(map[topn.Dim]*topn.Table, len(dims))}
+		for _, d := range dims {
+			var t *topn.Table
+			if isDrill {
+				t = tables[d]
+			} else {
+				t = scopeTable(in, d)
+			}
 			old, ok, err := a.deps.Store.Get(store.TierMinute, sc, d, start)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("minute %s %s %s: %w", start.Format(time.RFC3339), sc, d, err))

@@ -42,13 +42,16 @@ func benchRecords(n, hosts int, seed uint64) []flow.Record {
 	return recs
 }
 
-func newBenchAggregator(b *testing.B) *Aggregator {
+func newBenchAggregator(b *testing.B, mod func(*Configuration)) *Aggregator {
 	cls, err := apps.New(nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	cfg := DefaultConfiguration()
 	cfg.Shards = 1
+	if mod != nil {
+		mod(&cfg)
+	}
 	if testing.Short() {
 		cfg.MaxKeys = 10_000_000
 	}
@@ -60,17 +63,30 @@ func newBenchAggregator(b *testing.B) *Aggregator {
 }
 
 // BenchmarkAdd is one shard counting flows into its minute tables: the
-// aggregation cost per flow, without the ring.
+// aggregation cost per flow, without the ring. The sub-benchmarks turn the
+// interface scopes and the drill-downs off, to show what each costs.
 func BenchmarkAdd(b *testing.B) {
 	recs := benchRecords(1<<16, 100_000, 1)
-	a := newBenchAggregator(b)
-	s := a.shards[0]
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		a.add(s, &recs[i&(len(recs)-1)])
+	for _, bc := range []struct {
+		name string
+		mod  func(*Configuration)
+	}{
+		{"default", nil},
+		{"no-drill", func(c *Configuration) { c.DrillDowns = 0 }},
+		{"no-interface", func(c *Configuration) { c.ScopeInterface = false }},
+		{"neither", func(c *Configuration) { c.DrillDowns, c.ScopeInterface = 0, false }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			a := newBenchAggregator(b, bc.mod)
+			s := a.shards[0]
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				a.add(s, &recs[i&(len(recs)-1)])
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/flow")
+		})
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/flow")
 }
 
 type nopStore struct{}

@@ -125,7 +125,7 @@ func (a *Aggregator) checkpoint() error {
 // (immutable once swapped out of the shards), then each shard's part, encoded
 // under that shard's lock. It returns the flows it holds.
 func (a *Aggregator) encodeCheckpoint(b []byte, start int64) ([]byte, uint64) {
-	b = append(b, checkpointFormatV1)
+	b = append(b, checkpointFormatV2)
 	b = binary.BigEndian.AppendUint64(b, uint64(start))
 	var flows uint64
 	for _, cm := range a.pending {
@@ -149,15 +149,28 @@ func (a *Aggregator) encodeCheckpoint(b []byte, start int64) ([]byte, uint64) {
 
 // Checkpoint value (docs/STORAGE.md):
 //
-//	0x01 | start (8, BE unix seconds) | section… | crc32c (4, LE)
-//	section:   nparts (uvarint) | nparts × part
-//	part:      exporter (16) | proto (1) | total (3 uvarint) | 7 × dim
-//	dim:       evicted (3 uvarint) | n (uvarint) | n × (key length (1) | key | counters (3 uvarint))
+//	0x02 | start (8, BE unix seconds) | section… | crc32c (4, LE)
+//	section:   nparts (uvarint) | nparts × part | drill (1: 0 or 1) | drill × 6 × table
+//	part:      exporter (16) | proto (1) | in_if (4 BE) | out_if (4 BE) | flags (1) |
+//	           total (3 uvarint) | 7 × table
+//	table:     evicted (3 uvarint) | n (uvarint) | n × (key length (1) | key | counters (3 uvarint))
+//
+// flags: bit 0, the partition is not split by interface (restored from
+// format 1). The 6 tables after the parts are the minute's drill-down
+// composite tables (drill.go), keys of up to 40 bytes. Format 1 (written
+// before interfaces and drill-downs) has neither the interfaces, the flags nor
+// the drill byte: it is still restored, into partitions in no interface scope
+// and a minute without composite tables.
 //
 // A section is one shard's (or one pending) minuteAgg; the dims are countedDims
 // in order; keys are trimmed of trailing zeros. Restored, section i goes to
 // shard i mod shards, so the shard count may change between runs.
-const checkpointFormatV1 = 1
+const (
+	checkpointFormatV1 = 1
+	checkpointFormatV2 = 2
+)
+
+const partNoIf = 1 << 0
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -166,11 +179,18 @@ const minEntryLen = 4
 
 func appendSection(b []byte, m *minuteAgg) []byte {
 	// One growth for the section, not one per doubling, while the shard is locked.
-	b = slices.Grow(b, 8+len(m.parts)*(17+4*3*binary.MaxVarintLen64)+m.keys*(1+len(topn.Key{})+3*binary.MaxVarintLen64))
+	b = slices.Grow(b, 8+len(m.parts)*(26+14*3*binary.MaxVarintLen64)+m.keys*(1+len(wideKey{})+3*binary.MaxVarintLen64))
 	b = binary.AppendUvarint(b, uint64(len(m.parts)))
 	for pk, p := range m.parts {
 		b = append(b, pk.exporter[:]...)
 		b = append(b, pk.proto)
+		b = binary.BigEndian.AppendUint32(b, pk.inIf)
+		b = binary.BigEndian.AppendUint32(b, pk.outIf)
+		var flags byte
+		if pk.noIf {
+			flags |= partNoIf
+		}
+		b = append(b, flags)
 		b = appendCounters(b, p.total)
 		for _, d := range countedDims {
 			t := p.dims[d]
@@ -188,7 +208,33 @@ func appendSection(b []byte, m *minuteAgg) []byte {
 			}
 		}
 	}
+	if m.drill[0] == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	for _, t := range m.drill {
+		b = appendCounters(b, t.evicted)
+		b = binary.AppendUvarint(b, uint64(t.counts.n))
+		for i := range t.counts.slots {
+			sl := &t.counts.slots[i]
+			if sl.tag == 0 {
+				continue
+			}
+			n := wideKeyLen(&sl.key)
+			b = append(b, byte(n))
+			b = append(b, sl.key[:n]...)
+			b = appendCounters(b, sl.c)
+		}
+	}
 	return b
+}
+
+func wideKeyLen(k *wideKey) int {
+	n := len(k)
+	for n > 0 && k[n-1] == 0 {
+		n--
+	}
+	return n
 }
 
 // keyLen is the length of k without its trailing zero bytes, a word at a time:
@@ -221,7 +267,8 @@ func decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, error) {
 	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(v[len(body):]) {
 		return nil, corrupt("checksum mismatch")
 	}
-	if body[0] != checkpointFormatV1 {
+	format := body[0]
+	if format != checkpointFormatV1 && format != checkpointFormatV2 {
 		return nil, corrupt(fmt.Sprintf("unknown format %d", body[0]))
 	}
 	if int64(binary.BigEndian.Uint64(body[1:])) != start {
@@ -234,15 +281,34 @@ func decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, error) {
 		if d.bad || nparts > uint64(len(d.b)/(17+3+len(countedDims)*4)) {
 			return nil, corrupt("bad partition count")
 		}
-		m := newMinuteAgg()
+		m := newMinuteAgg(false, nil)
 		for range nparts {
 			var pk partKey
-			if len(d.b) < 17 {
-				return nil, corrupt("truncated partition")
+			var flags byte
+			if format == checkpointFormatV1 {
+				if len(d.b) < 17 {
+					return nil, corrupt("truncated partition")
+				}
+				pk.noIf = true
+			} else {
+				if len(d.b) < 26 {
+					return nil, corrupt("truncated partition")
+				}
+				pk.inIf = binary.BigEndian.Uint32(d.b[17:21])
+				pk.outIf = binary.BigEndian.Uint32(d.b[21:25])
+				flags = d.b[25]
+				if flags&^partNoIf != 0 {
+					return nil, corrupt("unknown partition flags")
+				}
+				pk.noIf = flags&partNoIf != 0
 			}
 			pk.exporter = flow.Addr(d.b[:16])
 			pk.proto = d.b[16]
-			d.b = d.b[17:]
+			if format == checkpointFormatV1 {
+				d.b = d.b[17:]
+			} else {
+				d.b = d.b[26:]
+			}
 			if m.parts[pk] != nil {
 				return nil, corrupt("duplicate partition")
 			}
@@ -273,6 +339,38 @@ func decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, error) {
 				return nil, corrupt("truncated partition")
 			}
 			m.parts[pk] = p
+		}
+		if format != checkpointFormatV1 {
+			if len(d.b) == 0 || d.b[0] > 1 {
+				return nil, corrupt("bad drill-down flag")
+			}
+			hasDrill := d.b[0] == 1
+			d.b = d.b[1:]
+			for i := range m.drill {
+				if !hasDrill {
+					break
+				}
+				evicted := d.counters()
+				n := d.uvarint()
+				if d.bad || n > uint64(len(d.b))/minEntryLen {
+					return nil, corrupt("bad drill-down key count")
+				}
+				t := &drillTable{counts: newWideTable(int(n)), evicted: evicted}
+				for range n {
+					var k wideKey
+					if len(d.b) == 0 || int(d.b[0]) > len(k) || int(d.b[0]) >= len(d.b) {
+						return nil, corrupt("bad drill-down key")
+					}
+					kl := int(d.b[0])
+					copy(k[:], d.b[1:1+kl])
+					d.b = d.b[1+kl:]
+					c := d.counters()
+					if d.bad || !t.counts.add(&k, c) {
+						return nil, corrupt("bad or duplicate drill-down key")
+					}
+				}
+				m.drill[i] = t
+			}
 		}
 		m.keys = m.countKeys()
 		out = append(out, m)

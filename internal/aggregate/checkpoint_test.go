@@ -299,6 +299,13 @@ func TestCheckpointCodec(t *testing.T) {
 			require.ElementsMatch(t, p.dims[d].entries(), q.dims[d].entries(), d)
 		}
 	}
+	for i := range m.drill {
+		q := got[0].drill[i]
+		require.NotNil(t, q, "drill-down table %d", i)
+		require.NotZero(t, m.drill[i].len())
+		require.Equal(t, m.drill[i].evicted, q.evicted)
+		require.ElementsMatch(t, wideRows(m.drill[i]), wideRows(q), "drill-down table %d", i)
+	}
 	again, _ := h.agg.encodeCheckpoint(nil, base.Unix())
 	require.Equal(t, len(b), len(again))
 
@@ -319,13 +326,13 @@ func TestCheckpointCodec(t *testing.T) {
 // FuzzDecodeCheckpoint: no input panics; errors wrap store.ErrCorrupt.
 func FuzzDecodeCheckpoint(f *testing.F) {
 	const start = 1_700_000_040
-	m := newMinuteAgg()
+	m := newMinuteAgg(true, nil)
 	p := m.part(partKey{proto: 6}, nil)
 	p.total = topn.Counters{Bytes: 10, Packets: 1, Flows: 1}
 	for _, d := range countedDims {
 		p.dims[d].add(topn.PortKey(443, 6), p.total, 100)
 	}
-	a := &Aggregator{pending: []*closingMinute{{start: start, shards: []*minuteAgg{m, newMinuteAgg()}}}}
+	a := &Aggregator{pending: []*closingMinute{{start: start, shards: []*minuteAgg{m, newMinuteAgg(false, nil)}}}}
 	b, _ := a.encodeCheckpoint(nil, start)
 	f.Add(b)
 	f.Add(b[:len(b)-4])
@@ -386,4 +393,51 @@ func TestKeyLen(t *testing.T) {
 	f(full, 24)
 	full[23], full[8] = 0, 1
 	f(full, 9)
+}
+
+func wideRows(t *drillTable) []wideSlot {
+	var out []wideSlot
+	for _, sl := range t.counts.slots {
+		if sl.tag != 0 {
+			out = append(out, sl)
+		}
+	}
+	return out
+}
+
+// A format 1 checkpoint, left by a tmsd without interfaces and drill-downs,
+// still restores: its partition is in no interface scope, and its minute has
+// no composite tables, so a drill-down bounds its rows by the whole total.
+func TestCheckpointFormat1Restores(t *testing.T) {
+	const start = 1_700_000_040
+	b := []byte{checkpointFormatV1}
+	b = binary.BigEndian.AppendUint64(b, start)
+	b = binary.AppendUvarint(b, 1) // one partition
+	exp := addr("192.0.2.1")
+	b = append(b, exp[:]...)
+	b = append(b, 6)
+	total := topn.Counters{Bytes: 1000, Packets: 10, Flows: 2}
+	b = appendCounters(b, total)
+	k := topn.PortKey(443, 6)
+	for range countedDims {
+		b = appendCounters(b, topn.Counters{})
+		b = binary.AppendUvarint(b, 1)
+		b = append(b, 3)
+		b = append(b, k[:3]...)
+		b = appendCounters(b, total)
+	}
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	got, err := decodeCheckpoint(b, start)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	m := got[0]
+	require.Len(t, m.parts, 1)
+	for pk, p := range m.parts {
+		require.True(t, pk.noIf)
+		require.Equal(t, total, p.total)
+		require.False(t, pk.in(topn.Scope{Kind: topn.ScopeInterface, Exporter: exp, Dir: topn.DirIn}))
+		require.True(t, pk.in(topn.Scope{Kind: topn.ScopeExporter, Exporter: exp}))
+	}
+	require.Nil(t, m.drill[0])
+	require.Equal(t, total, m.drillEvicted(drillAppSrcIP))
 }

@@ -90,6 +90,21 @@ func (t *counterTable) insert(src *counterSlot) {
 	}
 }
 
+// get returns the counters of k and whether it is held.
+func (t *counterTable) get(k *topn.Key) (topn.Counters, bool) {
+	h := hashKey(k)
+	tag := tagOf(h)
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		s := &t.slots[i]
+		if s.tag == 0 {
+			return topn.Counters{}, false
+		}
+		if s.tag == tag && s.key == *k {
+			return s.c, true
+		}
+	}
+}
+
 // each calls fn for every key held.
 func (t *counterTable) each(fn func(k topn.Key, c topn.Counters)) {
 	for i := range t.slots {

@@ -31,7 +31,7 @@ func (cm *closingMinute) inStore(sc topn.Scope) bool {
 
 // each calls fn, per source of in-memory minutes (final writes under way, pending, then each shard
 // under its lock), with the partitions of scope sc of every minute in [from, to).
-func (v View) each(sc topn.Scope, from, to time.Time, fn func(start int64, parts []partRef)) {
+func (v View) each(sc topn.Scope, from, to time.Time, fn func(start int64, m *minuteAgg, parts []partRef)) {
 	if v.a == nil { // the zero View: nothing open
 		return
 	}
@@ -47,7 +47,7 @@ func (v View) each(sc topn.Scope, from, to time.Time, fn func(start int64, parts
 			}
 		}
 		if len(parts) > 0 {
-			fn(start, parts)
+			fn(start, m, parts)
 		}
 	}
 	for _, cm := range v.a.finals {
@@ -76,11 +76,15 @@ func (v View) each(sc topn.Scope, from, to time.Time, fn func(start int64, parts
 // dimension d in scope sc (not truncated).
 func (v View) Tables(sc topn.Scope, d topn.Dim, from, to time.Time) map[time.Time]*topn.Table {
 	mergers := map[int64]*topn.Merger{}
-	v.each(sc, from, to, func(start int64, parts []partRef) {
+	v.each(sc, from, to, func(start int64, m *minuteAgg, parts []partRef) {
 		mg := mergers[start]
 		if mg == nil {
 			mg = topn.NewMerger(64)
 			mergers[start] = mg
+		}
+		if sc.IsDrillDown() {
+			mg.Add(drillScopeTable(sc, m, parts, d))
+			return
 		}
 		mg.Add(scopeTable(parts, d))
 	})
@@ -94,11 +98,15 @@ func (v View) Tables(sc topn.Scope, d topn.Dim, from, to time.Time) map[time.Tim
 // Totals returns, per open minute in [from, to), the exact totals of scope sc.
 func (v View) Totals(sc topn.Scope, from, to time.Time) map[time.Time]topn.Counters {
 	out := map[time.Time]topn.Counters{}
-	v.each(sc, from, to, func(start int64, parts []partRef) {
+	v.each(sc, from, to, func(start int64, _ *minuteAgg, parts []partRef) {
 		t := time.Unix(start, 0).UTC()
 		c := out[t]
-		for _, p := range parts {
-			c.Add(p.t.total)
+		if sc.IsDrillDown() {
+			c.Add(drillTotal(sc, parts))
+		} else {
+			for _, p := range parts {
+				c.Add(p.t.total)
+			}
 		}
 		out[t] = c
 	})

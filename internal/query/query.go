@@ -65,6 +65,11 @@ type Answer struct {
 	Tiers []string
 	// Exact is true when no figure of the result has an error bound.
 	Exact bool
+	// Partial is true when a drill-down scope's tables miss some of its key's
+	// traffic: a minute of the range did not keep a drill-down for it (it was
+	// not among that minute's top keys). The figures are then lower bounds,
+	// and Exact is false.
+	Partial bool
 	// From and To are the range the figures cover: the range asked, unless an
 	// edge was only still stored in a coarser tier (minutes expired or evicted),
 	// in which case the whole hour or day holding it was read and the range
@@ -83,6 +88,9 @@ type Result struct {
 // Top returns the n largest keys by metric m of dimension d in scope sc over
 // [from, to), from the coarsest tiers that cover the range exactly.
 func (e *Engine) Top(sc topn.Scope, d topn.Dim, from, to time.Time, n int, m topn.Metric) (Result, error) {
+	if err := checkScope(sc, d); err != nil {
+		return Result{}, err
+	}
 	p, err := e.plan(from, to, 0)
 	if err != nil {
 		return Result{}, err
@@ -106,7 +114,24 @@ func (e *Engine) Top(sc topn.Scope, d topn.Dim, from, to time.Time, n int, m top
 		return Result{}, err
 	}
 	t := mg.TopTable(n, m)
-	return Result{Table: t, Answer: p.answer(t.Exact())}, nil
+	ans := p.answer(t.Exact())
+	if sc.IsDrillDown() {
+		cov, err := e.coverage(p, sc, func(time.Time) int { return 0 }, 1)
+		if err != nil {
+			return Result{}, err
+		}
+		cov.apply(&ans)
+	}
+	return Result{Table: t, Answer: ans}, nil
+}
+
+// checkScope refuses a dimension the scope stores no table of: the answer
+// would be an empty table, a wrong number.
+func checkScope(sc topn.Scope, d topn.Dim) error {
+	if d != 0 && !sc.Has(d) {
+		return fmt.Errorf("%w: scope %s has no %s table", ErrInvalid, sc, d)
+	}
+	return nil
 }
 
 // maxGrow caps what a query reserves in a Merger up front (1<<18 rows are 25 MB).
@@ -192,6 +217,27 @@ func (s steps) index(t time.Time) int {
 // since the epoch; steps with no traffic are present with zero values. Hour and
 // day tiers serve the steps they divide (1h, 1d), minutes the others and the edges.
 func (e *Engine) Series(sc topn.Scope, from, to time.Time, step time.Duration, d topn.Dim, key *topn.Key) (SeriesResult, error) {
+	if err := checkScope(sc, d); err != nil {
+		return SeriesResult{}, err
+	}
+	res, err := e.series(sc, from, to, step, d, key)
+	if err != nil || !sc.IsDrillDown() {
+		return res, err
+	}
+	st, _ := newSteps(from, to, step)
+	p, err := e.plan(from, to, step)
+	if err != nil {
+		return SeriesResult{}, err
+	}
+	cov, err := e.coverage(p, sc, st.index, st.n)
+	if err != nil {
+		return SeriesResult{}, err
+	}
+	cov.apply(&res.Answer)
+	return res, nil
+}
+
+func (e *Engine) series(sc topn.Scope, from, to time.Time, step time.Duration, d topn.Dim, key *topn.Key) (SeriesResult, error) {
 	st, err := newSteps(from, to, step)
 	if err != nil {
 		return SeriesResult{}, err
@@ -258,6 +304,9 @@ type KeySeriesResult struct {
 // each table's entries are looked up in the set of keys asked, not each key in
 // the table. Steps are laid out as in Series and served from the same tiers.
 func (e *Engine) KeySeries(sc topn.Scope, d topn.Dim, keys []topn.Key, from, to time.Time, step time.Duration) (KeySeriesResult, error) {
+	if err := checkScope(sc, d); err != nil {
+		return KeySeriesResult{}, err
+	}
 	st, err := newSteps(from, to, step)
 	if err != nil {
 		return KeySeriesResult{}, err
@@ -315,5 +364,12 @@ func (e *Engine) KeySeries(sc topn.Scope, d topn.Dim, keys []topn.Key, from, to 
 		}
 	}
 	res.Answer = p.answer(exact)
+	if sc.IsDrillDown() {
+		cov, err := e.coverage(p, sc, st.index, st.n)
+		if err != nil {
+			return KeySeriesResult{}, err
+		}
+		cov.apply(&res.Answer)
+	}
 	return res, nil
 }

@@ -29,6 +29,9 @@ const (
 	DimExporter
 	DimInIf
 	DimOutIf
+	// DimPeer is the other end of a flow from the address of an ip scope
+	// (topn.ScopeIP): only that scope has it.
+	DimPeer
 	numDims
 )
 
@@ -44,7 +47,7 @@ var Dims = func() []Dim {
 // NumDims is one more than the largest Dim, for arrays indexed by Dim.
 const NumDims = int(numDims)
 
-var dimNames = [numDims]string{"", "app", "proto", "srcip", "dstip", "ip", "srcport", "dstport", "port", "exporter", "in_if", "out_if"}
+var dimNames = [numDims]string{"", "app", "proto", "srcip", "dstip", "ip", "srcport", "dstport", "port", "exporter", "in_if", "out_if", "peer"}
 
 func (d Dim) String() string {
 	if d == 0 || d >= numDims {
@@ -74,7 +77,7 @@ type Key [24]byte
 // MaxAppName is the longest application name a key holds.
 const MaxAppName = len(Key{})
 
-// AddrKey is the key of an address dimension (srcip, dstip, ip, exporter).
+// AddrKey is the key of an address dimension (srcip, dstip, ip, exporter, peer).
 func AddrKey(a flow.Addr) (k Key) { copy(k[:16], a[:]); return }
 
 // PortKey is the key of a port dimension: the port with its IP protocol.
@@ -122,7 +125,7 @@ func (d Dim) Format(k Key) string {
 		return k.App()
 	case DimProto:
 		return strconv.Itoa(int(k[0]))
-	case DimSrcIP, DimDstIP, DimIP, DimExporter:
+	case DimSrcIP, DimDstIP, DimIP, DimExporter, DimPeer:
 		return k.Addr().String()
 	case DimSrcPort, DimDstPort, DimPort:
 		p, proto := k.Port()
@@ -144,7 +147,7 @@ func (d Dim) ParseKey(s string) (Key, error) {
 	case DimProto:
 		p, err := ParseProto(s)
 		return ProtoKey(p), err
-	case DimSrcIP, DimDstIP, DimIP, DimExporter:
+	case DimSrcIP, DimDstIP, DimIP, DimExporter, DimPeer:
 		a, err := netip.ParseAddr(s)
 		if err != nil {
 			return Key{}, fmt.Errorf("not an IP address: %q", s)
