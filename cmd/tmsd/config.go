@@ -81,7 +81,7 @@ func defaultConfig() Config {
 	c.Decode = defaultDecodeConfig()
 	c.Aggregate.CheckpointInterval = CheckpointInterval(10 * time.Second)
 	c.Aggregate.ScopeInterface = true
-	c.Aggregate.DrillDowns = 100
+	c.Aggregate.DrillDowns = 0 // opt-in: about 3x the per-flow cost (aggregate.Configuration.DrillDowns)
 	c.Store.MinFreeSpace = 512 << 20
 	return c
 }

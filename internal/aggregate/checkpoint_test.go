@@ -272,7 +272,8 @@ func TestCorruptCheckpointIsSkipped(t *testing.T) {
 
 // The checkpoint encoding round-trips, and any damage is detected, never a panic.
 func TestCheckpointCodec(t *testing.T) {
-	h := startAggregator(t, func(c *Configuration) { c.Shards = 1 })
+	// Drill-downs on, so the codec carries their composite tables too.
+	h := startAggregator(t, func(c *Configuration) { c.Shards, c.DrillDowns = 1, 100 })
 	h.push(t, flows(500, 10, base.Add(10*time.Second), 1)...)
 	h.push(t, flows(5, 10, base.Add(10*time.Second), 2)...)
 	r := rec("10.0.0.1", "10.0.0.2", 1, 2, 3, base.Add(10*time.Second))
