@@ -59,7 +59,7 @@ func newTestAPIWith(t *testing.T, cfg Configuration, tweak func(*Dependencies), 
 	r := ring.New(1024)
 	acfg := aggregate.DefaultConfiguration()
 	acfg.FlushInterval = time.Hour
-	acfg.DrillDowns = 100 // off by default; the scope tests ask app= and ip=
+	acfg.DrillDowns, acfg.ScopeInterface = 100, true // off by default; the scope tests ask app=, ip= and if=
 	agg, err := aggregate.New(acfg, aggregate.Dependencies{Ring: r, Store: st, Classifier: cls, Clock: func() time.Time { return now }})
 	require.NoError(t, err)
 	require.NoError(t, agg.Start())

@@ -80,7 +80,7 @@ func defaultConfig() Config {
 	c.API = defaultAPIConfig()
 	c.Decode = defaultDecodeConfig()
 	c.Aggregate.CheckpointInterval = CheckpointInterval(10 * time.Second)
-	c.Aggregate.ScopeInterface = true
+	c.Aggregate.ScopeInterface = false // opt-in: costly with many interface pairs (aggregate.Configuration.ScopeInterface)
 	c.Aggregate.DrillDowns = 0 // opt-in: about 3x the per-flow cost (aggregate.Configuration.DrillDowns)
 	c.Store.MinFreeSpace = 512 << 20
 	return c

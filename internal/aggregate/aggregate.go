@@ -50,7 +50,11 @@ type Configuration struct {
 	// so the API can filter by them.
 	ScopeExporter, ScopeProto bool
 	// ScopeInterface keeps tables per exporter interface and direction (in:
-	// the flows entering by it, out: leaving by it).
+	// the flows entering by it, out: leaving by it). Off by default: it makes
+	// the interface pair part of the partition key, and with 48 interfaces a
+	// side (flowgen's default) a v9 run at 900k flows/s dropped 2.47M of 4.5M
+	// flows at the ring and peaked at 925 MB RSS, against none and 229 MB
+	// without it. Counting interface scopes in their own tables is the fix.
 	ScopeInterface bool
 	// DrillDowns is how many of each minute's top applications and top
 	// addresses (by bytes) get drill-down tables (an application's hosts and
@@ -86,7 +90,7 @@ func DefaultConfiguration() Configuration {
 		ScopeExporter: true,
 		ScopeProto:    true,
 
-		ScopeInterface: true,
+		ScopeInterface: false,
 		DrillDowns:     0,
 		FlushInterval:  time.Second,
 

@@ -31,7 +31,7 @@ func rowsOf(d topn.Dim, t *topn.Table) map[string]uint64 {
 // A host that only ever uses interface 3 is in interface 3's tables and no
 // other's; interface 3 inbound and outbound carry different applications.
 func TestInterfaceScopes(t *testing.T) {
-	h := startAggregator(t, nil)
+	h := startAggregator(t, func(c *Configuration) { c.ScopeInterface = true })
 	at := base.Add(10 * time.Second)
 	h.push(t,
 		onIf(rec("10.9.9.9", "10.0.0.2", 40000, 443, 7000, at), 3, 1), // the host, in by 3
@@ -129,7 +129,7 @@ func TestDrillDownsExact(t *testing.T) {
 	require.NoError(t, err)
 	recs := drillRecords(3000, 1, base.Add(10*time.Second))
 	truth := computeTruth(cls, recs)
-	h := startAggregator(t, func(c *Configuration) { c.DrillDowns = 1000 })
+	h := startAggregator(t, func(c *Configuration) { c.DrillDowns, c.ScopeInterface = 1000, true })
 	h.push(t, recs...)
 	check := func(what string) {
 		for app, dims := range truth.app {
@@ -166,7 +166,7 @@ func sumBytes(m map[string]uint64) uint64 {
 // With drill_downs N, a stored minute keeps drill-downs for its top N
 // applications and addresses only.
 func TestDrillDownsOnlyForTopKeys(t *testing.T) {
-	h := startAggregator(t, func(c *Configuration) { c.DrillDowns = 1 })
+	h := startAggregator(t, func(c *Configuration) { c.DrillDowns, c.ScopeInterface = 1, true })
 	at := base.Add(10 * time.Second)
 	h.push(t,
 		rec("10.0.0.1", "10.0.0.2", 40000, 443, 5000, at),
@@ -193,14 +193,14 @@ func TestScopesSurviveCheckpointRestore(t *testing.T) {
 	require.NoError(t, err)
 	recs := drillRecords(1000, 2, base.Add(10*time.Second))
 	truth := computeTruth(cls, recs)
-	h := startAggregator(t, func(c *Configuration) { c.DrillDowns = 1000 })
+	h := startAggregator(t, func(c *Configuration) { c.DrillDowns, c.ScopeInterface = 1000, true })
 	h.push(t, recs...)
 	in2 := h.top(t, ifScope("192.0.2.2", 2, topn.DirIn), topn.DimSrcIP, base, base.Add(time.Minute))
 	require.NotEmpty(t, in2.Entries)
 	require.NoError(t, h.agg.checkpoint())
 	h.crash()
 
-	h2 := startOn(t, h.store, h.store, func(c *Configuration) { c.DrillDowns = 1000 }, at(90*time.Second))
+	h2 := startOn(t, h.store, h.store, func(c *Configuration) { c.DrillDowns, c.ScopeInterface = 1000, true }, at(90*time.Second))
 	require.NoError(t, h2.agg.Stop())
 	h2.stopped = true
 	got := h2.top(t, ifScope("192.0.2.2", 2, topn.DirIn), topn.DimSrcIP, base, base.Add(time.Minute))

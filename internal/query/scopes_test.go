@@ -39,6 +39,7 @@ func scopedHour(t *testing.T) *Engine {
 	require.NoError(t, err)
 	r := ring.New(1 << 12)
 	acfg := aggregate.DefaultConfiguration()
+	acfg.ScopeInterface, acfg.DrillDowns = true, 100 // both off by default
 	acfg.Shards, acfg.DrillDowns = 2, 1
 	acfg.FlushInterval, acfg.CheckpointInterval = time.Hour, 0
 	now := t0.Add(3 * time.Hour)
