@@ -81,7 +81,7 @@ func defaultConfig() Config {
 	c.Decode = defaultDecodeConfig()
 	c.Aggregate.CheckpointInterval = CheckpointInterval(10 * time.Second)
 	c.Aggregate.ScopeInterface = false // opt-in: costly with many interface pairs (aggregate.Configuration.ScopeInterface)
-	c.Aggregate.DrillDowns = 0 // opt-in: about 3x the per-flow cost (aggregate.Configuration.DrillDowns)
+	c.Aggregate.DrillDowns = 0         // opt-in: about 3x the per-flow cost (aggregate.Configuration.DrillDowns)
 	c.Store.MinFreeSpace = 512 << 20
 	return c
 }
