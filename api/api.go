@@ -356,30 +356,43 @@ type topResponse struct {
 	Total   amounts  `json:"total"`
 }
 
+// ranking is what top and report rank: the top n keys of dimension d by
+// metric m, within scope sc.
+type ranking struct {
+	d  topn.Dim
+	n  int
+	m  topn.Metric
+	sc topn.Scope
+}
+
+// parseRanking reads by, n, metric and the scope filters, and checks that
+// the scope has a table of the dimension.
+func (a *API) parseRanking(c echo.Context) (r ranking, err error) {
+	if r.d, err = parseDim(c, true); err != nil {
+		return r, err
+	}
+	if r.n, err = a.parseN(c); err != nil {
+		return r, err
+	}
+	if r.m, err = topn.ParseMetric(c.QueryParam("metric")); err != nil {
+		return r, badParam("metric", "%v", err)
+	}
+	if r.sc, err = parseScope(c); err != nil {
+		return r, err
+	}
+	return r, checkScopeDim(r.sc, r.d)
+}
+
 func (a *API) top(c echo.Context) error {
 	csv, err := wantCSV(c)
 	if err != nil {
 		return err
 	}
-	d, err := parseDim(c, true)
+	r, err := a.parseRanking(c)
 	if err != nil {
 		return err
 	}
-	n, err := a.parseN(c)
-	if err != nil {
-		return err
-	}
-	m, err := topn.ParseMetric(c.QueryParam("metric"))
-	if err != nil {
-		return badParam("metric", "%v", err)
-	}
-	sc, err := parseScope(c)
-	if err != nil {
-		return err
-	}
-	if err := checkScopeDim(sc, d); err != nil {
-		return err
-	}
+	d, n, m, sc := r.d, r.n, r.m, r.sc
 	w, err := a.parseWindow(c, "-1h")
 	if err != nil {
 		return err

@@ -243,18 +243,11 @@ func (a *API) report(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d, err := parseDim(c, true)
+	r, err := a.parseRanking(c)
 	if err != nil {
 		return err
 	}
-	n, err := a.parseN(c)
-	if err != nil {
-		return err
-	}
-	m, err := topn.ParseMetric(c.QueryParam("metric"))
-	if err != nil {
-		return badParam("metric", "%v", err)
-	}
+	d, n, m, sc := r.d, r.n, r.m, r.sc
 	stepName := c.QueryParam("step")
 	if stepName == "" {
 		stepName = "5m"
@@ -262,10 +255,6 @@ func (a *API) report(c echo.Context) error {
 	step, ok := reportSteps[stepName]
 	if !ok {
 		return badParam("step", "unknown step %q: one of 1m, 5m (the default) or 1h", stepName)
-	}
-	sc, err := parseScope(c)
-	if err != nil {
-		return err
 	}
 	w, err := a.parseWindow(c, "-24h")
 	if err != nil {
