@@ -128,7 +128,7 @@ export function reportView(root, params, ctx) {
       tableEl.replaceChildren(reportTable(r));
       const from = new Date(r.from);
       const to = new Date(r.to);
-      let text = `From ${fmt.localTime(from)} to ${fmt.localTime(to)} in steps of ${r.step}: average over the range, peak and 95th percentile (${r.percentile}) of the per-step rates.`;
+      let text = `From ${fmt.localTime(from)} to ${fmt.localTime(to)} in steps of ${r.step}: average over the range, peak and 95th percentile of the per-step rates (${r.percentile}).`;
       if (r.compare) text += ` Δ: against ${fmt.localTime(new Date(r.compare.from))} – ${fmt.localTime(new Date(r.compare.to))}.`;
       if (!r.exact) text += ' Orange figures are bounds (hover for how far off).';
       if (r.partial) text += ' Some minutes did not keep this breakdown: the figures miss them.';
