@@ -641,6 +641,13 @@ func TestDashboard(t *testing.T) {
 		var errs int
 		tb.eval(t, `document.querySelectorAll('#view .panel-error').length`, &errs)
 		require.Zero(t, errs)
+		// The report's CSV cannot be a plain link then: its fetch carries the token.
+		tb.setHash(t, "#/report?by=app")
+		ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
+		defer cancel()
+		csv, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#view a.download').fetchCSV()`, chromedp.EvalAwaitPromise))
+		require.NoError(t, err, "the CSV fetch is authorized")
+		require.True(t, strings.HasPrefix(csv, "row,key,label,from,to,"), "a CSV answer: %q", csv)
 	})
 
 	t.Run("first paint on 14 days of minutes", func(t *testing.T) {
