@@ -506,6 +506,77 @@ func TestDashboard(t *testing.T) {
 		b.screenshot(t, shots, "interfaces.png")
 	})
 
+	t.Run("the capacity report equals the API, and so does its CSV", func(t *testing.T) {
+		// The report takes whole steps only: the captures' span widened to 5 minutes.
+		rf, rt := from.Truncate(5*time.Minute), to.Add(5*time.Minute-time.Nanosecond).Truncate(5*time.Minute)
+		q := url.Values{"by": {"app"}, "n": {"10"}, "step": {"5m"}, "from": {rf.UTC().Format(time.RFC3339)}, "to": {rt.UTC().Format(time.RFC3339)}, "compare": {"prev"}}
+		b.open(t, base+"/#/report?"+q.Encode()) // a new document: the subtest runs alone too
+		var want struct {
+			From, To string
+			Rows     []struct {
+				Key      string
+				Bps      float64
+				P95Bps   float64 `json:"p95_bps"`
+				PeakBps  float64 `json:"peak_bps"`
+				PeakTime string  `json:"peak_time"`
+				Bytes    uint64
+				Delta    *struct {
+					AvgBps *float64 `json:"avg_bps"`
+				}
+			}
+		}
+		getJSON(t, base+"/api/v1/report?"+q.Encode(), &want)
+		require.NotEmpty(t, want.Rows, "the captures have apps in this range")
+		var table struct{ From, To string }
+		b.eval(t, `(() => { const t = document.querySelector('#view table.report'); return {from: t.dataset.from, to: t.dataset.to} })()`, &table)
+		require.Equal(t, want.From, table.From)
+		require.Equal(t, want.To, table.To)
+		got := b.tableRows(t, `table.report`)
+		require.Len(t, got, len(want.Rows))
+		for i, r := range want.Rows {
+			require.Equal(t, r.Key, got[i].Key, "row %d", i)
+			// #, key, average, peak, peak at, p95, total, share, Δ avg, Δ peak, Δ p95
+			require.Len(t, got[i].Cells, 11)
+			near(t, r.Bps, parseShown(t, got[i].Cells[2]), "row %s average", r.Key)
+			near(t, r.PeakBps, parseShown(t, got[i].Cells[3]), "row %s peak", r.Key)
+			near(t, r.P95Bps, parseShown(t, got[i].Cells[5]), "row %s p95", r.Key)
+			near(t, float64(r.Bytes), parseShown(t, got[i].Cells[6]), "row %s total", r.Key)
+			pt, err := time.Parse(time.RFC3339, r.PeakTime)
+			require.NoError(t, err)
+			require.Equal(t, pt.Local().Format("2006-01-02 15:04"), got[i].Cells[4], "row %s peak time in the browser's zone", r.Key)
+			require.NotNil(t, r.Delta, "row %s: compare=prev gives a change", r.Key)
+			if r.Delta.AvgBps == nil {
+				require.Equal(t, "new", got[i].Cells[8], "row %s: nothing before", r.Key)
+			} else {
+				require.InDelta(t, *r.Delta.AvgBps/100, parseShown(t, strings.TrimPrefix(got[i].Cells[8], "+")), 0.011, "row %s: Δ avg %q", r.Key, got[i].Cells[8])
+			}
+		}
+
+		resp, err := http.Get(base + "/api/v1/report?" + q.Encode() + "&format=csv")
+		require.NoError(t, err)
+		apiCSV, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, string(apiCSV))
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		defer cancel()
+		pageCSV, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#view a.download').fetchCSV()`, chromedp.EvalAwaitPromise))
+		require.NoError(t, err)
+		require.Equal(t, string(apiCSV), pageCSV, "the downloaded CSV is the API's, byte for byte")
+		require.Greater(t, strings.Count(pageCSV, "\r\n"), len(want.Rows), "a header and a line per row")
+		// Without a token the link itself is the download, to the same report.
+		var link string
+		b.eval(t, `document.querySelector('#view a.download').href`, &link)
+		lu, err := url.Parse(link)
+		require.NoError(t, err)
+		require.Equal(t, "/api/v1/report", lu.Path)
+		lq := lu.Query()
+		require.Equal(t, "csv", lq.Get("format"))
+		lq.Del("format")
+		require.Equal(t, q, lq)
+		b.screenshot(t, shots, "report.png")
+	})
+
 	require.Empty(t, b.takeProblems(), "console errors, exceptions or failed loads")
 
 	t.Run("an API error shows as a banner", func(t *testing.T) {
@@ -570,6 +641,13 @@ func TestDashboard(t *testing.T) {
 		var errs int
 		tb.eval(t, `document.querySelectorAll('#view .panel-error').length`, &errs)
 		require.Zero(t, errs)
+		// The report's CSV cannot be a plain link then: its fetch carries the token.
+		tb.setHash(t, "#/report?by=app")
+		ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
+		defer cancel()
+		csv, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#view a.download').fetchCSV()`, chromedp.EvalAwaitPromise))
+		require.NoError(t, err, "the CSV fetch is authorized")
+		require.True(t, strings.HasPrefix(csv, "row,key,label,from,to,"), "a CSV answer: %q", csv)
 	})
 
 	t.Run("first paint on 14 days of minutes", func(t *testing.T) {

@@ -27,13 +27,14 @@ export const caps = {
   scopes: { exporter: 'exporter', proto: 'proto' },
 };
 
-// get fetches an API path with the query params that are set.
-export async function get(path, params = {}, signal) {
+// request fetches an API path with the query params that are set and
+// returns the answer's text and its parsed JSON (null when not JSON).
+async function request(path, params, accept, signal) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
     if (v !== undefined && v !== null && v !== '') q.set(k, v);
   }
-  const headers = { Accept: 'application/json' };
+  const headers = { Accept: accept };
   const token = getToken();
   if (token) headers.Authorization = 'Bearer ' + token;
   const url = '/api/v1/' + path + (q.size ? '?' + q : '');
@@ -49,13 +50,24 @@ export async function get(path, params = {}, signal) {
   try {
     body = JSON.parse(text);
   } catch {
-    // An answer from something in front of tmsd (a proxy) may not be JSON.
+    // An answer from something in front of tmsd (a proxy), or a CSV, is not JSON.
   }
   if (!resp.ok) {
     throw new ApiError(resp.status, (body && body.error) || text.trim() || resp.statusText, body && body.parameter, path);
   }
-  if (body === null) throw new ApiError(resp.status, 'the answer is not JSON', '', path);
+  return { text, body, status: resp.status };
+}
+
+// get fetches an API path's JSON answer.
+export async function get(path, params = {}, signal) {
+  const { body, status } = await request(path, params, 'application/json', signal);
+  if (body === null) throw new ApiError(status, 'the answer is not JSON', '', path);
   return body;
+}
+
+// text fetches an API path's answer as text, e.g. a CSV (errors stay JSON).
+export async function text(path, params = {}, accept = 'text/plain', signal) {
+  return (await request(path, params, accept, signal)).text;
 }
 
 export const top = (params, signal) => get('top', params, signal);

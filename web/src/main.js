@@ -1,5 +1,5 @@
-// tmsd dashboard: a hash router over four views (overview, TopN, drill-down,
-// interfaces), the token box, and the context each view gets (abort signal,
+// tmsd dashboard: a hash router over five views (overview, TopN, drill-down,
+// interfaces, capacity report), the token box, and the context each view gets (abort signal,
 // timers and charts to dispose, the ready mark tests and timings read).
 import * as api from './api.js';
 import { clearBanner } from './ui.js';
@@ -8,12 +8,14 @@ import { overview } from './views/overview.js';
 import { topView } from './views/top.js';
 import { drillView } from './views/drill.js';
 import { interfacesView } from './views/interfaces.js';
+import { reportView } from './views/report.js';
 
 const VIEWS = {
   '/': { render: overview, nav: '/' },
   '/top': { render: topView, nav: '/top' },
   '/key': { render: drillView, nav: '/top' },
   '/interfaces': { render: interfacesView, nav: '/interfaces' },
+  '/report': { render: reportView, nav: '/report' },
 };
 
 let current = null;

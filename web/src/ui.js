@@ -74,7 +74,7 @@ function localInput(d) {
 }
 
 // rangePicker shows the presets and a custom from/to; onChange gets {from, to}.
-export function rangePicker(from, to, onChange) {
+export function rangePicker(from, to, onChange, presetList = PRESETS) {
   const now = new Date();
   const f = resolveTime(from, now) || new Date(now - 3600e3);
   const t = resolveTime(to, now) || now;
@@ -87,7 +87,7 @@ export function rangePicker(from, to, onChange) {
     if (Number.isNaN(a.getTime()) || Number.isNaN(b.getTime())) return;
     onChange({ from: rfc3339(a), to: rfc3339(b) });
   } }, fromIn, '→', toIn, h('button', { type: 'submit' }, 'Apply'));
-  const presets = PRESETS.map((p) => h('button', {
+  const presets = presetList.map((p) => h('button', {
     type: 'button',
     class: from === '-' + p && (!to || to === 'now') ? 'preset active' : 'preset',
     onclick: () => onChange({ from: '-' + p, to: 'now' }),
