@@ -322,12 +322,9 @@ func decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, error) {
 				t := &dimTable{counts: newCounterTable(int(n)), evicted: evicted}
 				for range n {
 					var k topn.Key
-					if len(d.b) == 0 || int(d.b[0]) > len(k) || int(d.b[0]) >= len(d.b) {
+					if !d.key(k[:]) {
 						return nil, corrupt("bad key")
 					}
-					kl := int(d.b[0])
-					copy(k[:], d.b[1:1+kl])
-					d.b = d.b[1+kl:]
 					c := d.counters()
 					if d.bad || !t.counts.add(&k, c) {
 						return nil, corrupt("bad or duplicate key")
@@ -358,12 +355,9 @@ func decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, error) {
 				t := &drillTable{counts: newWideTable(int(n)), evicted: evicted}
 				for range n {
 					var k wideKey
-					if len(d.b) == 0 || int(d.b[0]) > len(k) || int(d.b[0]) >= len(d.b) {
+					if !d.key(k[:]) {
 						return nil, corrupt("bad drill-down key")
 					}
-					kl := int(d.b[0])
-					copy(k[:], d.b[1:1+kl])
-					d.b = d.b[1+kl:]
 					c := d.counters()
 					if d.bad || !t.counts.add(&k, c) {
 						return nil, corrupt("bad or duplicate drill-down key")
@@ -396,6 +390,19 @@ func (d *decoder) uvarint() uint64 {
 	}
 	d.b = d.b[n:]
 	return x
+}
+
+// key reads a length-prefixed key into dst, whose tail stays zero (keys are
+// stored trimmed of trailing zeros); false when it is longer than dst or
+// truncated (counters must still follow it).
+func (d *decoder) key(dst []byte) bool {
+	if len(d.b) == 0 || int(d.b[0]) > len(dst) || int(d.b[0]) >= len(d.b) {
+		return false
+	}
+	n := int(d.b[0])
+	copy(dst, d.b[1:1+n])
+	d.b = d.b[1+n:]
+	return true
 }
 
 func (d *decoder) counters() topn.Counters {
