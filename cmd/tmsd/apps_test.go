@@ -66,4 +66,6 @@ func TestAppsNamedAndRenamedByRule(t *testing.T) {
 	require.NotContains(t, renamed, "postgresql")
 	require.Equal(t, pgBytes, renamed["erp-db"])
 	require.Equal(t, plain["https"], renamed["https"], "the rule renames only its CIDR and port")
+	t.Logf("without rules: https=%d postgresql=%d bytes (nfdump 5432/tcp: %d); with erp-db rule: erp-db=%d https=%d",
+		plain["https"], plain["postgresql"], pgBytes, renamed["erp-db"], renamed["https"])
 }
