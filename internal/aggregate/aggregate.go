@@ -806,22 +806,21 @@ func (a *Aggregator) closeMinute(cm *closingMinute) ([]store.Interval, error) {
 		dims := sc.Dims()
 		iv := store.Interval{Tier: store.TierMinute, Start: start, Scope: sc, Tables: make(map[topn.Dim]*topn.Table, len(dims))}
 		for _, d := range dims {
-			var t *topn.Table
+			var mg *topn.Merger
 			if isDrill {
-				t = tables[d]
+				t := tables[d]
+				mg = topn.NewMerger(len(t.Entries))
+				mg.Add(t)
 			} else {
-				t = scopeTable(in, d)
+				mg = scopeMerger(in, d)
 			}
 			old, ok, err := a.deps.Store.Get(store.TierMinute, sc, d, start)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("minute %s %s %s: %w", start.Format(time.RFC3339), sc, d, err))
 			} else if ok {
-				mg := topn.NewMerger(len(t.Entries) + len(old.Entries))
-				mg.Add(t)
 				mg.Add(old)
-				t = mg.Table()
 			}
-			t.Truncate(a.cfg.TopK)
+			t := mg.Truncated(a.cfg.TopK)
 			iv.Tables[d] = t
 			iv.Total = t.Total
 		}

@@ -159,3 +159,32 @@ func BenchmarkCheckpoint(b *testing.B) {
 		b.ReportMetric(float64(a.ckBytes.Load()), "bytes/checkpoint")
 	})
 }
+
+// BenchmarkCloseMinute is the minute flush's merge: one minute of two shards
+// holding a spread of source addresses (about 400k keys over 2 exporters and
+// 2 protocols), made into every scope's top-K tables. B/op is the transient
+// memory a flood of distinct addresses costs at each minute boundary.
+func BenchmarkCloseMinute(b *testing.B) {
+	cfg := DefaultConfiguration()
+	cfg.Shards = 2
+	cls, err := apps.New(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := New(cfg, Dependencies{Ring: ring.New(1024), Store: nopStore{}, Classifier: cls})
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs := benchRecords(1<<20, 1_000_000, 3)
+	for i := 0; a.shards[0].keys+a.shards[1].keys < 400_000; i++ {
+		a.add(a.shards[i%2], &recs[i%len(recs)])
+	}
+	start := floorDiv(recs[0].End, 60_000) * 60
+	cm := &closingMinute{start: start, shards: []*minuteAgg{a.shards[0].minutes[start], a.shards[1].minutes[start]}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := a.closeMinute(cm); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -70,11 +70,6 @@ func (t *dimTable) entries() []topn.Entry {
 	return out
 }
 
-// table returns the keys held as a topn.Table (not truncated).
-func (t *dimTable) table(total topn.Counters) *topn.Table {
-	return &topn.Table{Total: total, Threshold: t.evicted, Entries: t.entries()}
-}
-
 // partKey names a partition: the flows of one exporter, IP protocol and pair
 // of interfaces. Each flow is counted in exactly one partition; the stored
 // scopes (all, per exporter, per protocol, per interface and direction) are
@@ -240,6 +235,12 @@ type partRef struct {
 // scopeTable builds dimension d of the scope made of parts: untruncated, with
 // the error bounds of every compaction in them.
 func scopeTable(parts []partRef, d topn.Dim) *topn.Table {
+	return scopeMerger(parts, d).Table()
+}
+
+// scopeMerger merges dimension d of the scope made of parts, for the caller
+// to take whole (Table) or cut (Truncated).
+func scopeMerger(parts []partRef, d topn.Dim) *topn.Merger {
 	var total topn.Counters
 	for _, p := range parts {
 		total.Add(p.t.total)
@@ -260,7 +261,9 @@ func scopeTable(parts []partRef, d topn.Dim) *topn.Table {
 		for k, c := range sums {
 			t.Entries = append(t.Entries, topn.Entry{Key: k, Value: c})
 		}
-		return t
+		mg := topn.NewMerger(len(t.Entries))
+		mg.Add(t)
+		return mg
 	}
 	from := []topn.Dim{d}
 	switch d {
@@ -269,17 +272,25 @@ func scopeTable(parts []partRef, d topn.Dim) *topn.Table {
 	case topn.DimPort:
 		from = []topn.Dim{topn.DimSrcPort, topn.DimDstPort}
 	}
+	// Sized for every key of every part, an upper bound: growing the merger's
+	// map and rows by doubling allocated twice as much (BenchmarkCloseMinute,
+	// 400k keys: 730 MB a close, 370 MB presized).
 	hint := 0
 	for _, p := range parts {
-		hint = max(hint, p.t.dims[from[0]].len())
+		for _, fd := range from {
+			hint += p.t.dims[fd].len()
+		}
 	}
 	mg := topn.NewMerger(hint)
 	for _, p := range parts {
-		for _, fd := range from {
-			mg.Add(p.t.dims[fd].table(p.t.total))
+		for i, fd := range from {
+			// ip and port list each flow under both ends; the total counts it once.
+			t, tot := p.t.dims[fd], p.t.total
+			if i > 0 {
+				tot = topn.Counters{}
+			}
+			mg.AddEach(tot, t.evicted, t.counts.each)
 		}
 	}
-	t := mg.Table()
-	t.Total = total // ip and port list each flow twice; the total counts it once
-	return t
+	return mg
 }

@@ -150,6 +150,28 @@ func (m *Merger) Add(t *Table) {
 	}
 }
 
+// AddEach merges a table given by its total, its threshold and a walk over its
+// keys, each with the threshold as its error: the shape of an aggregator's
+// counting table. It saves materializing the table's entries only to merge
+// them; at minute close under a flood of distinct addresses those copies
+// were hundreds of MB (72 B an entry).
+func (m *Merger) AddEach(total, threshold Counters, each func(fn func(k Key, v Counters))) {
+	m.total.Add(total)
+	m.sumThreshold.Add(threshold)
+	each(func(k Key, v Counters) {
+		j, ok := m.index[k]
+		if !ok {
+			j = int32(len(m.rows))
+			m.index[k] = j
+			m.rows = append(m.rows, mergeRow{key: k})
+		}
+		r := &m.rows[j]
+		r.value.Add(v)
+		r.err.Add(threshold)
+		r.thresholdWherePresent.Add(threshold)
+	})
+}
+
 // Table returns the merged table with every key seen (no truncation).
 func (m *Merger) Table() *Table {
 	out := &Table{Total: m.total, Threshold: m.sumThreshold, Entries: make([]Entry, len(m.rows))}
@@ -185,7 +207,9 @@ func (t *Table) Truncate(k int) {
 			keep[t.Entries[i].Key] = struct{}{}
 		}
 	}
-	kept := t.Entries[:0]
+	// A fresh slice, so the dropped entries' array can be freed while the
+	// kept ones wait for the store.
+	kept := make([]Entry, 0, len(keep))
 	for _, e := range t.Entries {
 		if _, ok := keep[e.Key]; ok {
 			kept = append(kept, e)
@@ -259,6 +283,18 @@ func (m *Merger) TopTable(n int, by Metric) *Table {
 		t.sortBy(by)
 		return t
 	}
+	h := m.topRows(n, by)
+	out := &Table{Total: m.total, Threshold: m.sumThreshold, Entries: make([]Entry, len(h))}
+	for i, idx := range h {
+		out.Entries[i] = m.entry(&m.rows[idx])
+	}
+	out.sortBy(by)
+	return out
+}
+
+// topRows returns the indexes of the n rows largest by metric by, in no order
+// (0 < n < len(m.rows)).
+func (m *Merger) topRows(n int, by Metric) []int32 {
 	// h is a min-heap of row indexes by (value, reversed key), so its root is
 	// the weakest of the n best so far.
 	h := make([]int32, 0, n)
@@ -304,10 +340,39 @@ func (m *Merger) TopTable(n int, by Metric) *Table {
 			down(0)
 		}
 	}
-	out := &Table{Total: m.total, Threshold: m.sumThreshold, Entries: make([]Entry, len(h))}
-	for i, idx := range h {
-		out.Entries[i] = m.entry(&m.rows[idx])
+	return h
+}
+
+// Truncated returns the merged table cut as Table().Truncate(k) cuts it, but
+// selects the kept rows with a heap per metric instead of materializing and
+// sorting every merged key: a minute's source addresses can be millions.
+func (m *Merger) Truncated(k int) *Table {
+	if k <= 0 || len(m.rows) <= k {
+		t := m.Table()
+		t.sortBy(Bytes)
+		return t
 	}
-	out.sortBy(by)
+	keep := make([]bool, len(m.rows))
+	n := 0
+	for _, by := range []Metric{Bytes, Packets, Flows} {
+		for _, i := range m.topRows(k, by) {
+			if !keep[i] {
+				keep[i] = true
+				n++
+			}
+		}
+	}
+	out := &Table{Total: m.total, Threshold: m.sumThreshold, Entries: make([]Entry, 0, n)}
+	for i := range m.rows {
+		e := m.entry(&m.rows[i])
+		if keep[i] {
+			out.Entries = append(out.Entries, e)
+			continue
+		}
+		upper := e.Value
+		upper.Add(e.Error)
+		out.Threshold.Max(upper)
+	}
+	out.sortBy(Bytes)
 	return out
 }

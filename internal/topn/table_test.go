@@ -105,3 +105,38 @@ func TestMergerReset(t *testing.T) {
 	require.Equal(t, fresh.Table(), mg.Table())
 	require.Equal(t, fresh.TopTable(1, Bytes), mg.TopTable(1, Bytes))
 }
+
+// Truncated selects with heaps what Table().Truncate sorts for, and AddEach
+// merges a walked table as Add merges its entries.
+func TestMergerTruncatedEqualsTruncate(t *testing.T) {
+	tables := func() []*Table {
+		var out []*Table
+		for m := 0; m < 5; m++ {
+			tb := &Table{Total: Counters{Bytes: 1e6, Packets: 1e4, Flows: 1e3}, Threshold: Counters{Bytes: uint64(m), Packets: uint64(m % 2)}}
+			for k := 0; k < 300; k++ {
+				tb.Entries = append(tb.Entries, Entry{Key: Key{byte(k), byte(m * k % 7)}, Error: tb.Threshold,
+					Value: Counters{Bytes: uint64((k * 37 * (m + 1)) % 101), Packets: uint64(k % 13), Flows: uint64(k % 3)}})
+			}
+			out = append(out, tb)
+		}
+		return out
+	}
+	f := func(k int) {
+		t.Helper()
+		byAdd, byEach := NewMerger(0), NewMerger(0)
+		for _, tb := range tables() {
+			byAdd.Add(tb)
+			byEach.AddEach(tb.Total, tb.Threshold, func(fn func(Key, Counters)) {
+				for _, e := range tb.Entries {
+					fn(e.Key, e.Value)
+				}
+			})
+		}
+		want := byAdd.Table()
+		want.Truncate(k)
+		require.Equal(t, want, byEach.Truncated(k), "k=%d", k)
+	}
+	for _, k := range []int{1, 10, 100, 299, 2000, 0} {
+		f(k)
+	}
+}
