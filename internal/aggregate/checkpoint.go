@@ -25,9 +25,10 @@ import (
 // the stored one at its own close: the same protocol.
 //
 // Checkpoints and flushes hold flushMu, so no checkpoint taken before a final
-// write is saved after it. A checkpoint does not stall ingest: each shard's
-// part of a minute is encoded under that shard's lock (the lock a worker takes
-// per batch) and written to Badger after it is released.
+// write is saved after it. A checkpoint does not stall ingest: each partition
+// of a shard's minute is encoded under that shard's lock (the lock a worker
+// takes per batch), released between partitions (appendShardSection), and the
+// value is written to Badger after.
 //
 // Cost, BenchmarkCheckpoint -benchmem (one minute of 200k keys in two shards,
 // on-disk store, the shared 2-core VM at load 10): 3.2 MB (16 bytes a key);
@@ -137,14 +138,48 @@ func (a *Aggregator) encodeCheckpoint(b []byte, start int64) ([]byte, uint64) {
 		}
 	}
 	for _, s := range a.shards {
-		s.mu.Lock()
-		if m := s.minutes[start]; m != nil {
-			b = appendSection(b, m)
-			flows += m.flows()
-		}
-		s.mu.Unlock()
+		var f uint64
+		b, f = appendShardSection(b, s, start)
+		flows += f
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), flows
+}
+
+// appendShardSection appends a shard's part of minute start, if it has one,
+// and returns its flows. Without drill-downs it takes the shard's lock once
+// per partition, not for the whole minute: under a flood of distinct
+// addresses a minute holds millions of keys, and one hold of the lock for
+// all of them (hundreds of ms) let the ring overflow at 1M flows/s. Each
+// partition is then saved whole, as of a slightly different instant, which a
+// restart restores exactly as such. The drill-down tables count the flows of
+// every partition, so with them the minute is encoded in one hold, to stay
+// consistent with its partitions.
+func appendShardSection(b []byte, s *shard, start int64) ([]byte, uint64) {
+	s.mu.Lock()
+	m := s.minutes[start]
+	if m == nil || m.drill[0] != nil {
+		defer s.mu.Unlock()
+		if m == nil {
+			return b, 0
+		}
+		return appendSection(b, m), m.flows()
+	}
+	// The worker may add partitions meanwhile: they go to the next checkpoint,
+	// as the flows count returned tells it.
+	refs := make([]partRef, 0, len(m.parts))
+	for k, p := range m.parts {
+		refs = append(refs, partRef{k, p})
+	}
+	s.mu.Unlock()
+	b = binary.AppendUvarint(b, uint64(len(refs)))
+	var flows uint64
+	for _, r := range refs {
+		s.mu.Lock()
+		b = appendPart(b, r.key, r.t)
+		flows += r.t.total.Flows
+		s.mu.Unlock()
+	}
+	return append(b, 0), flows // no drill-down tables
 }
 
 // Checkpoint value (docs/STORAGE.md):
@@ -182,31 +217,7 @@ func appendSection(b []byte, m *minuteAgg) []byte {
 	b = slices.Grow(b, 8+len(m.parts)*(26+14*3*binary.MaxVarintLen64)+m.keys*(1+len(wideKey{})+3*binary.MaxVarintLen64))
 	b = binary.AppendUvarint(b, uint64(len(m.parts)))
 	for pk, p := range m.parts {
-		b = append(b, pk.exporter[:]...)
-		b = append(b, pk.proto)
-		b = binary.BigEndian.AppendUint32(b, pk.inIf)
-		b = binary.BigEndian.AppendUint32(b, pk.outIf)
-		var flags byte
-		if pk.noIf {
-			flags |= partNoIf
-		}
-		b = append(b, flags)
-		b = appendCounters(b, p.total)
-		for _, d := range countedDims {
-			t := p.dims[d]
-			b = appendCounters(b, t.evicted)
-			b = binary.AppendUvarint(b, uint64(t.counts.n))
-			for i := range t.counts.slots {
-				sl := &t.counts.slots[i]
-				if sl.tag == 0 {
-					continue
-				}
-				n := keyLen(&sl.key)
-				b = append(b, byte(n))
-				b = append(b, sl.key[:n]...)
-				b = appendCounters(b, sl.c)
-			}
-		}
+		b = appendPart(b, pk, p)
 	}
 	if m.drill[0] == nil {
 		return append(b, 0)
@@ -221,6 +232,40 @@ func appendSection(b []byte, m *minuteAgg) []byte {
 				continue
 			}
 			n := wideKeyLen(&sl.key)
+			b = append(b, byte(n))
+			b = append(b, sl.key[:n]...)
+			b = appendCounters(b, sl.c)
+		}
+	}
+	return b
+}
+
+func appendPart(b []byte, pk partKey, p *partTables) []byte {
+	keys := 0
+	for _, d := range countedDims {
+		keys += p.dims[d].len()
+	}
+	b = slices.Grow(b, 26+14*3*binary.MaxVarintLen64+keys*(1+len(topn.Key{})+3*binary.MaxVarintLen64))
+	b = append(b, pk.exporter[:]...)
+	b = append(b, pk.proto)
+	b = binary.BigEndian.AppendUint32(b, pk.inIf)
+	b = binary.BigEndian.AppendUint32(b, pk.outIf)
+	var flags byte
+	if pk.noIf {
+		flags |= partNoIf
+	}
+	b = append(b, flags)
+	b = appendCounters(b, p.total)
+	for _, d := range countedDims {
+		t := p.dims[d]
+		b = appendCounters(b, t.evicted)
+		b = binary.AppendUvarint(b, uint64(t.counts.n))
+		for i := range t.counts.slots {
+			sl := &t.counts.slots[i]
+			if sl.tag == 0 {
+				continue
+			}
+			n := keyLen(&sl.key)
 			b = append(b, byte(n))
 			b = append(b, sl.key[:n]...)
 			b = appendCounters(b, sl.c)
