@@ -27,6 +27,8 @@ type Config struct {
 	Retention Retention     `yaml:"retention"`
 	LogLevel  string        `yaml:"log_level"`
 	RingSize  int           `yaml:"ring_size"`
+	// MemoryLimit is the Go runtime's soft memory limit (0: none; GOMEMLIMIT wins).
+	MemoryLimit ByteSize `yaml:"memory_limit"`
 	Apps      []AppRule     `yaml:"apps"`
 	Sampling  SamplingRates `yaml:"sampling"`
 	Rollup    RollupConfig  `yaml:"rollup"`
@@ -41,7 +43,7 @@ type Config struct {
 		Shards    int      `yaml:"shards"`
 		TopK      int      `yaml:"top_k"`
 		MaxKeys   int      `yaml:"max_keys"`
-		MaxMemory int64    `yaml:"max_memory"`
+		MaxMemory ByteSize `yaml:"max_memory"`
 		Grace     Duration `yaml:"grace"`
 		MaxAge    Duration `yaml:"max_age"`
 		// CheckpointInterval bounds what a crash loses; 0 disables checkpoints.
@@ -70,6 +72,7 @@ func defaultConfig() Config {
 	c.Retention = defaultRetention()
 	c.LogLevel = "info"
 	c.RingSize = 1 << 18 // 262,144 records, 35 MB: a quarter second at 1M flows/s
+	c.MemoryLimit = 1 << 30
 	c.Listener.ReceiveBuffer = 32 << 20
 	c.Listener.BatchSize = 64
 	c.Aggregate.TopK = 1000

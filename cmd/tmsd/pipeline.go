@@ -90,7 +90,7 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipe
 	aggCfg.Shards = cfg.Aggregate.Shards
 	aggCfg.TopK = cfg.Aggregate.TopK
 	aggCfg.MaxKeys = cfg.Aggregate.MaxKeys
-	aggCfg.MaxMemory = cfg.Aggregate.MaxMemory
+	aggCfg.MaxMemory = int64(cfg.Aggregate.MaxMemory)
 	aggCfg.Grace = time.Duration(cfg.Aggregate.Grace)
 	aggCfg.MaxAge = time.Duration(cfg.Aggregate.MaxAge)
 	aggCfg.CheckpointInterval = time.Duration(cfg.Aggregate.CheckpointInterval)

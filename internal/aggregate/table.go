@@ -1,7 +1,6 @@
 package aggregate
 
 import (
-	"slices"
 
 	"github.com/tmsd/tmsd/internal/flow"
 	"github.com/tmsd/tmsd/internal/topn"
@@ -36,38 +35,12 @@ func (t *dimTable) add(k topn.Key, c topn.Counters, maxKeys int) int {
 
 func (t *dimTable) len() int { return t.counts.n }
 
-// compact keeps the keep keys with the most bytes, in a fresh table, and
-// returns the change in keys held (negative).
+// compact keeps the keep keys with the most bytes and returns the change in
+// keys held (negative).
 func (t *dimTable) compact(keep int) int {
 	before := t.counts.n
-	rows := t.entries()
-	slices.SortFunc(rows, func(a, b topn.Entry) int {
-		switch {
-		case a.Value.Bytes > b.Value.Bytes:
-			return -1
-		case a.Value.Bytes < b.Value.Bytes:
-			return 1
-		}
-		return 0
-	})
-	var maxEvicted topn.Counters
-	for _, r := range rows[keep:] {
-		maxEvicted.Max(r.Value)
-	}
-	t.evicted.Add(maxEvicted)
-	t.counts = newCounterTable(2 * keep)
-	for i := range rows[:keep] {
-		t.counts.add(&rows[i].Key, rows[i].Value)
-	}
+	t.evicted.Add(t.counts.compact(keep))
 	return t.counts.n - before
-}
-
-func (t *dimTable) entries() []topn.Entry {
-	out := make([]topn.Entry, 0, t.counts.n)
-	t.counts.each(func(k topn.Key, c topn.Counters) {
-		out = append(out, topn.Entry{Key: k, Value: c, Error: t.evicted})
-	})
-	return out
 }
 
 // partKey names a partition: the flows of one exporter, IP protocol and pair
