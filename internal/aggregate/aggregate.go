@@ -154,6 +154,8 @@ type Aggregator struct {
 	// under flushMu: flows of each minute at its last checkpoint (unchanged minutes are not saved again)
 	ckFlows map[int64]uint64
 	ckBuf   []byte
+	// ckCap is the keys a table may save in this checkpoint pass (0: all).
+	ckCap int
 
 	// flusher goroutine only: consecutive failed flushes, and ticks left to skip
 	failures, backoff int

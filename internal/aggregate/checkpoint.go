@@ -75,13 +75,23 @@ func (a *Aggregator) checkpoint() error {
 	for _, cm := range a.pending {
 		now[cm.start] += flowsOf(cm.shards)
 	}
+	held, tables := 0, 0
+	for _, cm := range a.pending {
+		held += cm.keys()
+		for _, m := range cm.shards {
+			tables += len(m.parts) * len(countedDims)
+		}
+	}
 	for _, s := range a.shards {
 		s.mu.Lock()
 		for start, m := range s.minutes {
 			now[start] += m.flows()
+			tables += len(m.parts) * len(countedDims)
 		}
+		held += s.keys
 		s.mu.Unlock()
 	}
+	a.ckCap = a.checkpointCap(held, tables)
 	for start := range a.ckFlows {
 		if _, ok := now[start]; !ok {
 			delete(a.ckFlows, start) // written, or dropped: its checkpoint went with it
@@ -122,6 +132,20 @@ func (a *Aggregator) checkpoint() error {
 	return nil
 }
 
+// checkpointCap bounds what one checkpoint pass writes: the keys of a quarter
+// of the memory budget, held keys being 16 bytes each encoded. Past it, under
+// a flood of distinct addresses, each table saves its top cap keys by bytes
+// (at least 2 × top_k). Writing every key of a flood took 25-50 MB a pass
+// into Badger's memory-mapped value log, 245 MB of RSS in 45 s until the log
+// GC reclaimed it. Ordinary traffic stays under the bound and restores exactly.
+func (a *Aggregator) checkpointCap(held, tables int) int {
+	budget := a.shardKeyBudget * len(a.shards) / 4
+	if held <= budget || tables == 0 {
+		return 0
+	}
+	return max(2*a.cfg.TopK, budget/tables)
+}
+
 // encodeCheckpoint appends the checkpoint of minute start: its pending part
 // (immutable once swapped out of the shards), then each shard's part, encoded
 // under that shard's lock. It returns the flows it holds.
@@ -132,14 +156,14 @@ func (a *Aggregator) encodeCheckpoint(b []byte, start int64) ([]byte, uint64) {
 	for _, cm := range a.pending {
 		if cm.start == start {
 			for _, m := range cm.shards {
-				b = appendSection(b, m)
+				b = appendSection(b, m, a.ckCap)
 				flows += m.flows()
 			}
 		}
 	}
 	for _, s := range a.shards {
 		var f uint64
-		b, f = appendShardSection(b, s, start)
+		b, f = appendShardSection(b, s, start, a.ckCap)
 		flows += f
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), flows
@@ -154,7 +178,7 @@ func (a *Aggregator) encodeCheckpoint(b []byte, start int64) ([]byte, uint64) {
 // restart restores exactly as such. The drill-down tables count the flows of
 // every partition, so with them the minute is encoded in one hold, to stay
 // consistent with its partitions.
-func appendShardSection(b []byte, s *shard, start int64) ([]byte, uint64) {
+func appendShardSection(b []byte, s *shard, start int64, limit int) ([]byte, uint64) {
 	s.mu.Lock()
 	m := s.minutes[start]
 	if m == nil || m.drill[0] != nil {
@@ -162,7 +186,7 @@ func appendShardSection(b []byte, s *shard, start int64) ([]byte, uint64) {
 		if m == nil {
 			return b, 0
 		}
-		return appendSection(b, m), m.flows()
+		return appendSection(b, m, limit), m.flows()
 	}
 	// The worker may add partitions meanwhile: they go to the next checkpoint,
 	// as the flows count returned tells it.
@@ -175,7 +199,7 @@ func appendShardSection(b []byte, s *shard, start int64) ([]byte, uint64) {
 	var flows uint64
 	for _, r := range refs {
 		s.mu.Lock()
-		b = appendPart(b, r.key, r.t)
+		b = appendPart(b, r.key, r.t, limit)
 		flows += r.t.total.Flows
 		s.mu.Unlock()
 	}
@@ -212,12 +236,14 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // minEntryLen is the smallest encoded key: a zero length and three one-byte counters.
 const minEntryLen = 4
 
-func appendSection(b []byte, m *minuteAgg) []byte {
+// appendSection appends a minute's partitions, each table cut to its limit
+// keys (0: whole), and its drill-down tables (whole).
+func appendSection(b []byte, m *minuteAgg, limit int) []byte {
 	// One growth for the section, not one per doubling, while the shard is locked.
 	b = slices.Grow(b, 8+len(m.parts)*(26+14*3*binary.MaxVarintLen64)+m.keys*(1+len(wideKey{})+3*binary.MaxVarintLen64))
 	b = binary.AppendUvarint(b, uint64(len(m.parts)))
 	for pk, p := range m.parts {
-		b = appendPart(b, pk, p)
+		b = appendPart(b, pk, p, limit)
 	}
 	if m.drill[0] == nil {
 		return append(b, 0)
@@ -240,7 +266,7 @@ func appendSection(b []byte, m *minuteAgg) []byte {
 	return b
 }
 
-func appendPart(b []byte, pk partKey, p *partTables) []byte {
+func appendPart(b []byte, pk partKey, p *partTables, limit int) []byte {
 	keys := 0
 	for _, d := range countedDims {
 		keys += p.dims[d].len()
@@ -257,21 +283,78 @@ func appendPart(b []byte, pk partKey, p *partTables) []byte {
 	b = append(b, flags)
 	b = appendCounters(b, p.total)
 	for _, d := range countedDims {
-		t := p.dims[d]
+		b = appendTable(b, p.dims[d], limit)
+	}
+	return b
+}
+
+// appendTable appends a table, cut to its limit keys with the most bytes
+// when it holds more (limit 0: whole). The cut is a compaction of the saved
+// copy: the dropped keys' largest counters join its evicted bound, so a
+// restored table's figures stay true within their error bounds.
+func appendTable(b []byte, t *dimTable, limit int) []byte {
+	ct := t.counts
+	if limit <= 0 || ct.n <= limit {
 		b = appendCounters(b, t.evicted)
-		b = binary.AppendUvarint(b, uint64(t.counts.n))
-		for i := range t.counts.slots {
-			sl := &t.counts.slots[i]
-			if sl.tag == 0 {
-				continue
+		b = binary.AppendUvarint(b, uint64(ct.n))
+		for i := range ct.slots {
+			if sl := &ct.slots[i]; sl.tag != 0 {
+				b = appendSlot(b, sl)
 			}
-			n := keyLen(&sl.key)
-			b = append(b, byte(n))
-			b = append(b, sl.key[:n]...)
-			b = appendCounters(b, sl.c)
+		}
+		return b
+	}
+	sc := compactScratches.Get().(*compactScratch)
+	defer compactScratches.Put(sc)
+	vals := sc.bytes[:0]
+	for i := range ct.slots {
+		if ct.slots[i].tag != 0 {
+			vals = append(vals, ct.slots[i].c.Bytes)
+		}
+	}
+	cut := nthLargest(vals, limit)
+	atCut := limit
+	for _, v := range vals {
+		if v > cut {
+			atCut--
+		}
+	}
+	sc.bytes = vals
+	// Two walks in the same order pick the same keys: the first for the bound
+	// written ahead of them, the second to write them.
+	keep := func(sl *counterSlot, atCut *int) bool {
+		switch {
+		case sl.c.Bytes > cut:
+			return true
+		case sl.c.Bytes == cut && *atCut > 0:
+			*atCut--
+			return true
+		}
+		return false
+	}
+	evicted, n := t.evicted, atCut
+	var dropped topn.Counters
+	for i := range ct.slots {
+		if sl := &ct.slots[i]; sl.tag != 0 && !keep(sl, &n) {
+			dropped.Max(sl.c)
+		}
+	}
+	evicted.Add(dropped)
+	b = appendCounters(b, evicted)
+	b = binary.AppendUvarint(b, uint64(limit))
+	for i := range ct.slots {
+		if sl := &ct.slots[i]; sl.tag != 0 && keep(sl, &atCut) {
+			b = appendSlot(b, sl)
 		}
 	}
 	return b
+}
+
+func appendSlot(b []byte, sl *counterSlot) []byte {
+	n := keyLen(&sl.key)
+	b = append(b, byte(n))
+	b = append(b, sl.key[:n]...)
+	return appendCounters(b, sl.c)
 }
 
 func wideKeyLen(k *wideKey) int {

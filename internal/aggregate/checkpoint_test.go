@@ -442,3 +442,42 @@ func TestCheckpointFormat1Restores(t *testing.T) {
 	require.Nil(t, m.drill[0])
 	require.Equal(t, total, m.drillEvicted(drillAppSrcIP))
 }
+
+// A checkpoint pass over its key budget saves each table's top keys by bytes,
+// as a compaction would keep them: the restored tables hold those keys with
+// their exact counters, totals stay exact, and every dropped key lies within
+// the restored evicted bound.
+func TestCheckpointCutToItsBudget(t *testing.T) {
+	h := startAggregator(t, func(c *Configuration) { c.Shards = 1 })
+	var recs []flow.Record
+	for i := range 600 { // 600 sources, source i with i+1 bytes
+		recs = append(recs, rec(fmt.Sprintf("10.1.%d.%d", i/250, i%250), "10.0.0.2", 40000, 443, uint64(i+1), base.Add(10*time.Second)))
+	}
+	h.push(t, recs...)
+	s := h.agg.shards[0]
+	s.mu.Lock()
+	m := s.minutes[base.Unix()]
+	s.mu.Unlock()
+	require.Zero(t, h.agg.checkpointCap(s.keys, 7), "within the budget: whole")
+	require.Equal(t, 2*h.agg.cfg.TopK, h.agg.checkpointCap(h.agg.shardKeyBudget, 1_000_000), "over it, many tables: at least 2 × top_k")
+	require.Equal(t, h.agg.shardKeyBudget/4/10, h.agg.checkpointCap(h.agg.shardKeyBudget, 10), "over it: the budget shared by the tables")
+
+	h.agg.ckCap = 100
+	b, _ := h.agg.encodeCheckpoint(nil, base.Unix())
+	h.agg.ckCap = 0
+	got, err := decodeCheckpoint(b, base.Unix())
+	require.NoError(t, err)
+	pk := partKey{exporter: addr("192.0.2.1"), proto: 6}
+	p, q := m.parts[pk], got[0].parts[pk]
+	require.Equal(t, p.total, q.total)
+	src := q.dims[topn.DimSrcIP]
+	require.Equal(t, 100, src.len())
+	require.Equal(t, []uint64{500, 1}, []uint64{src.evicted.Bytes, src.evicted.Flows}, "the largest dropped source: 500 bytes in 1 flow")
+	for _, e := range src.entries() {
+		c, ok := p.dims[topn.DimSrcIP].counts.get(&e.Key)
+		require.True(t, ok)
+		require.Equal(t, c, e.Value)
+		require.Greater(t, e.Value.Bytes, uint64(500))
+	}
+	require.Equal(t, p.dims[topn.DimDstIP].entries(), q.dims[topn.DimDstIP].entries(), "tables under the cap are saved whole")
+}
