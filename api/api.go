@@ -93,12 +93,26 @@ type Dependencies struct {
 	Offenders   Offenders // nil: no listener, nothing refused
 	// Retention bounds the ranges queries may ask (nil: no check).
 	Retention Retention
+	// Capabilities are what GET /api/v1/capabilities shows (zero: the
+	// scopes every tmsd has, exporter and proto).
+	Capabilities Capabilities
 	// Config is the effective configuration GET /api/v1/config shows, as
 	// JSON; its secrets must already be redacted.
 	Config   any
 	Registry *prometheus.Registry
 	Clock    func() time.Time
 	Logger   *slog.Logger
+}
+
+// Capabilities tell a client such as the dashboard which scope filters have
+// tables here, and for each one without, the configuration key that turns it
+// on: the dashboard offers only what answers. Unlike /config it holds nothing
+// sensitive, so a read token gets it.
+type Capabilities struct {
+	// Scopes are the filters with tables: exporter, proto, if, app, ip.
+	Scopes []string `json:"scopes"`
+	// Off maps a filter without tables to the configuration key enabling it.
+	Off map[string]string `json:"off"`
 }
 
 // API is the HTTP component.
@@ -138,6 +152,12 @@ func New(cfg Configuration, deps Dependencies) (*API, error) {
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
+	if deps.Capabilities.Scopes == nil {
+		deps.Capabilities.Scopes = []string{"exporter", "proto"}
+	}
+	if deps.Capabilities.Off == nil {
+		deps.Capabilities.Off = map[string]string{}
+	}
 	a := &API{cfg: cfg, deps: deps}
 	var err error
 	if a.auth, err = newAuthenticator(cfg, deps); err != nil {
@@ -169,6 +189,7 @@ func New(cfg Configuration, deps Dependencies) (*API, error) {
 	g.GET("/report", a.report)
 	g.GET("/exporters", a.exporters)
 	g.GET("/rejected", a.rejected)
+	g.GET("/capabilities", func(c echo.Context) error { return c.JSON(http.StatusOK, a.deps.Capabilities) })
 	g.GET("/config", a.config, admin)
 	g.DELETE("/exporters/:addr", a.forget, admin)
 	if cfg.Static != nil {
