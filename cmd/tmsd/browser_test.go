@@ -695,9 +695,72 @@ func TestDashboard(t *testing.T) {
 		require.Equal(t, "/api/v1/report", lu.Path)
 		lq := lu.Query()
 		require.Equal(t, "csv", lq.Get("format"))
+		require.Equal(t, "bytes", lq.Get("metric"), "the default metric, said")
 		lq.Del("format")
+		lq.Del("metric")
 		require.Equal(t, q, lq)
 		b.screenshot(t, shots, "report.png")
+	})
+
+	t.Run("the report ranks by the metric chosen, and so does its CSV", func(t *testing.T) {
+		rf, rt := from.Truncate(5*time.Minute), to.Add(5*time.Minute-time.Nanosecond).Truncate(5*time.Minute)
+		q := url.Values{"by": {"srcip"}, "n": {"10"}, "step": {"5m"}, "from": {rf.UTC().Format(time.RFC3339)}, "to": {rt.UTC().Format(time.RFC3339)}}
+		b.open(t, base+"/#/report?"+q.Encode())
+		type reportAnswer struct {
+			Metric string
+			Rows   []struct {
+				Key     string
+				Share   float64
+				Packets uint64
+			}
+		}
+		keys := func(r reportAnswer) []string {
+			var out []string
+			for _, row := range r.Rows {
+				out = append(out, row.Key)
+			}
+			return out
+		}
+		var byBytes, byPackets reportAnswer
+		getJSON(t, base+"/api/v1/report?"+q.Encode(), &byBytes)
+		getJSON(t, base+"/api/v1/report?"+with(q, "metric", "packets").Encode(), &byPackets)
+		require.NotEqual(t, keys(byBytes), keys(byPackets), "the captures' hosts rank differently by bytes and by packets")
+		shownKeys := func() []string {
+			var out []string
+			for _, r := range b.tableRows(t, `table.report`) {
+				out = append(out, r.Key)
+			}
+			return out
+		}
+		require.Equal(t, keys(byBytes), shownKeys())
+
+		// Choosing packets, as a person does: the menu.
+		evalJS[chromedp.Void](t, b, `(() => { const s = document.querySelector('#view select[name=metric]'); s.value = 'packets'; s.dispatchEvent(new Event('change')) })()`)
+		b.waitReady(t)
+		hq, err := url.ParseQuery(strings.TrimPrefix(evalJS[string](t, b, `location.hash`), "#/report?"))
+		require.NoError(t, err)
+		require.Equal(t, "packets", hq.Get("metric"), "the choice is in the URL")
+		require.Equal(t, keys(byPackets), shownKeys())
+		got := b.tableRows(t, `table.report`)
+		for i, r := range byPackets.Rows {
+			near(t, float64(r.Packets), parseShown(t, got[i].Cells[6]), "row %s packets %q", r.Key, got[i].Cells[6])
+			near(t, r.Share, parseShown(t, got[i].Cells[7]), "row %s share of packets %q", r.Key, got[i].Cells[7])
+		}
+		var link string
+		b.eval(t, `document.querySelector('#view a.download').href`, &link)
+		lu, err := url.Parse(link)
+		require.NoError(t, err)
+		require.Equal(t, "packets", lu.Query().Get("metric"), "the CSV link follows the choice")
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		defer cancel()
+		pageCSV, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#view a.download').fetchCSV()`, chromedp.EvalAwaitPromise))
+		require.NoError(t, err)
+		resp, err := http.Get(base + "/api/v1/report?" + with(q, "metric", "packets", "format", "csv").Encode())
+		require.NoError(t, err)
+		apiCSV, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, string(apiCSV), pageCSV)
 	})
 
 	require.Empty(t, b.takeProblems(), "console errors, exceptions or failed loads")
