@@ -38,10 +38,12 @@ const WHAT = { app: 'application', ip: 'address', if: 'interface' };
 // offNote says plainly why there is no breakdown, and what would give one.
 function offNote(by, filter, configKey) {
   const what = DIMS[by] || by;
-  if (!filter) return 'tmsd keeps no tables per ' + what + ': there is no breakdown within one.';
-  if (!configKey) return `This tmsd answers no ${filter}= scope: no breakdown within a ${what}.`;
-  const how = filter === 'if' ? 'set ' + configKey + ': true' : 'set ' + configKey + ' (e.g. 100: the tables of each minute\u2019s top 100 applications and addresses)';
-  return `Breakdowns within a ${what} need per-${WHAT[filter] || filter} tables, which this tmsd does not keep: ${how} in its configuration and restart; minutes from then on have them.`;
+  if (!filter) return ['tmsd keeps no tables per ' + what + ': there is no breakdown within one.'];
+  if (!configKey) return [`This tmsd answers no ${filter}= scope: no breakdown within this ${what}.`];
+  const how = filter === 'if' ? [h('code', {}, configKey + ': true')]
+    : [h('code', {}, configKey + ': 100'), ' (the tables of each minute\u2019s top 100 applications and addresses)'];
+  return [`Breakdowns within this ${what} need per-${WHAT[filter] || filter} tables, which this tmsd does not keep. Set `,
+    ...how, ' in its configuration and restart: the minutes from then on have them.'];
 }
 
 export function drillView(root, params, ctx) {
@@ -135,7 +137,7 @@ export function drillView(root, params, ctx) {
     } else {
       panels = [];
       panelsEl.replaceChildren(h('div', { class: 'card panel', dataset: { panel: 'off' } },
-        h('p', { class: 'muted note breakdown-off' }, offNote(s.by, filter, caps.off[filter] || ''))));
+        h('p', { class: 'muted note breakdown-off' }, ...offNote(s.by, filter, caps.off[filter] || ''))));
     }
   }
 
