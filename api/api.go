@@ -93,12 +93,26 @@ type Dependencies struct {
 	Offenders   Offenders // nil: no listener, nothing refused
 	// Retention bounds the ranges queries may ask (nil: no check).
 	Retention Retention
+	// Capabilities are what GET /api/v1/capabilities shows (zero: the
+	// scopes every tmsd has, exporter and proto).
+	Capabilities Capabilities
 	// Config is the effective configuration GET /api/v1/config shows, as
 	// JSON; its secrets must already be redacted.
 	Config   any
 	Registry *prometheus.Registry
 	Clock    func() time.Time
 	Logger   *slog.Logger
+}
+
+// Capabilities tell a client such as the dashboard which scope filters have
+// tables here, and for each one without, the configuration key that turns it
+// on: the dashboard offers only what answers. Unlike /config it holds nothing
+// sensitive, so a read token gets it.
+type Capabilities struct {
+	// Scopes are the filters with tables: exporter, proto, if, app, ip.
+	Scopes []string `json:"scopes"`
+	// Off maps a filter without tables to the configuration key enabling it.
+	Off map[string]string `json:"off"`
 }
 
 // API is the HTTP component.
@@ -138,6 +152,12 @@ func New(cfg Configuration, deps Dependencies) (*API, error) {
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
+	if deps.Capabilities.Scopes == nil {
+		deps.Capabilities.Scopes = []string{"exporter", "proto"}
+	}
+	if deps.Capabilities.Off == nil {
+		deps.Capabilities.Off = map[string]string{}
+	}
 	a := &API{cfg: cfg, deps: deps}
 	var err error
 	if a.auth, err = newAuthenticator(cfg, deps); err != nil {
@@ -169,6 +189,7 @@ func New(cfg Configuration, deps Dependencies) (*API, error) {
 	g.GET("/report", a.report)
 	g.GET("/exporters", a.exporters)
 	g.GET("/rejected", a.rejected)
+	g.GET("/capabilities", func(c echo.Context) error { return c.JSON(http.StatusOK, a.deps.Capabilities) })
 	g.GET("/config", a.config, admin)
 	g.DELETE("/exporters/:addr", a.forget, admin)
 	if cfg.Static != nil {
@@ -339,6 +360,22 @@ type topRow struct {
 	Label string `json:"label"`
 	amounts
 	Error uint64 `json:"error"`
+	// Previous and Delta are set with compare=: the same key over the earlier period.
+	Previous *amounts  `json:"previous,omitempty"`
+	Delta    *topDelta `json:"delta,omitempty"`
+}
+
+// topDelta is a top row's change from the earlier period: Total in % of the
+// ranked metric over the range, null when the earlier figure is zero (as in report).
+type topDelta struct {
+	Total *float64 `json:"total"`
+}
+
+// topTotals are the other and total lines of a top, with their comparison.
+type topTotals struct {
+	amounts
+	Previous *amounts  `json:"previous,omitempty"`
+	Delta    *topDelta `json:"delta,omitempty"`
 }
 
 type topResponse struct {
@@ -349,11 +386,12 @@ type topResponse struct {
 	To     string `json:"to"`
 	Exact  bool   `json:"exact"`
 	// Partial: a drill-down (app=, ip=) was not kept in some minute of the range.
-	Partial bool     `json:"partial"`
-	Tiers   []string `json:"tiers"`
-	Rows    []topRow `json:"rows"`
-	Other   amounts  `json:"other"`
-	Total   amounts  `json:"total"`
+	Partial bool          `json:"partial"`
+	Tiers   []string      `json:"tiers"`
+	Compare *reportPeriod `json:"compare,omitempty"`
+	Rows    []topRow      `json:"rows"`
+	Other   topTotals     `json:"other"`
+	Total   topTotals     `json:"total"`
 }
 
 // ranking is what top and report rank: the top n keys of dimension d by
@@ -400,6 +438,15 @@ func (a *API) top(c echo.Context) error {
 	if err := a.checkRetention("from", w.from, 0); err != nil {
 		return err
 	}
+	cmpName, off, err := parseCompare(c, w, 0)
+	if err != nil {
+		return err
+	}
+	if off > 0 {
+		if err := a.checkRetention("compare", w.from.Add(-off), 0); err != nil {
+			return err
+		}
+	}
 	res, err := a.deps.Engine.Top(sc, d, w.from, w.to, n, m)
 	if err != nil {
 		return err
@@ -410,16 +457,63 @@ func (a *API) top(c echo.Context) error {
 	resp := topResponse{By: d.String(), Metric: m.String(), Scope: sc.String(),
 		From: w.from.Format(time.RFC3339), To: w.to.Format(time.RFC3339),
 		Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Rows: make([]topRow, 0, len(rows)),
-		Other: newAmounts(other, t.Total, m, secs), Total: newAmounts(t.Total, t.Total, m, secs)}
+		Other: topTotals{amounts: newAmounts(other, t.Total, m, secs)}, Total: topTotals{amounts: newAmounts(t.Total, t.Total, m, secs)}}
 	for _, r := range rows {
 		resp.Rows = append(resp.Rows, topRow{Key: d.Format(r.Key), Label: a.label(d, r.Key),
 			amounts: newAmounts(r.Value, t.Total, m, secs), Error: r.Error.Get(m)})
+	}
+	if off > 0 {
+		if err := a.compareTop(&resp, rows, sc, d, m, w, cmpName, off); err != nil {
+			return err
+		}
 	}
 	setAnswerHeaders(c, resp.Tiers, resp.Exact)
 	if csv {
 		return writeCSV(c, "top-"+d.String(), topCSV(resp))
 	}
 	return c.JSON(http.StatusOK, resp)
+}
+
+// compareTop adds to a top the same keys over the period off earlier. The
+// keys are looked up in the earlier tables (not ranked again there), so a key
+// that was small then still has its figures. One step per day lets the hour
+// and day tiers answer, as they answer the top itself.
+func (a *API) compareTop(resp *topResponse, rows []topn.Entry, sc topn.Scope, d topn.Dim, m topn.Metric, w window, name string, off time.Duration) error {
+	keys := make([]topn.Key, len(rows))
+	for i := range rows {
+		keys[i] = rows[i].Key
+	}
+	pf, pt := w.from.Add(-off), w.to.Add(-off)
+	prev, err := a.deps.Engine.ReportKeys(sc, d, keys, pf, pt, 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	var total, other topn.Counters
+	for _, p := range prev.Total {
+		total.Add(p.Value)
+	}
+	for _, p := range prev.Other {
+		other.Add(p.Value)
+	}
+	secs := w.seconds()
+	link := func(now amounts, before topn.Counters) (*amounts, *topDelta) {
+		b := newAmounts(before, total, m, secs)
+		return &b, &topDelta{Total: pct(float64(metricOf(now, m)), float64(before.Get(m)))}
+	}
+	for i := range resp.Rows {
+		resp.Rows[i].Previous, resp.Rows[i].Delta = link(resp.Rows[i].amounts, prev.Rows[i].Value)
+	}
+	resp.Other.Previous, resp.Other.Delta = link(resp.Other.amounts, other)
+	resp.Total.Previous, resp.Total.Delta = link(resp.Total.amounts, total)
+	resp.Compare = &reportPeriod{Period: name, From: pf.Format(time.RFC3339), To: pt.Format(time.RFC3339),
+		Exact: prev.Exact, Tiers: prev.Tiers}
+	resp.Exact = resp.Exact && prev.Exact
+	return nil
+}
+
+// metricOf is an amount's count of metric m.
+func metricOf(x amounts, m topn.Metric) uint64 {
+	return topn.Counters{Bytes: x.Bytes, Packets: x.Packets, Flows: x.Flows}.Get(m)
 }
 
 // parseN reads n, the number of keys (10 by default).

@@ -81,8 +81,8 @@ func topCSV(r topResponse) [][]string {
 	for _, row := range r.Rows {
 		line("key", row.Key, row.Label, row.amounts, row.Error)
 	}
-	line("other", "other", "other", r.Other, 0)
-	line("total", "total", "total", r.Total, 0)
+	line("other", "other", "other", r.Other.amounts, 0)
+	line("total", "total", "total", r.Total.amounts, 0)
 	return out
 }
 

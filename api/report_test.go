@@ -137,6 +137,77 @@ func TestReportCompare(t *testing.T) {
 	require.Nil(t, r.Total.Delta.Total)
 }
 
+func TestTopCompare(t *testing.T) {
+	fx, recs := newReportFixture()
+	// The second hour again a day later, https doubled, ssh gone.
+	for _, r := range slices.Clone(recs[120:]) {
+		r.Received += (24 * time.Hour).Milliseconds()
+		if r.DstPort == 22 {
+			continue
+		}
+		r.Bytes *= 2
+		recs = append(recs, r)
+	}
+	h := newTestAPI(t, recs...)
+	var https uint64
+	for _, v := range fx.https[67:] {
+		https += v
+	}
+	// A range off the hour: top takes any whole minutes, compare too (its
+	// minutes 09:07-10:00 have traffic, then and now).
+	from := fx.from.Add(25*time.Hour + 7*time.Minute)
+	q := url.Values{"by": {"app"}, "from": {from.Format(time.RFC3339)}, "to": {from.Add(time.Hour).Format(time.RFC3339)}, "compare": {"1d"}}
+	var r topResponse
+	require.Equal(t, http.StatusOK, get(t, h, "/api/v1/top?"+q.Encode(), &r))
+	require.Equal(t, "1d", r.Compare.Period)
+	require.Equal(t, "2026-11-01T09:07:00Z", r.Compare.From)
+	require.Len(t, r.Rows, 1, "only https a day later")
+	require.Equal(t, "https", r.Rows[0].Key)
+	require.Equal(t, 2*https, r.Rows[0].Bytes)
+	require.Equal(t, https, r.Rows[0].Previous.Bytes)
+	require.InDelta(t, 100, *r.Rows[0].Delta.Total, 1e-9)
+	require.Equal(t, https+20_000*53, r.Total.Previous.Bytes, "https and ssh then")
+	require.InDelta(t, (float64(2*https)/float64(https+20_000*53)-1)*100, *r.Total.Delta.Total, 1e-9)
+	require.Equal(t, uint64(20_000*53), r.Other.Previous.Bytes, "what https leaves of then")
+	require.InDelta(t, -100, *r.Other.Delta.Total, 1e-9)
+
+	// By packets: the copies kept their packets, so https's did not change.
+	q.Set("metric", "packets")
+	require.Equal(t, http.StatusOK, get(t, h, "/api/v1/top?"+q.Encode(), &r))
+	require.InDelta(t, 0, *r.Rows[0].Delta.Total, 1e-9)
+
+	// prev is the hour just before: of the day-later traffic, 09:00-09:07.
+	q.Set("compare", "prev")
+	q.Del("metric")
+	require.Equal(t, http.StatusOK, get(t, h, "/api/v1/top?"+q.Encode(), &r))
+	require.Equal(t, from.Add(-time.Hour).Format(time.RFC3339), r.Compare.From)
+	var early uint64
+	for _, v := range fx.https[60:67] {
+		early += 2 * v
+	}
+	require.Equal(t, early, r.Rows[0].Previous.Bytes)
+	require.InDelta(t, (float64(2*https)/float64(early)-1)*100, *r.Rows[0].Delta.Total, 1e-9)
+
+	// A week back there was nothing: the deltas are null, not infinite.
+	q.Set("compare", "7d")
+	require.Equal(t, http.StatusOK, get(t, h, "/api/v1/top?"+q.Encode(), &r))
+	require.Zero(t, r.Total.Previous.Bytes)
+	require.Nil(t, r.Rows[0].Delta.Total)
+	require.Nil(t, r.Total.Delta.Total)
+
+	// Without compare, no previous figures at all.
+	q.Del("compare")
+	r = topResponse{}
+	require.Equal(t, http.StatusOK, get(t, h, "/api/v1/top?"+q.Encode(), &r))
+	require.Nil(t, r.Compare)
+	require.Nil(t, r.Rows[0].Delta)
+
+	q.Set("compare", "3d")
+	var e map[string]string
+	require.Equal(t, http.StatusBadRequest, get(t, h, "/api/v1/top?"+q.Encode(), &e))
+	require.Equal(t, "compare", e["parameter"])
+}
+
 func TestReportAndSeriesBadParameters(t *testing.T) {
 	cfg := DefaultConfiguration()
 	a := newTestAPIWith(t, cfg, func(d *Dependencies) {
@@ -293,7 +364,7 @@ func TestCSVEqualsJSON(t *testing.T) {
 		var top topResponse
 		require.Equal(t, http.StatusOK, get(t, h, "/api/v1/top?"+q.Encode(), &top))
 		rows = getCSV(t, h, "/api/v1/top?"+q.Encode(), byAccept)
-		tops := append(slices.Clone(top.Rows), topRow{Key: "other", amounts: top.Other}, topRow{Key: "total", amounts: top.Total})
+		tops := append(slices.Clone(top.Rows), topRow{Key: "other", amounts: top.Other.amounts}, topRow{Key: "total", amounts: top.Total.amounts})
 		require.Len(t, rows, len(tops))
 		for k, j := range tops {
 			c := rows[k]

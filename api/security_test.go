@@ -102,6 +102,7 @@ func TestAuthMatrix(t *testing.T) {
 		{"GET", "/api/v1/report?by=app", "/api/v1/report", read},
 		{"GET", "/api/v1/exporters", "/api/v1/exporters", read},
 		{"GET", "/api/v1/rejected", "/api/v1/rejected", read},
+		{"GET", "/api/v1/capabilities", "/api/v1/capabilities", read},
 		{"GET", "/metrics", "/metrics", read},
 		{"GET", "/api/v1/config", "/api/v1/config", admin},
 		{"DELETE", "/api/v1/exporters/192.0.2.1", "/api/v1/exporters/:addr", admin},
@@ -432,6 +433,19 @@ func TestRejected(t *testing.T) {
 
 	rr = do(newTestAPI(t), "GET", "/api/v1/rejected", "")
 	require.JSONEq(t, `{"total": 0, "sources": []}`, rr.Body.String())
+}
+
+func TestCapabilitiesEndpoint(t *testing.T) {
+	f := func(caps Capabilities, want string) {
+		t.Helper()
+		h := newTestAPIWith(t, DefaultConfiguration(), func(d *Dependencies) { d.Capabilities = caps }).Handler()
+		rr := do(h, "GET", "/api/v1/capabilities", "")
+		require.Equal(t, 200, rr.Code)
+		require.JSONEq(t, want, rr.Body.String())
+	}
+	f(Capabilities{}, `{"scopes": ["exporter", "proto"], "off": {}}`)
+	f(Capabilities{Scopes: []string{"exporter", "proto", "app", "ip"}, Off: map[string]string{"if": "aggregate.scope_interface"}},
+		`{"scopes": ["exporter", "proto", "app", "ip"], "off": {"if": "aggregate.scope_interface"}}`)
 }
 
 func TestConfigEndpoint(t *testing.T) {

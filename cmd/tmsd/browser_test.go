@@ -194,7 +194,7 @@ func parseShown(t *testing.T, s string) float64 {
 			v *= 1024
 		}
 	} else if unit != "" && !iec {
-		if i := strings.IndexByte("kMGTP", unit[0]); i >= 0 && len(unit) > 1 {
+		if i := strings.IndexByte("kMGTP", unit[0]); i >= 0 { // "4.00 Mbps", or a count: "14.7 k"
 			for ; i >= 0; i-- {
 				v *= 1000
 			}
@@ -415,45 +415,168 @@ func TestDashboard(t *testing.T) {
 		b.screenshot(t, shots, "drilldown-proto.png")
 	})
 
-	t.Run("compare overlays an earlier period", func(t *testing.T) {
+	t.Run("compare overlays an earlier period, with the API's deltas", func(t *testing.T) {
 		// softflowd without -a exported the same trace minutes after the others:
-		// compare its minutes with theirs.
-		lateFrom, lateTo := captureSpan(t, "../../testdata/pcaps/softflowd-v9-pcaptime.pcap")
+		// a range starting just before its minutes, as long as the gap, has the
+		// others' minutes as its previous period (compare=prev).
+		lateFrom, _ := captureSpan(t, "../../testdata/pcaps/softflowd-v9-pcaptime.pcap")
 		early, _ := captureSpan(t, "../../testdata/pcaps/softflowd-v9.pcap")
 		offset := lateFrom.Sub(early)
 		require.Greater(t, offset, 5*time.Minute, "the pcaptime capture comes after the others")
-		cf, ct := lateFrom.Add(-4*time.Minute), lateTo.Add(4*time.Minute)
-		hash := fmt.Sprintf("#/top?by=app&n=10&from=%s&to=%s&compare=%dm", cf.UTC().Format(time.RFC3339), ct.UTC().Format(time.RFC3339), int(offset.Minutes()))
-		b.setHash(t, hash)
+		cf := lateFrom.Add(-2 * time.Minute)
+		ct := cf.Add(offset)
+		q := url.Values{"by": {"app"}, "n": {"10"}, "from": {cf.UTC().Format(time.RFC3339)}, "to": {ct.UTC().Format(time.RFC3339)}, "compare": {"prev"}}
+		b.setHash(t, "#/top?"+q.Encode())
 		var legend []string
 		b.eval(t, `[...document.querySelectorAll('#view .u-legend .u-series .u-label')].map(e => e.textContent)`, &legend)
-		require.Contains(t, legend, fmt.Sprintf("total, %dm before", int(offset.Minutes())))
+		require.Contains(t, legend, "total, previous period")
 		require.Contains(t, legend, "everything else")
+		// The dashed overlay is the API's earlier total, point by point.
+		var overlay []*float64
+		var series struct {
+			Step    string
+			Compare struct{ Points []struct{ Bps float64 } }
+		}
+		var top struct {
+			From, To string
+			Compare  struct{ From string }
+			Rows     []struct {
+				Key   string
+				Delta struct{ Total *float64 }
+			}
+		}
+		getJSON(t, base+"/api/v1/top?"+q.Encode(), &top)
+		require.NotEmpty(t, top.Rows)
+		require.Equal(t, cf.Add(-offset).UTC().Format(time.RFC3339), top.Compare.From)
+		b.eval(t, `document.querySelector('#view .chart').chartData.series.find(s => s.dash).values`, &overlay)
+		step := evalJS[string](t, b, `document.querySelector('#view .chart').dataset.step`)
+		getJSON(t, base+"/api/v1/series?"+url.Values{"by": {"app"}, "n": {"10"}, "from": {top.From}, "to": {top.To}, "step": {step}, "compare": {"prev"}}.Encode(), &series)
+		require.Len(t, overlay, len(series.Compare.Points))
+		nonZero := 0
+		for i, p := range series.Compare.Points {
+			require.NotNil(t, overlay[i], "point %d", i)
+			require.InDelta(t, p.Bps, *overlay[i], 1e-6, "point %d", i)
+			if p.Bps > 0 {
+				nonZero++
+			}
+		}
+		require.NotZero(t, nonZero, "the previous period has traffic")
 		var heads []string
 		b.eval(t, `[...document.querySelectorAll('#view table.top thead th')].map(e => e.textContent)`, &heads)
 		require.Equal(t, "Δ", heads[len(heads)-1])
-		// Each row's change is against the same key in the earlier window, from the API.
-		var now, before apiTopAnswer
-		getJSON(t, base+"/api/v1/top?"+url.Values{"by": {"app"}, "n": {"10"}, "from": {cf.UTC().Format(time.RFC3339)}, "to": {ct.UTC().Format(time.RFC3339)}}.Encode(), &now)
-		getJSON(t, base+"/api/v1/top?"+url.Values{"by": {"app"}, "n": {"1000"}, "from": {cf.Add(-offset).UTC().Format(time.RFC3339)}, "to": {ct.Add(-offset).UTC().Format(time.RFC3339)}}.Encode(), &before)
-		prev := map[string]uint64{}
-		for _, r := range before.Rows {
-			prev[r.Key] = r.Bytes
-		}
-		got := b.tableRows(t, `table.top`)
-		require.Len(t, got, len(now.Rows))
-		for i, r := range now.Rows {
-			require.Equal(t, r.Key, got[i].Key)
-			shown := got[i].Cells[len(got[i].Cells)-1]
-			p := prev[r.Key]
-			if p == 0 {
-				require.Equal(t, "new", shown)
+		// Each row's change is the API's delta for the same query.
+		var shown []struct{ Key, Delta, Text string }
+		b.eval(t, `[...document.querySelectorAll('#view table.top tbody tr')].map(tr => ({key: tr.dataset.key, delta: tr.lastChild.dataset.delta, text: tr.lastChild.textContent}))`, &shown)
+		require.Len(t, shown, len(top.Rows))
+		changed := 0
+		for i, r := range top.Rows {
+			require.Equal(t, r.Key, shown[i].Key)
+			if r.Delta.Total == nil {
+				require.Equal(t, "null", shown[i].Delta, "row %s", r.Key)
+				require.Equal(t, "new", shown[i].Text, "row %s", r.Key)
 				continue
 			}
-			d := (float64(r.Bytes) - float64(p)) / float64(p)
-			require.InDelta(t, d, parseShown(t, strings.TrimPrefix(shown, "+")), 0.011, "row %s: %q", r.Key, shown)
+			changed++
+			got, err := strconv.ParseFloat(shown[i].Delta, 64)
+			require.NoError(t, err, "row %s: %q", r.Key, shown[i].Delta)
+			require.Equal(t, *r.Delta.Total, got, "row %s", r.Key)
+			require.InDelta(t, *r.Delta.Total/100, parseShown(t, strings.TrimPrefix(shown[i].Text, "+")), 0.006, "row %s: %q", r.Key, shown[i].Text)
 		}
+		require.NotZero(t, changed, "some app had traffic in both periods")
 		b.screenshot(t, shots, "topn-compare.png")
+	})
+
+	// panelKeys are the keys a drill-down's breakdown panel lists.
+	panelKeys := func(t *testing.T, b *browser, by string) []string {
+		t.Helper()
+		var keys []string
+		for _, r := range b.tableRows(t, `[data-panel="`+by+`"] table.top`) {
+			keys = append(keys, r.Key)
+		}
+		return keys
+	}
+	apiKeys := func(t *testing.T, base string, q url.Values) []string {
+		t.Helper()
+		var ans apiTopAnswer
+		getJSON(t, base+"/api/v1/top?"+q.Encode(), &ans)
+		keys := []string{}
+		for _, r := range ans.Rows {
+			keys = append(keys, r.Key)
+		}
+		return keys
+	}
+	rngQ := url.Values{"from": {from.UTC().Format(time.RFC3339)}, "to": {to.UTC().Format(time.RFC3339)}}
+	with := func(q url.Values, kv ...string) url.Values {
+		out := url.Values{}
+		for k, v := range q {
+			out[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			out.Set(kv[i], kv[i+1])
+		}
+		return out
+	}
+
+	t.Run("with drill-downs off, the drill-down names the key that turns them on", func(t *testing.T) {
+		require.NotEmpty(t, firstApp)
+		b.setHash(t, "#/key?"+with(rngQ, "by", "app", "key", firstApp).Encode())
+		var note string
+		b.eval(t, `document.querySelector('#view [data-panel="off"]').textContent`, &note)
+		require.Contains(t, note, "aggregate.drill_downs")
+		require.Zero(t, evalJS[int](t, b, `document.querySelectorAll('#view .panel-error, #view [data-panel="srcip"]').length`))
+		ifs := apiKeys(t, base, with(rngQ, "by", "in_if", "n", "1"))
+		require.NotEmpty(t, ifs)
+		b.setHash(t, "#/key?"+with(rngQ, "by", "in_if", "key", ifs[0]).Encode())
+		b.eval(t, `document.querySelector('#view [data-panel="off"]').textContent`, &note)
+		require.Contains(t, note, "aggregate.scope_interface")
+		require.Empty(t, b.takeProblems(), "no console error, no failed request")
+	})
+
+	t.Run("with drill-downs on, apps, hosts and interfaces break down through their scopes", func(t *testing.T) {
+		// The same captures, imported by a tmsd keeping the per-app, per-address
+		// and per-interface tables.
+		dd := t.TempDir()
+		conf := filepath.Join(dd, "tmsd.yaml")
+		require.NoError(t, os.WriteFile(conf, []byte("aggregate:\n  drill_downs: 100\n  scope_interface: true\n"), 0o644))
+		require.NoError(t, run(append([]string{"import", "--config", conf, "--data", filepath.Join(dd, "data"), "--retention", "36500d"}, files...), io.Discard, io.Discard))
+		pd := startDashboard(t, filepath.Join(dd, "data"), func(c *Config) {
+			c.Aggregate.DrillDowns, c.Aggregate.ScopeInterface = 100, true
+		})
+		bd := "http://" + pd.api.Addr().String()
+		tb := b.tab(t)
+
+		apps := apiKeys(t, bd, with(rngQ, "by", "app", "n", "1"))
+		require.NotEmpty(t, apps)
+		tb.open(t, bd+"/#/key?"+with(rngQ, "by", "app", "key", apps[0]).Encode())
+		for _, by := range []string{"srcip", "dstip", "port"} {
+			want := apiKeys(t, bd, with(rngQ, "by", by, "app", apps[0], "n", "10"))
+			require.NotEmpty(t, want, "app %s has %s", apps[0], by)
+			require.Equal(t, want, panelKeys(t, tb, by), "the %s of app %s", by, apps[0])
+		}
+		tb.screenshot(t, shots, "drilldown-app.png")
+		// A host of the app drills into its apps and peers, through ip=.
+		host := panelKeys(t, tb, "srcip")[0]
+		tb.do(t, chromedp.Click(chromedp.CSS(`[data-panel="srcip"] table.top tbody tr:first-child`)))
+		tb.waitReady(t)
+		route := evalJS[string](t, tb, `location.hash`)
+		rq, err := url.ParseQuery(strings.TrimPrefix(route, "#/key?"))
+		require.NoError(t, err)
+		require.Equal(t, host, rq.Get("key"))
+		require.Equal(t, apps[0], rq.Get("app"), "the host's traffic within the app")
+		for _, by := range []string{"app", "peer"} {
+			want := apiKeys(t, bd, with(rngQ, "by", by, "ip", host, "n", "10"))
+			require.NotEmpty(t, want, "host %s has %s", host, by)
+			require.Equal(t, want, panelKeys(t, tb, by), "the %s of host %s", by, host)
+		}
+		// An interface drills into if=…&dir=….
+		ifs := apiKeys(t, bd, with(rngQ, "by", "out_if", "n", "1"))
+		require.NotEmpty(t, ifs)
+		tb.setHash(t, "#/key?"+with(rngQ, "by", "out_if", "key", ifs[0]).Encode())
+		want := apiKeys(t, bd, with(rngQ, "by", "app", "if", ifs[0], "dir", "out", "n", "10"))
+		require.NotEmpty(t, want)
+		require.Equal(t, want, panelKeys(t, tb, "app"), "the apps leaving by %s", ifs[0])
+		require.Zero(t, evalJS[int](t, tb, `document.querySelectorAll('#view .panel-error, #view [data-panel="off"]').length`))
+		require.Empty(t, tb.takeProblems())
 	})
 
 	t.Run("interfaces", func(t *testing.T) {
@@ -572,9 +695,72 @@ func TestDashboard(t *testing.T) {
 		require.Equal(t, "/api/v1/report", lu.Path)
 		lq := lu.Query()
 		require.Equal(t, "csv", lq.Get("format"))
+		require.Equal(t, "bytes", lq.Get("metric"), "the default metric, said")
 		lq.Del("format")
+		lq.Del("metric")
 		require.Equal(t, q, lq)
 		b.screenshot(t, shots, "report.png")
+	})
+
+	t.Run("the report ranks by the metric chosen, and so does its CSV", func(t *testing.T) {
+		rf, rt := from.Truncate(5*time.Minute), to.Add(5*time.Minute-time.Nanosecond).Truncate(5*time.Minute)
+		q := url.Values{"by": {"srcip"}, "n": {"10"}, "step": {"5m"}, "from": {rf.UTC().Format(time.RFC3339)}, "to": {rt.UTC().Format(time.RFC3339)}}
+		b.open(t, base+"/#/report?"+q.Encode())
+		type reportAnswer struct {
+			Metric string
+			Rows   []struct {
+				Key     string
+				Share   float64
+				Packets uint64
+			}
+		}
+		keys := func(r reportAnswer) []string {
+			var out []string
+			for _, row := range r.Rows {
+				out = append(out, row.Key)
+			}
+			return out
+		}
+		var byBytes, byPackets reportAnswer
+		getJSON(t, base+"/api/v1/report?"+q.Encode(), &byBytes)
+		getJSON(t, base+"/api/v1/report?"+with(q, "metric", "packets").Encode(), &byPackets)
+		require.NotEqual(t, keys(byBytes), keys(byPackets), "the captures' hosts rank differently by bytes and by packets")
+		shownKeys := func() []string {
+			var out []string
+			for _, r := range b.tableRows(t, `table.report`) {
+				out = append(out, r.Key)
+			}
+			return out
+		}
+		require.Equal(t, keys(byBytes), shownKeys())
+
+		// Choosing packets, as a person does: the menu.
+		evalJS[chromedp.Void](t, b, `(() => { const s = document.querySelector('#view select[name=metric]'); s.value = 'packets'; s.dispatchEvent(new Event('change')) })()`)
+		b.waitReady(t)
+		hq, err := url.ParseQuery(strings.TrimPrefix(evalJS[string](t, b, `location.hash`), "#/report?"))
+		require.NoError(t, err)
+		require.Equal(t, "packets", hq.Get("metric"), "the choice is in the URL")
+		require.Equal(t, keys(byPackets), shownKeys())
+		got := b.tableRows(t, `table.report`)
+		for i, r := range byPackets.Rows {
+			near(t, float64(r.Packets), parseShown(t, got[i].Cells[6]), "row %s packets %q", r.Key, got[i].Cells[6])
+			near(t, r.Share, parseShown(t, got[i].Cells[7]), "row %s share of packets %q", r.Key, got[i].Cells[7])
+		}
+		var link string
+		b.eval(t, `document.querySelector('#view a.download').href`, &link)
+		lu, err := url.Parse(link)
+		require.NoError(t, err)
+		require.Equal(t, "packets", lu.Query().Get("metric"), "the CSV link follows the choice")
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		defer cancel()
+		pageCSV, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#view a.download').fetchCSV()`, chromedp.EvalAwaitPromise))
+		require.NoError(t, err)
+		resp, err := http.Get(base + "/api/v1/report?" + with(q, "metric", "packets", "format", "csv").Encode())
+		require.NoError(t, err)
+		apiCSV, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, string(apiCSV), pageCSV)
 	})
 
 	require.Empty(t, b.takeProblems(), "console errors, exceptions or failed loads")

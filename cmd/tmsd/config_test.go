@@ -89,3 +89,19 @@ func TestBadConfigNamesFileLineAndReason(t *testing.T) {
 	_, _, err = parseFlags("serve", []string{"--config", "/nonexistent/tmsd.yaml"}, io.Discard)
 	require.ErrorContains(t, err, "/nonexistent/tmsd.yaml")
 }
+
+func TestCapabilitiesFollowTheConfig(t *testing.T) {
+	f := func(scopeInterface bool, drillDowns DrillDowns, scopes []string, off map[string]string) {
+		t.Helper()
+		cfg := defaultConfig()
+		cfg.Aggregate.ScopeInterface, cfg.Aggregate.DrillDowns = scopeInterface, drillDowns
+		c := capabilities(cfg)
+		require.Equal(t, scopes, c.Scopes)
+		require.Equal(t, off, c.Off)
+	}
+	f(false, 0, []string{"exporter", "proto"},
+		map[string]string{"if": "aggregate.scope_interface", "app": "aggregate.drill_downs", "ip": "aggregate.drill_downs"})
+	f(true, 0, []string{"exporter", "proto", "if"}, map[string]string{"app": "aggregate.drill_downs", "ip": "aggregate.drill_downs"})
+	f(false, 100, []string{"exporter", "proto", "app", "ip"}, map[string]string{"if": "aggregate.scope_interface"})
+	f(true, 1, []string{"exporter", "proto", "if", "app", "ip"}, map[string]string{})
+}

@@ -113,7 +113,7 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipe
 	p.offenders = listen.NewOffenders(listen.DefaultOffenders)
 	if p.api, err = api.New(apiCfg, api.Dependencies{
 		Engine: query.New(st, p.agg, query.WithProgress(p.rollup)), Exporters: p.decoder, Corrections: p.agg, Ports: classifier,
-		Offenders: p.offenders, Retention: st, Config: effective, Registry: p.registry, Clock: clock, Logger: logger,
+		Offenders: p.offenders, Retention: st, Config: effective, Capabilities: capabilities(cfg), Registry: p.registry, Clock: clock, Logger: logger,
 	}); err != nil {
 		return nil, err
 	}
@@ -244,4 +244,22 @@ func pushAll(r *ring.Ring, recs []flow.Record) {
 			runtime.Gosched()
 		}
 	}
+}
+
+// capabilities are the scope filters this configuration keeps tables for, and
+// the key that turns on each of the others: the dashboard offers drill-downs
+// from them, and names the key where they are off.
+func capabilities(cfg Config) api.Capabilities {
+	c := api.Capabilities{Scopes: []string{"exporter", "proto"}, Off: map[string]string{}}
+	if cfg.Aggregate.ScopeInterface {
+		c.Scopes = append(c.Scopes, "if")
+	} else {
+		c.Off["if"] = "aggregate.scope_interface"
+	}
+	if cfg.Aggregate.DrillDowns > 0 {
+		c.Scopes = append(c.Scopes, "app", "ip")
+	} else {
+		c.Off["app"], c.Off["ip"] = "aggregate.drill_downs", "aggregate.drill_downs"
+	}
+	return c
 }

@@ -1,6 +1,6 @@
 // The REST API as the dashboard uses it: the bearer token kept in localStorage,
 // errors as ApiError (status, message, parameter) so views can show a banner
-// instead of a blank chart, and what this tmsd can answer (caps).
+// instead of a blank chart, and what this tmsd can answer (capabilities).
 
 const TOKEN_KEY = 'tmsd.token';
 
@@ -20,12 +20,25 @@ export class ApiError extends Error {
   }
 }
 
-// caps lists the scopes the API filters by. A drill-down offers a breakdown
-// only when the key's dimension is here; the per-app, per-host and
-// per-interface scopes (app=, ip=, if=, dir=) join it when the API has them.
-export const caps = {
-  scopes: { exporter: 'exporter', proto: 'proto' },
-};
+// BASE_CAPS: the scopes every tmsd has, what the dashboard assumes when
+// /capabilities cannot be read (an older tmsd, or no token yet).
+const BASE_CAPS = { scopes: ['exporter', 'proto'], off: {} };
+let capsPromise = null;
+
+// capabilities is what this tmsd can scope by (GET /capabilities): the filters
+// with tables (exporter, proto, if, app, ip) and, for each of the others, the
+// configuration key that turns it on. Asked once per page load: it changes
+// only with a restart. A failure is not kept, so a token pasted later helps.
+export function capabilities() {
+  if (!capsPromise) {
+    capsPromise = get('capabilities').catch((e) => {
+      capsPromise = null;
+      if (e instanceof ApiError && e.status === 404) return BASE_CAPS;
+      throw e;
+    });
+  }
+  return capsPromise;
+}
 
 // request fetches an API path with the query params that are set and
 // returns the answer's text and its parsed JSON (null when not JSON).

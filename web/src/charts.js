@@ -71,6 +71,8 @@ export class TimeChart {
       this.raw = raw;
       this.build(xs, series, data, layers.length);
     }
+    // What is drawn, as given (not stacked): the tests compare it with the API.
+    this.el.chartData = { xs, series };
     const empty = !xs.length || series.every((s) => s.values.every((v) => !v));
     this.el.classList.toggle('chart-empty', empty);
   }

@@ -44,6 +44,16 @@ export function chooseStep(rangeMs, maxPoints = 240) {
   return STEPS_MIN[STEPS_MIN.length - 1] * 60;
 }
 
+// compareStep is chooseStep's step for a comparison: it must also divide how
+// far back the comparison looks (the API aligns the earlier points to the
+// current ones step by step). A range with no such step within maxPoints
+// gets the coarsest step that divides the offset.
+export function compareStep(rangeMs, offMs, maxPoints = 240) {
+  const fits = STEPS_MIN.filter((m) => offMs % (m * 60e3) === 0);
+  const m = fits.find((x) => rangeMs / (x * 60e3) <= maxPoints) ?? fits[fits.length - 1] ?? 1;
+  return m * 60;
+}
+
 // route is the current view: its path and parameters.
 export function route() {
   const h = location.hash.replace(/^#/, '') || '/';
@@ -68,8 +78,8 @@ export function go(path, params) {
   location.hash = href(path, params);
 }
 
-// compareOffset is how far back a comparison looks: "prev" is the period
-// just before, else a duration (1d, 7d, or any the API accepts).
+// compareOffset is how far back a comparison looks, as the API reads
+// compare=: "prev" is the period just before, else 1d, 7d or 28d.
 export function compareOffset(compare, from, to) {
   if (!compare) return 0;
   if (compare === 'prev') return to - from;

@@ -106,10 +106,23 @@ export function metricRate(row, metric, seconds) {
 
 export const rangeSeconds = (resp) => (new Date(resp.to) - new Date(resp.from)) / 1000;
 
+// deltaCell shows the API's change of a row (delta.total, in %; null when
+// the key had nothing then), with its raw value in data-delta.
+function deltaCell(r, metric) {
+  const v = r.delta ? r.delta.total : null;
+  const title = 'before: ' + fmt.amount(metric, r.previous ? r.previous[metric] : 0);
+  if (v === null || v === undefined) {
+    return h('td', { class: 'num delta up', title, dataset: { delta: 'null' } }, r[metric] ? 'new' : '—');
+  }
+  return h('td', { class: 'num delta ' + (v >= 0 ? 'up' : 'down'), title, dataset: { delta: String(v) } },
+    (v >= 0 ? '+' : '') + v.toFixed(Math.abs(v) >= 10 ? 0 : 1) + '\u202f%');
+}
+
 // topTable renders a /top answer: rank, label, rate, bps, pps, share (as a
-// bar), the error bound only when some row has one, and the change against
-// a previous period when prev (a Map key → row) is given.
-export function topTable(resp, { metric = 'bytes', colors, onRow, prev, compact } = {}) {
+// bar), the error bound only when some row has one, and, when the answer has
+// a comparison (compare=), each row's change as the API computed it.
+export function topTable(resp, { metric = 'bytes', colors, onRow, compact } = {}) {
+  const prev = !!resp.compare;
   const secs = rangeSeconds(resp);
   const hasErr = resp.rows.some((r) => r.error > 0);
   // Rate columns: the metric's own when compact, else bps and pps (and flows/s when ranked by flows).
@@ -127,18 +140,13 @@ export function topTable(resp, { metric = 'bytes', colors, onRow, prev, compact 
       h('td', { class: 'num share' }, h('span', { class: 'bar', style: `width:${Math.min(100, r.share * 100).toFixed(1)}%` }), h('span', {}, fmt.percent(r.share))),
     ];
     if (hasErr) cells.push(h('td', { class: 'num err', title: 'the most this row may be under-counted by' }, r.error > 0 ? fmt.amount(metric, r.error) : ''));
-    if (prev) {
-      const p = extra.prev !== undefined ? extra.prev : prev.get(r.key);
-      const now = r[metric];
-      const before = p ? p[metric] : 0;
-      cells.push(h('td', { class: 'num delta ' + (now >= before ? 'up' : 'down'), title: 'before: ' + fmt.amount(metric, before) }, fmt.delta(now, before)));
-    }
+    if (prev) cells.push(deltaCell(r, metric));
     return h('tr', extra.attrs || {}, cells);
   };
   const body = resp.rows.map((r, i) => mk(r, i, { attrs: onRow ? { class: 'clickable', dataset: { key: r.key }, tabindex: '0', onclick: () => onRow(r), onkeydown: (e) => e.key === 'Enter' && onRow(r) } : { dataset: { key: r.key } } }));
   const foot = [];
   if (resp.other && resp.other[metric] > 0) {
-    foot.push(mk({ key: 'other', label: 'everything else', ...resp.other, error: 0 }, resp.rows.length, { rank: '', attrs: { class: 'other' }, prev: prev ? prev.get('\0other') : undefined }));
+    foot.push(mk({ key: 'other', label: 'everything else', ...resp.other, error: 0 }, resp.rows.length, { rank: '', attrs: { class: 'other' } }));
   }
   if (!resp.rows.length) {
     body.push(h('tr', {}, h('td', { colspan: cols.length, class: 'nodata' }, 'No traffic in this range')));

@@ -7,7 +7,7 @@ import * as api from '../api.js';
 import * as fmt from '../format.js';
 import { h, showError, panelError, rangePicker } from '../ui.js';
 import { go, resolveTime, rfc3339 } from '../state.js';
-import { DIMS } from './top.js';
+import { DIMS, METRICS } from './top.js';
 
 const NS = ['10', '20', '50', '100'];
 const STEPS = { '5m': 300, '1h': 3600 };
@@ -17,7 +17,7 @@ export const REPORT_COMPARES = { '': 'no comparison', prev: 'previous period', '
 // stateOf reads the report's parameters with their defaults.
 function stateOf(params) {
   return {
-    by: params.get('by') || 'app', n: params.get('n') || '20', step: params.get('step') || '5m',
+    by: params.get('by') || 'app', n: params.get('n') || '20', metric: params.get('metric') || 'bytes', step: params.get('step') || '5m',
     from: params.get('from') || '-24h', to: params.get('to') || 'now', compare: params.get('compare') || '',
   };
 }
@@ -53,7 +53,8 @@ function pctCell(v) {
 
 function reportTable(r) {
   const cmp = !!r.compare;
-  const cols = ['#', DIMS[r.by] || r.by, 'average', 'peak', 'peak at', 'p95', 'total', 'share'];
+  const m = r.metric || 'bytes';
+  const cols = ['#', DIMS[r.by] || r.by, 'average', 'peak', 'peak at', 'p95', m === 'bytes' ? 'total' : 'total ' + m, 'share'];
   if (cmp) cols.push('Δ avg', 'Δ peak', 'Δ p95');
   const head = h('tr', {}, cols.map((c, i) => h('th', { class: i > 1 && i !== 4 ? 'num' : '' }, c)));
   const mk = (row, rank, attrs) => {
@@ -64,7 +65,8 @@ function reportTable(r) {
       rateCell(row.peak_bps, row.peak_bps_error),
       row.peak_time ? fmt.timeText(h('td', { class: 'time' }), new Date(row.peak_time)) : h('td', {}, '—'),
       rateCell(row.p95_bps, row.p95_bps_error),
-      h('td', { class: 'num', title: fmt.count(row.packets) + ' packets, ' + fmt.count(row.flows) + ' flows' }, fmt.bytes(row.bytes)),
+      h('td', { class: 'num', title: fmt.bytes(row.bytes) + ', ' + fmt.count(row.packets) + ' packets, ' + fmt.count(row.flows) + ' flows' },
+        m === 'bytes' ? fmt.bytes(row.bytes) : fmt.count(row[m])),
       h('td', { class: 'num share' }, h('span', { class: 'bar', style: `width:${Math.min(100, row.share * 100).toFixed(1)}%` }), h('span', {}, fmt.percent(row.share))),
     ];
     if (cmp) {
@@ -78,7 +80,7 @@ function reportTable(r) {
   const foot = [];
   if (r.other && r.other.bytes > 0) foot.push(mk({ ...r.other, label: 'everything else' }, '', { class: 'other' }));
   foot.push(mk({ ...r.total, label: 'total' }, '', { class: 'total' }));
-  return h('table', { class: 'top report', dataset: { by: r.by, from: r.from, to: r.to, step: r.step } },
+  return h('table', { class: 'top report', dataset: { by: r.by, metric: m, from: r.from, to: r.to, step: r.step } },
     h('thead', {}, head), h('tbody', {}, body), h('tfoot', {}, foot));
 }
 
@@ -87,8 +89,12 @@ export function reportView(root, params, ctx) {
   const set = (c) => go('/report', { ...s, ...c });
   const stepSecs = STEPS[s.step] || 300;
   const rng = alignedRange(s.from, s.to, stepSecs);
-  const q = rng && { by: s.by, n: s.n, step: s.step, from: rng.from, to: rng.to, compare: s.compare };
-  const download = h('a', { class: 'download', href: q ? '/api/v1/report?' + new URLSearchParams({ ...q, format: 'csv' }) : null, download: 'tmsd-report.csv' }, 'Download CSV');
+  // metric= ranks the keys (and gives their share and total); the rates stay
+  // bps, as the API computes them and as capacity is planned.
+  const q = rng && { by: s.by, n: s.n, metric: s.metric, step: s.step, from: rng.from, to: rng.to, compare: s.compare };
+  // The link must not carry the empty parameters the fetch leaves out.
+  const csvQuery = q && Object.fromEntries(Object.entries({ ...q, format: 'csv' }).filter(([, v]) => v));
+  const download = h('a', { class: 'download', href: q ? '/api/v1/report?' + new URLSearchParams(csvQuery) : null, download: 'tmsd-report.csv' }, 'Download CSV');
   // fetchCSV is what the link saves; the tests read it to compare with the API.
   download.fetchCSV = () => api.text('report', { ...q, format: 'csv' }, 'text/csv');
   download.addEventListener('click', async (e) => {
@@ -109,6 +115,7 @@ export function reportView(root, params, ctx) {
   const controls = h('div', { class: 'controls' },
     h('label', {}, 'top ', select('n', s.n, NS, (v) => set({ n: v }))),
     h('label', {}, select('by', s.by, DIMS, (v) => set({ by: v }))),
+    h('label', {}, 'by ', select('metric', s.metric, METRICS, (v) => set({ metric: v }))),
     h('label', {}, 'step ', select('step', s.step, Object.keys(STEPS), (v) => set({ step: v }))),
     h('label', {}, 'compare with ', select('compare', s.compare, REPORT_COMPARES, (v) => set({ compare: v }))),
     download,
@@ -128,7 +135,7 @@ export function reportView(root, params, ctx) {
       tableEl.replaceChildren(reportTable(r));
       const from = new Date(r.from);
       const to = new Date(r.to);
-      let text = `From ${fmt.localTime(from)} to ${fmt.localTime(to)} in steps of ${r.step}: average over the range, peak and 95th percentile of the per-step rates (${r.percentile}).`;
+      let text = `From ${fmt.localTime(from)} to ${fmt.localTime(to)} in steps of ${r.step}, ranked by ${r.metric}: average over the range, peak and 95th percentile of the per-step rates in bits per second (${r.percentile}).`;
       if (r.compare) text += ` Δ: against ${fmt.localTime(new Date(r.compare.from))} – ${fmt.localTime(new Date(r.compare.to))}.`;
       if (!r.exact) text += ' Orange figures are bounds (hover for how far off).';
       if (r.partial) text += ' Some minutes did not keep this breakdown: the figures miss them.';

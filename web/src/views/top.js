@@ -1,12 +1,12 @@
 // TopN view: the top N keys of a dimension as a stacked area over time plus
-// `other`, and their table. The chart is built from one /series call per key
-// (the API has no multi-key series). Compare fetches the same range shifted
-// back and overlays its total dashed; the table gets a change column.
+// `other` (one stacked /series), and their table (/top). Compare is the API's
+// compare=: the series brings the earlier total, laid over dashed, and the top
+// each row's change against the same key then, so both are the server's figures.
 import * as api from '../api.js';
 import * as fmt from '../format.js';
 import { TimeChart, PALETTE, OTHER_COLOR } from '../charts.js';
 import { h, showError, panelError, rangePicker, topTable } from '../ui.js';
-import { go, isLive, chooseStep, rfc3339, compareOffset } from '../state.js';
+import { go, isLive, chooseStep, compareStep, rfc3339, compareOffset } from '../state.js';
 
 export const DIMS = {
   app: 'application', srcip: 'source IP', dstip: 'destination IP', ip: 'IP (either side)',
@@ -14,7 +14,8 @@ export const DIMS = {
   exporter: 'exporter', in_if: 'input interface', out_if: 'output interface',
 };
 export const METRICS = ['bytes', 'packets', 'flows'];
-export const COMPARES = { '': 'no comparison', prev: 'previous period', '1d': 'a day before', '7d': 'a week before' };
+// COMPARES are the API's compare= values.
+export const COMPARES = { '': 'no comparison', prev: 'previous period', '1d': 'a day before', '7d': 'a week before', '28d': '4 weeks before' };
 const NS = ['5', '10', '20', '50'];
 const PROTOS = ['', 'tcp', 'udp', 'icmp', 'ipv6-icmp', 'gre', 'esp', 'sctp'];
 
@@ -23,25 +24,30 @@ export function stateOf(params) {
   return {
     by: params.get('by') || 'app', n: params.get('n') || '10', metric: params.get('metric') || 'bytes',
     from: params.get('from') || '-1h', to: params.get('to') || 'now',
-    exporter: params.get('exporter') || '', proto: params.get('proto') || '', compare: params.get('compare') || '',
+    compare: params.get('compare') || '',
+    ...Object.fromEntries(SCOPES.map((k) => [k, params.get(k) || ''])),
   };
 }
+
+// SCOPES are the API's scope filters (one at a time, dir going with if).
+export const SCOPES = ['exporter', 'proto', 'if', 'dir', 'app', 'ip'];
+
+// scopeText says which traffic a scoped view shows.
+export function scopeText(s) {
+  if (s.exporter) return 'within exporter ' + s.exporter;
+  if (s.proto) return 'within protocol ' + s.proto;
+  if (s.if) return 'within interface ' + s.if + (s.dir === 'out' ? ', outbound' : ', inbound');
+  if (s.app) return 'within application ' + s.app;
+  if (s.ip) return 'to and from ' + s.ip;
+  return '';
+}
+
+// scopeOf is a state's scope filters, to pass on to the API and to links.
+export const scopeOf = (s) => Object.fromEntries(SCOPES.map((k) => [k, s[k]]));
 
 // perSecond is a series point's value in the metric's rate.
 export const perSecond = (metric, stepSecs) => (p) =>
   metric === 'packets' ? p.pps : metric === 'flows' ? p.flows / stepSecs : p.bps;
-
-// shifted lays a previous period's points on the current x axis.
-export function shifted(prevPoints, offsetMs, xs, value) {
-  const out = new Array(xs.length).fill(null);
-  if (!xs.length) return out;
-  const step = xs.length > 1 ? xs[1] - xs[0] : 60;
-  for (const p of prevPoints) {
-    const i = Math.round(((Date.parse(p.t) + offsetMs) / 1000 - xs[0]) / step);
-    if (Number.isInteger(i) && i >= 0 && i < xs.length) out[i] = value(p);
-  }
-  return out;
-}
 
 function select(name, value, options, onChange) {
   const opts = Array.isArray(options) ? Object.fromEntries(options.map((o) => [o, o || 'any'])) : { ...options };
@@ -53,14 +59,17 @@ function select(name, value, options, onChange) {
 export function topView(root, params, ctx) {
   const s = stateOf(params);
   const set = (c) => go('/top', { ...s, ...c });
-  const exporterSel = select('exporter', s.exporter, [''], (v) => set({ exporter: v, proto: v ? '' : s.proto }));
+  // One scope at a time (the API keeps tables per scope, not per combination).
+  const noScope = Object.fromEntries(SCOPES.map((k) => [k, '']));
+  const exporterSel = select('exporter', s.exporter, [''], (v) => set({ ...noScope, exporter: v }));
   const controls = h('div', { class: 'controls' },
     h('label', {}, 'top ', select('n', s.n, NS, (v) => set({ n: v }))),
     h('label', {}, select('by', s.by, DIMS, (v) => set({ by: v }))),
     h('label', {}, 'by ', select('metric', s.metric, METRICS, (v) => set({ metric: v }))),
     h('label', {}, 'exporter ', exporterSel),
-    h('label', {}, 'protocol ', select('proto', s.proto, PROTOS, (v) => set({ proto: v, exporter: v ? '' : s.exporter }))),
+    h('label', {}, 'protocol ', select('proto', s.proto, PROTOS, (v) => set({ ...noScope, proto: v }))),
     h('label', {}, 'compare with ', select('compare', s.compare, COMPARES, (v) => set({ compare: v }))),
+    s.if || s.app || s.ip ? h('span', { class: 'scope' }, scopeText(s)) : null,
   );
   const chartEl = h('div');
   const tableEl = h('div', { class: 'panel-body' }, h('p', { class: 'loading' }, 'loading…'));
@@ -83,49 +92,39 @@ export function topView(root, params, ctx) {
   }).catch(showError);
 
   async function load() {
-    const scope = { exporter: s.exporter, proto: s.proto };
-    const top = await api.top({ by: s.by, n: s.n, metric: s.metric, from: s.from, to: s.to, ...scope }, ctx.signal);
-    // Everything else uses the answer's resolved range: "now" must not move between calls.
+    const scope = scopeOf(s);
+    const top = await api.top({ by: s.by, n: s.n, metric: s.metric, from: s.from, to: s.to, compare: s.compare, ...scope }, ctx.signal);
+    // The series uses the answer's resolved range: "now" must not move between calls.
     const from = Date.parse(top.from);
     const to = Date.parse(top.to);
-    const step = chooseStep(to - from);
-    const abs = { from: top.from, to: top.to, step: step + 's', ...scope };
-    const calls = [() => api.series(abs, ctx.signal),
-      ...top.rows.map((r) => () => api.series({ ...abs, by: s.by, key: r.key }, ctx.signal))];
     const off = compareOffset(s.compare, from, to);
-    if (off) {
-      const prev = { ...abs, from: rfc3339(new Date(from - off)), to: rfc3339(new Date(to - off)) };
-      calls.push(() => api.series(prev, ctx.signal),
-        () => api.top({ by: s.by, n: 1000, metric: s.metric, from: prev.from, to: prev.to, ...scope }, ctx.signal));
-    }
-    const res = await api.inParallel(calls);
-    const total = res[0];
-    const keys = res.slice(1, 1 + top.rows.length);
+    const step = off ? compareStep(to - from, off) : chooseStep(to - from);
+    const ser = await api.series({ from: top.from, to: top.to, step: step + 's', by: s.by, n: s.n, metric: s.metric,
+      compare: s.compare, ...scope }, ctx.signal);
     const v = perSecond(s.metric, step);
-    const xs = total.points.map((p) => Date.parse(p.t) / 1000);
+    const xs = ser.points.map((p) => Date.parse(p.t) / 1000);
+    // A key keeps its table row's colour; the series ranks on its own steps
+    // and may list a key the table does not (a bound near the cut).
+    const rank = new Map(top.rows.map((r, i) => [r.key, i]));
     const colors = top.rows.map((_, i) => PALETTE[i % PALETTE.length]);
-    const layers = keys.map((k, i) => ({ label: top.rows[i].label || top.rows[i].key, color: colors[i], values: k.points.map(v) }));
-    const other = total.points.map((p, i) => Math.max(0, v(p) - layers.reduce((a, l) => a + (l.values[i] || 0), 0)));
-    layers.push({ label: 'everything else', color: OTHER_COLOR, values: other });
-    let prevRows;
-    if (off) {
-      const [prevTotal, prevTop] = res.slice(1 + top.rows.length);
-      const label = 'total, ' + (COMPARES[s.compare] || s.compare + ' before');
-      layers.push({ label, color: '#e8e8e8', dash: true, values: shifted(prevTotal.points, off, xs, v) });
-      prevRows = new Map(prevTop.rows.map((r) => [r.key, r]));
-      // "Everything else" then is what today's top keys leave of that total.
-      const rest = {};
-      for (const m of METRICS) {
-        rest[m] = Math.max(0, prevTop.total[m] - top.rows.reduce((a, r) => a + ((prevRows.get(r.key) || {})[m] || 0), 0));
-      }
-      prevRows.set('\0other', rest);
-      note.textContent = `Dashed: the total from ${fmt.localTime(new Date(from - off))} to ${fmt.localTime(new Date(to - off))}, laid over this range. Δ compares each row with the same key then.`;
+    let extra = top.rows.length;
+    const layers = (ser.stacked || []).filter((k) => k.key !== 'other').map((k) => {
+      const i = rank.has(k.key) ? rank.get(k.key) : extra++;
+      return { label: k.label || k.key, color: PALETTE[i % PALETTE.length], values: k.points.map(v) };
+    });
+    const other = (ser.stacked || []).find((k) => k.key === 'other');
+    layers.push({ label: 'everything else', color: OTHER_COLOR, values: other ? other.points.map(v) : [] });
+    if (ser.compare) {
+      // Point i of the earlier period is laid on point i of this one.
+      layers.push({ label: 'total, ' + (COMPARES[s.compare] || s.compare + ' before'), color: '#e8e8e8', dash: true, values: ser.compare.points.map(v) });
+      note.textContent = `Dashed: the total from ${fmt.localTime(new Date(ser.compare.from))} to ${fmt.localTime(new Date(ser.compare.to))}, laid over this range. Δ compares each row with the same key then.`;
     } else {
       note.textContent = `One point per ${step >= 3600 ? step / 3600 + ' h' : step / 60 + ' min'}; drag across the chart to zoom, click a row to drill down.`;
     }
+    chartEl.dataset.step = step + 's';
     chart.setData(xs, layers);
-    tableEl.replaceChildren(topTable(top, { metric: s.metric, colors, prev: prevRows,
-      onRow: (r) => go('/key', { by: s.by, key: r.key, label: r.label !== r.key ? r.label : '', metric: s.metric, from: s.from, to: s.to, exporter: s.exporter, proto: s.proto, compare: s.compare }) }));
+    tableEl.replaceChildren(topTable(top, { metric: s.metric, colors,
+      onRow: (r) => go('/key', { by: s.by, key: r.key, label: r.label !== r.key ? r.label : '', metric: s.metric, from: s.from, to: s.to, compare: s.compare, ...scope }) }));
     root.dataset.exact = String(top.exact);
   }
 
