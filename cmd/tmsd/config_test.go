@@ -42,6 +42,8 @@ aggregate:
   top_k: 500
   grace: 90s
   checkpoint_interval: 0
+  max_memory: 256MiB
+memory_limit: 768MiB
 store:
   min_free_space: 1048576
 `)
@@ -57,6 +59,8 @@ store:
 	require.Equal(t, Duration(90*time.Second), cfg.Aggregate.Grace)
 	require.Zero(t, cfg.Aggregate.CheckpointInterval, "0 turns checkpoints off")
 	require.Equal(t, ByteCount(1<<20), cfg.Store.MinFreeSpace)
+	require.Equal(t, ByteSize(256<<20), cfg.Aggregate.MaxMemory)
+	require.Equal(t, ByteSize(768<<20), cfg.MemoryLimit)
 	def := defaultConfig()
 	require.Equal(t, CheckpointInterval(10*time.Second), def.Aggregate.CheckpointInterval)
 	require.Equal(t, ByteCount(512<<20), def.Store.MinFreeSpace)
@@ -78,6 +82,8 @@ func TestBadConfigNamesFileLineAndReason(t *testing.T) {
 	f("aggregate:\n  top_k: 10\n  checkpoint_interval: 100ms\n", "3", "checkpoint_interval 100ms: use 0 (off) or 1s to 1h")
 	f("aggregate:\n  checkpoint_interval: 2h\n", "2", "checkpoint_interval 2h")
 	f("aggregate:\n  checkpoint_interval: often\n", "2", `bad duration "often"`)
+	f("log_level: info\nmemory_limit: lots\n", "2", `bad size "lots"`)
+	f("aggregate:\n  max_memory: -1MiB\n", "2", `bad size "-1MiB"`)
 	f("aggregate:\n  drill_downs: -1\n", "2", "drill_downs -1: use a whole number from 0 (off) to 10000")
 	f("aggregate:\n  shards: 1\n  drill_downs: lots\n", "3", "drill_downs lots")
 	f("store:\n  min_free_space: -1\n", "2", `"-1" is not a number of bytes >= 0`)
