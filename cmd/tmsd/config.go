@@ -20,19 +20,19 @@ import (
 
 // Config is tmsd's configuration file (YAML). Flags override it.
 type Config struct {
-	NetFlow   []string      `yaml:"netflow"`
-	SFlow     []string      `yaml:"sflow"`
-	HTTP      string        `yaml:"http"`
-	Data      string        `yaml:"data"`
-	Retention Retention     `yaml:"retention"`
-	LogLevel  string        `yaml:"log_level"`
-	RingSize  int           `yaml:"ring_size"`
+	NetFlow   []string  `yaml:"netflow"`
+	SFlow     []string  `yaml:"sflow"`
+	HTTP      string    `yaml:"http"`
+	Data      string    `yaml:"data"`
+	Retention Retention `yaml:"retention"`
+	LogLevel  string    `yaml:"log_level"`
+	RingSize  int       `yaml:"ring_size"`
 	// MemoryLimit is the Go runtime's soft memory limit (0: none; GOMEMLIMIT wins).
-	MemoryLimit ByteSize `yaml:"memory_limit"`
-	Apps      []AppRule     `yaml:"apps"`
-	Sampling  SamplingRates `yaml:"sampling"`
-	Rollup    RollupConfig  `yaml:"rollup"`
-	Listener  struct {
+	MemoryLimit ByteSize      `yaml:"memory_limit"`
+	Apps        []AppRule     `yaml:"apps"`
+	Sampling    SamplingRates `yaml:"sampling"`
+	Rollup      RollupConfig  `yaml:"rollup"`
+	Listener    struct {
 		Sockets       int `yaml:"sockets"`
 		ReceiveBuffer int `yaml:"receive_buffer"`
 		BatchSize     int `yaml:"batch_size"`

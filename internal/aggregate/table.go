@@ -1,7 +1,6 @@
 package aggregate
 
 import (
-
 	"github.com/tmsd/tmsd/internal/flow"
 	"github.com/tmsd/tmsd/internal/topn"
 )
