@@ -27,6 +27,7 @@ type cardRun struct {
 	Loss        float64  `json:"loss"`
 	HWMKiB      uint64   `json:"peak_rss_kib"`
 	MaxMemory   string   `json:"max_memory"`
+	MemoryLimit string   `json:"memory_limit"`
 	Compactions uint64   `json:"compactions"`
 	TotalsExact bool     `json:"totals_exact"`
 	Heavy       int      `json:"heavy_checked"`
@@ -42,7 +43,7 @@ func (o *opts) cardinality(ctx context.Context) []*cardRun {
 		if ctx.Err() != nil {
 			break
 		}
-		r := &cardRun{Distinct: d, Format: o.cardFormat, Rate: o.cardRate, MaxMemory: o.cardMaxMemory}
+		r := &cardRun{Distinct: d, Format: o.cardFormat, Rate: o.cardRate, MaxMemory: o.cardMaxMemory, MemoryLimit: o.cardMemoryLimit}
 		fmt.Fprintf(os.Stderr, "== cardinality: %d distinct sources at %s flows/s of %s for %s\n",
 			d, fmtRate(o.cardRate), o.cardFormat, o.cardDuration)
 		o.cardRun(ctx, r)
@@ -52,7 +53,7 @@ func (o *opts) cardinality(ctx context.Context) []*cardRun {
 }
 
 func (o *opts) cardRun(ctx context.Context, r *cardRun) {
-	o.tmsdYAML = "aggregate: {max_memory: " + r.MaxMemory + "}\n"
+	o.tmsdYAML = "memory_limit: " + r.MemoryLimit + "\naggregate: {max_memory: " + r.MaxMemory + "}\n"
 	defer func() { o.tmsdYAML = "" }()
 	in, err := o.start(ctx, kTmsd, r.Format, o.work)
 	if err != nil {
@@ -156,18 +157,18 @@ func cardReport(o *opts, runs []*cardRun) string {
 	p := func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }
 	p("\nBounded memory under cardinality (tmsd alone; flowgen -spread N: every flow whose source is not among the 100 most popular hosts gets the next of N addresses, so each minute holds N distinct sources; %s of %s at a target %s flows/s):\n\n",
 		o.cardDuration, o.cardFormat, fmtRate(o.cardRate))
-	p("| Distinct sources | aggregate.max_memory | Achieved flows/s | Spread flows | Loss | Peak RSS MiB | Compactions | Totals exact | Heavy hitters within bound |\n")
-	p("|---:|---|---:|---:|---:|---:|---:|---|---|\n")
+	p("| Distinct sources | memory_limit | aggregate.max_memory | Achieved flows/s | Spread flows | Loss | Peak RSS MiB | Compactions | Totals exact | Heavy hitters within bound |\n")
+	p("|---:|---|---|---:|---:|---:|---:|---:|---|---|\n")
 	for _, r := range runs {
 		if r.Err != "" {
-			p("| %d | %s | error: %s | | | | | | |\n", r.Distinct, r.MaxMemory, r.Err)
+			p("| %d | %s | %s | error: %s | | | | | | |\n", r.Distinct, r.MemoryLimit, r.MaxMemory, r.Err)
 			continue
 		}
 		heavy := fmt.Sprintf("%d of %d", r.HeavyOK, r.Heavy)
 		if len(r.Problems) > 0 {
 			heavy += " (" + strings.Join(r.Problems, "; ") + ")"
 		}
-		p("| %d | %s | %s | %d | %.3f%% | %.0f | %d | %v | %s |\n", r.Distinct, r.MaxMemory, fmtRate(r.Achieved), r.SpreadFlows,
+		p("| %d | %s | %s | %s | %d | %.3f%% | %.0f | %d | %v | %s |\n", r.Distinct, r.MemoryLimit, r.MaxMemory, fmtRate(r.Achieved), r.SpreadFlows,
 			r.Loss*100, float64(r.HWMKiB)/1024, r.Compactions, r.TotalsExact, heavy)
 	}
 	return b.String()

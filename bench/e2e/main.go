@@ -59,12 +59,13 @@ type opts struct {
 	quick             bool
 
 	// Cardinality runs (cardinality.go).
-	card          []uint64
-	cardRate      float64
-	cardDuration  time.Duration
-	cardFormat    string
-	cardMaxMemory string
-	tmsdYAML      string // extra tmsd configuration for the next start
+	card            []uint64
+	cardRate        float64
+	cardDuration    time.Duration
+	cardFormat      string
+	cardMaxMemory   string
+	cardMemoryLimit string
+	tmsdYAML        string // extra tmsd configuration for the next start
 }
 
 // step is one run of one collector at one rate.
@@ -148,7 +149,8 @@ func main() {
 	flag.Float64Var(&o.cardRate, "card-rate", 1_000_000, "flows/s of the cardinality runs")
 	flag.DurationVar(&o.cardDuration, "card-duration", 130*time.Second, "sending time of each cardinality run (over two minutes: at least one whole minute)")
 	flag.StringVar(&o.cardFormat, "card-format", "v5", "format of the cardinality runs")
-	flag.StringVar(&o.cardMaxMemory, "card-max-memory", "536870912", "tmsd aggregate.max_memory (bytes) in the cardinality runs")
+	flag.StringVar(&o.cardMaxMemory, "card-max-memory", "512MiB", "tmsd aggregate.max_memory in the cardinality runs")
+	flag.StringVar(&o.cardMemoryLimit, "card-memory-limit", "1GiB", "tmsd memory_limit (the cap RSS must stay under) in the cardinality runs")
 	flag.StringVar(&mdPath, "md", "", "also write the Markdown report here")
 	flag.StringVar(&jsonPath, "json", "", "write every step as JSON here")
 	flag.Parse()
