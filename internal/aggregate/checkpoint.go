@@ -306,36 +306,13 @@ func appendTable(b []byte, t *dimTable, limit int) []byte {
 	}
 	sc := compactScratches.Get().(*compactScratch)
 	defer compactScratches.Put(sc)
-	vals := sc.bytes[:0]
-	for i := range ct.slots {
-		if ct.slots[i].tag != 0 {
-			vals = append(vals, ct.slots[i].c.Bytes)
-		}
-	}
-	cut := nthLargest(vals, limit)
-	atCut := limit
-	for _, v := range vals {
-		if v > cut {
-			atCut--
-		}
-	}
-	sc.bytes = vals
-	// Two walks in the same order pick the same keys: the first for the bound
+	cut, atCut := ct.cutOf(limit, sc)
+	// Two walks in the same order keep the same keys: the first for the bound
 	// written ahead of them, the second to write them.
-	keep := func(sl *counterSlot, atCut *int) bool {
-		switch {
-		case sl.c.Bytes > cut:
-			return true
-		case sl.c.Bytes == cut && *atCut > 0:
-			*atCut--
-			return true
-		}
-		return false
-	}
-	evicted, n := t.evicted, atCut
+	evicted, ties := t.evicted, atCut
 	var dropped topn.Counters
 	for i := range ct.slots {
-		if sl := &ct.slots[i]; sl.tag != 0 && !keep(sl, &n) {
+		if sl := &ct.slots[i]; sl.tag != 0 && !isKept(sl, cut, &ties) {
 			dropped.Max(sl.c)
 		}
 	}
@@ -343,7 +320,7 @@ func appendTable(b []byte, t *dimTable, limit int) []byte {
 	b = appendCounters(b, evicted)
 	b = binary.AppendUvarint(b, uint64(limit))
 	for i := range ct.slots {
-		if sl := &ct.slots[i]; sl.tag != 0 && keep(sl, &atCut) {
+		if sl := &ct.slots[i]; sl.tag != 0 && isKept(sl, cut, &atCut) {
 			b = appendSlot(b, sl)
 		}
 	}

@@ -144,33 +144,18 @@ func (t *counterTable) compact(keep int) (dropped topn.Counters) {
 	}
 	sc := compactScratches.Get().(*compactScratch)
 	defer compactScratches.Put(sc)
-	vals := sc.bytes[:0]
-	for i := range t.slots {
-		if t.slots[i].tag != 0 {
-			vals = append(vals, t.slots[i].c.Bytes)
-		}
-	}
-	cut := nthLargest(vals, keep)
-	atCut := keep // how many keys with exactly cut bytes are kept
-	for _, v := range vals {
-		if v > cut {
-			atCut--
-		}
-	}
+	cut, atCut := t.cutOf(keep, sc)
 	kept := sc.kept[:0]
 	for i := range t.slots {
-		s := &t.slots[i]
-		switch {
+		switch s := &t.slots[i]; {
 		case s.tag == 0:
-		case s.c.Bytes > cut:
-			kept = append(kept, *s)
-		case s.c.Bytes == cut && atCut > 0:
-			atCut--
+		case isKept(s, cut, &atCut):
 			kept = append(kept, *s)
 		default:
 			dropped.Max(s.c)
 		}
 	}
+	sc.kept = kept
 	if n := slotsFor(2 * keep); n == len(t.slots) {
 		clear(t.slots)
 	} else {
@@ -180,8 +165,41 @@ func (t *counterTable) compact(keep int) (dropped topn.Counters) {
 	for i := range kept {
 		t.insert(&kept[i])
 	}
-	sc.bytes, sc.kept = vals, kept
 	return dropped
+}
+
+// cutOf returns the bytes of the keep-th heaviest key (keep < t.n), and how
+// many keys of exactly that many bytes are kept with those above it: ties go
+// to the first in slot order.
+func (t *counterTable) cutOf(keep int, sc *compactScratch) (cut uint64, atCut int) {
+	vals := sc.bytes[:0]
+	for i := range t.slots {
+		if t.slots[i].tag != 0 {
+			vals = append(vals, t.slots[i].c.Bytes)
+		}
+	}
+	sc.bytes = vals
+	cut = nthLargest(vals, keep)
+	atCut = keep
+	for _, v := range vals {
+		if v > cut {
+			atCut--
+		}
+	}
+	return cut, atCut
+}
+
+// isKept says whether used slot s, met in slot order, is among the keys cutOf
+// keeps; atCut counts down the ties still to keep.
+func isKept(s *counterSlot, cut uint64, atCut *int) bool {
+	switch {
+	case s.c.Bytes > cut:
+		return true
+	case s.c.Bytes == cut && *atCut > 0:
+		*atCut--
+		return true
+	}
+	return false
 }
 
 // nthLargest returns the k-th largest of v (1 <= k <= len(v)), reordering v:
