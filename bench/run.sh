@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: Go micro-benchmarks, then the end-to-end sweep of tmsd against
 # goflow2 v2.2.6 and nfcapd (sfacctd for sFlow) with the same generator
-# (cmd/flowgen), for NetFlow v5, v9, IPFIX and sFlow v5; writes the report.
+# (cmd/flowgen), for NetFlow v5, v9, IPFIX and sFlow v5, then tmsd's
+# cardinality and query-under-load runs; writes the report.
 #
 #   bash bench/run.sh                 # full: < 30 min, writes docs/BENCHMARKS.md
 #   BENCH_QUICK=1 bash bench/run.sh   # ~4 min, writes bench/out/BENCHMARKS.quick.md
@@ -30,12 +31,14 @@ GOFLOW2_VERSION=v2.2.6
 if [ -n "$QUICK" ]; then
 	DOC=${BENCH_DOC:-$OUT/BENCHMARKS.quick.md}
 	E2E_BUDGET=200s
-	E2E_TIMEOUT=330
+	# + ~40 s for the query-load run (-query-duration 15s in -quick)
+	E2E_TIMEOUT=370
 	MICRO_FLAGS=(-benchtime 200ms)
 else
 	DOC=${BENCH_DOC:-$ROOT/docs/BENCHMARKS.md}
 	E2E_BUDGET=23m
-	E2E_TIMEOUT=1560
+	# + ~100 s for the query-load run (seeding, baseline, 60 s under ingest)
+	E2E_TIMEOUT=1660
 	MICRO_FLAGS=()
 fi
 mkdir -p "$BIN"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -100,7 +101,7 @@ func (o *opts) start(ctx context.Context, kind, format, work string) (*instance,
 		}
 		argv = []string{filepath.Join(o.bin, "tmsd"), "--config", cfg,
 			"--netflow", fmt.Sprintf("127.0.0.1:%d", in.udp), "--sflow", fmt.Sprintf("127.0.0.1:%d", in.udp2),
-			"--http", fmt.Sprintf("127.0.0.1:%d", in.http), "--data", filepath.Join(in.dir, "data")}
+			"--http", fmt.Sprintf("127.0.0.1:%d", in.http), "--data", cmp.Or(o.tmsdData, filepath.Join(in.dir, "data"))}
 		if kind == kTmsd1 {
 			env = append(env, "GOMAXPROCS=1")
 			argv = append([]string{"taskset", "-c", o.oneCPU}, argv...)

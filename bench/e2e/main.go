@@ -66,6 +66,17 @@ type opts struct {
 	cardMaxMemory   string
 	cardMemoryLimit string
 	tmsdYAML        string // extra tmsd configuration for the next start
+	tmsdData        string // data directory of the next tmsd start (empty: a fresh one)
+
+	// Query-under-load run (qload.go).
+	qload     bool
+	qRate     float64
+	qDuration time.Duration
+	qFormat   string
+	qInterval time.Duration
+	qBaseline int
+	qK        int
+	qRollup   bool
 }
 
 // step is one run of one collector at one rate.
@@ -151,6 +162,14 @@ func main() {
 	flag.StringVar(&o.cardFormat, "card-format", "v5", "format of the cardinality runs")
 	flag.StringVar(&o.cardMaxMemory, "card-max-memory", "512MiB", "tmsd aggregate.max_memory in the cardinality runs")
 	flag.StringVar(&o.cardMemoryLimit, "card-memory-limit", "1GiB", "tmsd memory_limit (the cap RSS must stay under) in the cardinality runs")
+	flag.BoolVar(&o.qload, "query-load", true, "after the cardinality runs, time 24-hour tops on a seeded day while flowgen sends (issue 3 target 5)")
+	flag.Float64Var(&o.qRate, "query-rate", 1_000_000, "flows/s sent while the query-load run queries")
+	flag.DurationVar(&o.qDuration, "query-duration", 60*time.Second, "sending (and querying) time of the query-load run")
+	flag.StringVar(&o.qFormat, "query-format", "v9", "format of the query-load run")
+	flag.DurationVar(&o.qInterval, "query-interval", 100*time.Millisecond, "the query-load run starts a query at most this often (one at a time)")
+	flag.IntVar(&o.qBaseline, "query-baseline", 10, "queries per dimension (srcip, app) before sending, the baseline")
+	flag.IntVar(&o.qK, "query-k", 1000, "srcip keys per seeded minute")
+	flag.BoolVar(&o.qRollup, "query-rollup", false, "let tmsd roll the seeded day up into hours first (answers read hours); default: rollups held back, answers read 1,440 minutes")
 	flag.StringVar(&mdPath, "md", "", "also write the Markdown report here")
 	flag.StringVar(&jsonPath, "json", "", "write every step as JSON here")
 	flag.Parse()
@@ -159,7 +178,7 @@ func main() {
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		for name, v := range map[string]string{"duration": "1s", "start": "200000", "factor": "2", "confirm": "false",
 			"refine": "false", "stable": "600ms", "budget": "200s", "settle-max": "6s",
-			"cardinality": "1000000", "card-duration": "20s"} {
+			"cardinality": "1000000", "card-duration": "20s", "query-duration": "15s"} {
 			if !set[name] {
 				_ = flag.Set(name, v)
 			}
@@ -193,13 +212,20 @@ func splitList(s string) []string {
 func have(name string) bool { _, err := exec.LookPath(name); return err == nil }
 
 func run(o *opts, mdPath, jsonPath string) error {
+	if o.qload && (o.qDuration <= 0 || o.qDuration > 10*time.Minute || o.qInterval <= 0 || o.qBaseline < 0 || o.qK < 2 || o.qRate <= 0) {
+		return errors.New("need 0 < -query-duration <= 10m, -query-interval > 0, -query-baseline >= 0, -query-k >= 2, -query-rate > 0")
+	}
 	if o.factor <= 1.05 || o.startRate <= 0 || o.duration <= 0 || o.duration > 5*time.Minute {
 		return errors.New("need -factor > 1.05, -start > 0, 0 < -duration <= 5m")
 	}
 	if abs, err := filepath.Abs(o.bin); err == nil {
 		o.bin = abs // collectors run in their own directories
 	}
-	for _, b := range []string{"flowgen", "tmsd", "goflow2"} {
+	need := []string{"flowgen", "tmsd"}
+	if len(o.formats) > 0 && slices.Contains(o.collectors, kGoflow2) {
+		need = append(need, "goflow2") // a query-load or cardinality run alone does without it
+	}
+	for _, b := range need {
 		if _, err := os.Stat(filepath.Join(o.bin, b)); err != nil {
 			return fmt.Errorf("%s missing in %s (bench/run.sh builds it)", b, o.bin)
 		}
@@ -282,8 +308,9 @@ func run(o *opts, mdPath, jsonPath string) error {
 	}
 	elapsed := time.Since(began)
 	cards := o.cardinality(ctx)
+	ql := o.queryLoad(ctx)
 
-	md := report(o, all, elapsed, load0, loadavg()) + cardReport(o, cards)
+	md := report(o, all, elapsed, load0, loadavg()) + cardReport(o, cards) + qloadReport(o, ql)
 	fmt.Print(md)
 	if mdPath != "" {
 		if err := os.WriteFile(mdPath, []byte(md), 0o644); err != nil {
@@ -291,7 +318,7 @@ func run(o *opts, mdPath, jsonPath string) error {
 		}
 	}
 	if jsonPath != "" {
-		b, _ := json.MarshalIndent(map[string]any{"series": all, "cardinality": cards}, "", " ")
+		b, _ := json.MarshalIndent(map[string]any{"series": all, "cardinality": cards, "query_load": ql}, "", " ")
 		if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
 			return err
 		}
