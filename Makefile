@@ -22,7 +22,7 @@ vet:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 test: vet chromium
-	$(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 -timeout 30m $(PKGS)
 	$(GO) test -count=1 -race $(RACE)
 
 # The dashboard's browser tests (cmd/tmsd/browser_test.go) drive Debian's

@@ -56,16 +56,16 @@ func (g twoWeeks) records() []flow.Record {
 	return recs
 }
 
-// hourly is the expected bps per hour of minutes [from, to) of a series,
-// computed from the generator alone.
-func hourly(minutes []uint64, from, to int) []float64 {
+// perStep is the expected bps per step of stepMin minutes of minutes [from,
+// to) of a series, computed from the generator alone.
+func perStep(minutes []uint64, from, to, stepMin int) []float64 {
 	var out []float64
-	for h := from; h < to; h += 60 {
+	for h := from; h < to; h += stepMin {
 		var s uint64
-		for _, v := range minutes[h : h+60] {
+		for _, v := range minutes[h : h+stepMin] {
 			s += v
 		}
-		out = append(out, float64(s)*8/3600)
+		out = append(out, float64(s)*8/float64(stepMin*60))
 	}
 	return out
 }
@@ -80,24 +80,50 @@ func nearestRank95(v []float64) float64 {
 // weeks, rolls them up and returns it with the generator.
 func servedTwoWeeks(t *testing.T) (*pipeline, twoWeeks) {
 	g := newTwoWeeks()
-	cfg := defaultConfig()
-	cfg.NetFlow, cfg.SFlow, cfg.HTTP, cfg.Data = nil, nil, "127.0.0.1:0", t.TempDir()
-	cfg.Retention = Retention{Minute: Duration(36500 * day), Hour: Duration(36500 * day), Day: Duration(36500 * day)}
 	end := g.t0.Add(14 * day)
 	var now atomic.Int64
 	now.Store(end.Add(3 * time.Hour).UnixNano())
+	p := startAccelerated(t, t.TempDir(), &now, nil)
+	feed(t, p, g.records())
+	rollUntil(t, p, end)
+	return p, g
+}
+
+// startAccelerated runs a pipeline on data whose clock is now (unix
+// nanoseconds, moved by the test), with retentions that keep generated
+// traffic whatever the date, no listener, and the API on a kernel-chosen
+// port. edit (may be nil) changes the configuration first. It is stopped at
+// the end of the test unless the test stopped it.
+func startAccelerated(t *testing.T, data string, now *atomic.Int64, edit func(*Config)) *pipeline {
+	t.Helper()
+	cfg := defaultConfig()
+	cfg.NetFlow, cfg.SFlow, cfg.HTTP, cfg.Data = nil, nil, "127.0.0.1:0", data
+	cfg.Retention = Retention{Minute: Duration(36500 * day), Hour: Duration(36500 * day), Day: Duration(36500 * day)}
+	if edit != nil {
+		edit(&cfg)
+	}
 	p, err := newPipeline(cfg, newLogger("warn"), func() time.Time { return time.Unix(0, now.Load()).UTC() })
 	require.NoError(t, err)
 	require.NoError(t, p.startServe(cfg))
-	t.Cleanup(func() { require.NoError(t, p.stop()) })
-	pushAll(p.ring, g.records())
+	t.Cleanup(func() { require.NoError(t, p.stop()) }) // a no-op once stopped
+	return p
+}
+
+// feed pushes records through the ring and writes every minute they fill.
+func feed(t *testing.T, p *pipeline, recs []flow.Record) {
+	t.Helper()
+	pushAll(p.ring, recs)
 	require.NoError(t, p.agg.Sync(60*time.Second))
 	require.NoError(t, p.agg.FlushAll())
+}
+
+// rollUntil runs rollup passes until the day tier reaches end.
+func rollUntil(t *testing.T, p *pipeline, end time.Time) {
+	t.Helper()
 	for i := 0; i < 1000 && p.rollup.Rolled(store.TierDay).Before(end); i++ {
 		require.NoError(t, p.rollup.Pass())
 	}
 	require.Equal(t, end, p.rollup.Rolled(store.TierDay))
-	return p, g
 }
 
 type reportFig struct {
@@ -152,7 +178,7 @@ func TestReportWeekOverWeek(t *testing.T) {
 
 	check := func(name string, got reportFig, minutes []uint64, from int) {
 		t.Helper()
-		hours := hourly(minutes, from, from+10080)
+		hours := perStep(minutes, from, from+10080, 60)
 		peak := slices.Max(hours)
 		require.InDelta(t, peak, got.PeakBps, 1e-6, name)
 		require.Equal(t, g.t0.Add(time.Duration(from)*time.Minute+time.Duration(slices.Index(hours, peak))*time.Hour).Format(time.RFC3339), got.PeakTime, name)
