@@ -612,6 +612,7 @@ func TestDashboard(t *testing.T) {
 			before := evalJS[string](t, tb, `location.hash`)
 			pick("dir", "out")
 			require.Equal(t, before, evalJS[string](t, tb, `location.hash`))
+			evalJS[chromedp.Void](t, tb, `performance.clearResourceTimings()`) // the drill-down before asked the same
 			pick("if", ifs[0])
 			tb.waitReady(t)
 			hq, err := url.ParseQuery(strings.TrimPrefix(evalJS[string](t, tb, `location.hash`), "#/top?"))
@@ -629,6 +630,18 @@ func TestDashboard(t *testing.T) {
 				require.Equal(t, w.Key, got[i].Key, "row %d", i)
 				near(t, w.Bps, parseShown(t, got[i].Cells[2]), "row %d (%s) bps %q", i, w.Key, got[i].Cells[2])
 			}
+			// The captures name one interface, so its table is also the whole
+			// network's: that the page asked the scoped table shows in its requests.
+			var asked []string
+			tb.eval(t, `performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('/api/v1/top?'))`, &asked)
+			scoped := false
+			for _, a := range asked {
+				u, err := url.Parse(a)
+				require.NoError(t, err)
+				aq := u.Query()
+				scoped = scoped || aq.Get("by") == "app" && aq.Get("if") == ifs[0] && aq.Get("dir") == "out"
+			}
+			require.True(t, scoped, "the table comes from /top?by=app&if=%s&dir=out; asked %v", ifs[0], asked)
 			// Then the other direction, the interface kept.
 			pick("dir", "in")
 			tb.waitReady(t)
