@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -532,6 +534,17 @@ func TestDashboard(t *testing.T) {
 		require.Empty(t, b.takeProblems(), "no console error, no failed request")
 	})
 
+	t.Run("with interface scopes off, the TopN pickers say which key turns them on", func(t *testing.T) {
+		b.open(t, base+"/#/top?"+with(rngQ, "by", "app").Encode()) // a new document: the subtest runs alone too
+		var hint string
+		b.eval(t, `document.querySelector('#view .scope-off').innerText`, &hint)
+		require.Contains(t, hint, "aggregate.scope_interface: true")
+		require.True(t, evalJS[bool](t, b, `(() => { const q = (n) => document.querySelector('#view select[name='+n+']');
+			return q('if').disabled && q('dir').disabled && q('if').offsetParent !== null && q('dir').offsetParent !== null })()`),
+			"the pickers show, disabled")
+		require.Empty(t, b.takeProblems(), "no console error, no failed request")
+	})
+
 	t.Run("with drill-downs on, apps, hosts and interfaces break down through their scopes", func(t *testing.T) {
 		// The same captures, imported by a tmsd keeping the per-app, per-address
 		// and per-interface tables.
@@ -577,6 +590,75 @@ func TestDashboard(t *testing.T) {
 		require.Equal(t, want, panelKeys(t, tb, "app"), "the apps leaving by %s", ifs[0])
 		require.Zero(t, evalJS[int](t, tb, `document.querySelectorAll('#view .panel-error, #view [data-panel="off"]').length`))
 		require.Empty(t, tb.takeProblems())
+
+		t.Run("the TopN view scopes by a picked interface and direction", func(t *testing.T) {
+			tb.setHash(t, "#/top?"+with(rngQ, "by", "app").Encode())
+			require.Zero(t, evalJS[int](t, tb, `document.querySelectorAll('#view .scope-off:not([hidden])').length`), "no hint: the scope is on")
+			// The picker lists every interface the flows of the range name, in or out.
+			listed := map[string]bool{}
+			for _, by := range []string{"in_if", "out_if"} {
+				for _, k := range apiKeys(t, bd, with(rngQ, "by", by, "n", "1000")) {
+					listed[k] = true
+				}
+			}
+			var options []string
+			tb.eval(t, `[...document.querySelectorAll('#view select[name=if] option')].map(o => o.value).filter(v => v)`, &options)
+			require.ElementsMatch(t, slices.Collect(maps.Keys(listed)), options)
+			pick := func(name, value string) {
+				t.Helper()
+				evalJS[chromedp.Void](t, tb, fmt.Sprintf(`(() => { const s = document.querySelector('#view select[name=%s]'); s.value = %q; s.dispatchEvent(new Event('change')) })()`, name, value))
+			}
+			// A direction alone is no scope (the API wants both): the URL waits for an interface.
+			before := evalJS[string](t, tb, `location.hash`)
+			pick("dir", "out")
+			require.Equal(t, before, evalJS[string](t, tb, `location.hash`))
+			evalJS[chromedp.Void](t, tb, `performance.clearResourceTimings()`) // the drill-down before asked the same
+			pick("if", ifs[0])
+			tb.waitReady(t)
+			hq, err := url.ParseQuery(strings.TrimPrefix(evalJS[string](t, tb, `location.hash`), "#/top?"))
+			require.NoError(t, err)
+			require.Equal(t, ifs[0], hq.Get("if"))
+			require.Equal(t, "out", hq.Get("dir"))
+			var table struct{ From, To string }
+			tb.eval(t, `(() => { const t = document.querySelector('#view table.top'); return {from: t.dataset.from, to: t.dataset.to} })()`, &table)
+			var want apiTopAnswer
+			getJSON(t, bd+"/api/v1/top?"+url.Values{"by": {"app"}, "n": {"10"}, "if": {ifs[0]}, "dir": {"out"}, "from": {table.From}, "to": {table.To}}.Encode(), &want)
+			require.NotEmpty(t, want.Rows)
+			got := tb.tableRows(t, `#view table.top`)
+			require.Len(t, got, len(want.Rows))
+			for i, w := range want.Rows {
+				require.Equal(t, w.Key, got[i].Key, "row %d", i)
+				near(t, w.Bps, parseShown(t, got[i].Cells[2]), "row %d (%s) bps %q", i, w.Key, got[i].Cells[2])
+			}
+			// The captures name one interface, so its table is also the whole
+			// network's: that the page asked the scoped table shows in its requests.
+			var asked []string
+			tb.eval(t, `performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('/api/v1/top?'))`, &asked)
+			scoped := false
+			for _, a := range asked {
+				u, err := url.Parse(a)
+				require.NoError(t, err)
+				aq := u.Query()
+				scoped = scoped || aq.Get("by") == "app" && aq.Get("if") == ifs[0] && aq.Get("dir") == "out"
+			}
+			require.True(t, scoped, "the table comes from /top?by=app&if=%s&dir=out; asked %v", ifs[0], asked)
+			// Then the other direction, the interface kept.
+			pick("dir", "in")
+			tb.waitReady(t)
+			hq, err = url.ParseQuery(strings.TrimPrefix(evalJS[string](t, tb, `location.hash`), "#/top?"))
+			require.NoError(t, err)
+			require.Equal(t, ifs[0], hq.Get("if"))
+			require.Equal(t, "in", hq.Get("dir"))
+			wantIn := apiKeys(t, bd, with(rngQ, "by", "app", "n", "10", "if", ifs[0], "dir", "in"))
+			gotIn := []string{}
+			for _, r := range tb.tableRows(t, `#view table.top`) {
+				if r.Key != "" { // not the "no traffic" row
+					gotIn = append(gotIn, r.Key)
+				}
+			}
+			require.Equal(t, wantIn, gotIn)
+			require.Empty(t, tb.takeProblems())
+		})
 	})
 
 	t.Run("interfaces", func(t *testing.T) {

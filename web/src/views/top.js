@@ -17,6 +17,11 @@ export const METRICS = ['bytes', 'packets', 'flows'];
 // COMPARES are the API's compare= values.
 export const COMPARES = { '': 'no comparison', prev: 'previous period', '1d': 'a day before', '7d': 'a week before', '28d': '4 weeks before' };
 const NS = ['5', '10', '20', '50'];
+// DIRS are the API's dir= values, each interface table's direction.
+const DIRS = { in: 'in (entering)', out: 'out (leaving)' };
+// IF_LIST_N bounds the interfaces listed per direction: a backbone's exporters
+// have hundreds, not thousands, that carry flows in one range.
+const IF_LIST_N = 1000;
 const PROTOS = ['', 'tcp', 'udp', 'icmp', 'ipv6-icmp', 'gre', 'esp', 'sctp'];
 
 // stateOf reads a TopN/drill-down view's parameters with their defaults.
@@ -62,14 +67,27 @@ export function topView(root, params, ctx) {
   // One scope at a time (the API keeps tables per scope, not per combination).
   const noScope = Object.fromEntries(SCOPES.map((k) => [k, '']));
   const exporterSel = select('exporter', s.exporter, [''], (v) => set({ ...noScope, exporter: v }));
+  // Interface and direction go together (the API keeps interface tables per
+  // direction): the direction picked before an interface waits for one, and
+  // "any" interface clears both.
+  let pendingDir = s.dir || 'in';
+  const ifSel = select('if', s.if, [''], (v) => set({ ...noScope, if: v, dir: v ? pendingDir : '' }));
+  const dirSel = select('dir', pendingDir, DIRS, (v) => {
+    pendingDir = v;
+    if (s.if) set({ ...noScope, if: s.if, dir: v });
+  });
+  const ifHint = h('span', { class: 'muted scope-off', hidden: true });
   const controls = h('div', { class: 'controls' },
     h('label', {}, 'top ', select('n', s.n, NS, (v) => set({ n: v }))),
     h('label', {}, select('by', s.by, DIMS, (v) => set({ by: v }))),
     h('label', {}, 'by ', select('metric', s.metric, METRICS, (v) => set({ metric: v }))),
     h('label', {}, 'exporter ', exporterSel),
     h('label', {}, 'protocol ', select('proto', s.proto, PROTOS, (v) => set({ ...noScope, proto: v }))),
+    h('label', {}, 'interface ', ifSel),
+    h('label', {}, 'direction ', dirSel),
+    ifHint,
     h('label', {}, 'compare with ', select('compare', s.compare, COMPARES, (v) => set({ compare: v }))),
-    s.if || s.app || s.ip ? h('span', { class: 'scope' }, scopeText(s)) : null,
+    s.app || s.ip ? h('span', { class: 'scope' }, scopeText(s)) : null,
   );
   const chartEl = h('div');
   const tableEl = h('div', { class: 'panel-body' }, h('p', { class: 'loading' }, 'loading…'));
@@ -90,6 +108,36 @@ export function topView(root, params, ctx) {
       if (e.address !== s.exporter) exporterSel.append(h('option', { value: e.address }, e.address));
     }
   }).catch(showError);
+
+  // The interface picker lists the interfaces the flows of this range name,
+  // in or out; where this tmsd keeps no interface tables it stays disabled
+  // and says which key turns them on, rather than offering 400s.
+  async function setUpInterfaces() {
+    let caps;
+    try {
+      caps = await api.capabilities();
+    } catch (e) {
+      showError(e);
+      caps = { scopes: ['exporter', 'proto'], off: {} };
+    }
+    if (!caps.scopes.includes('if')) {
+      ifSel.disabled = dirSel.disabled = true;
+      const key = caps.off.if || '';
+      ifHint.replaceChildren(...(key
+        ? ['interface scopes need ', h('code', {}, key + ': true'), ' in the configuration (and a restart)']
+        : ['this tmsd answers no interface scope']));
+      ifHint.hidden = false;
+      return;
+    }
+    const lists = await Promise.all(['in_if', 'out_if'].map((by) =>
+      api.top({ by, n: IF_LIST_N, metric: 'bytes', from: s.from, to: s.to }, ctx.signal)));
+    const labels = new Map();
+    for (const r of lists.flatMap((l) => l.rows)) labels.set(r.key, r.label && r.label !== r.key ? r.key + ' (' + r.label + ')' : r.key);
+    labels.delete(s.if); // already there, selected
+    const keys = [...labels.keys()].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+    ifSel.append(...keys.map((k) => h('option', { value: k }, labels.get(k))));
+  }
+  const pickers = setUpInterfaces().catch(showError);
 
   async function load() {
     const scope = scopeOf(s);
@@ -140,7 +188,10 @@ export function topView(root, params, ctx) {
       if (!chart.u) panelError(chartEl, e);
     } finally {
       running = false;
-      if (first) ctx.ready();
+      if (first) {
+        await pickers;
+        ctx.ready();
+      }
     }
   }
   refresh(true);
