@@ -95,6 +95,7 @@ type Rollup struct {
 	settleUntil time.Time  // no eviction before (guarded by passMu)
 	lastErrLog  time.Time  // throttles repeated error logs (guarded by passMu)
 	loaded      bool       // the progress is read from the store (guarded by passMu)
+	backlog     bool       // the last pass stopped at MaxPerPass with more ready (guarded by passMu)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -181,6 +182,20 @@ func (r *Rollup) run() {
 	defer tick.Stop()
 	for {
 		_ = r.Pass() // logged and counted by Pass; retried at the next tick
+		r.passMu.Lock()
+		behind := r.backlog
+		r.passMu.Unlock()
+		if behind {
+			// A backlog (after downtime, or a seeded store) is rolled up a
+			// slice a second rather than a slice an Interval: 6 hours a
+			// minute took 4 minutes to catch up one day.
+			select {
+			case <-r.stop:
+				return
+			case <-time.After(min(time.Second, r.cfg.Interval)):
+			}
+			continue
+		}
 		select {
 		case <-r.stop:
 			return
@@ -245,6 +260,7 @@ func (r *Rollup) Pass() (err error) {
 		}
 	}
 	now := r.deps.Clock()
+	r.backlog = false
 	errH := r.rollTier(store.TierHour, now)
 	errD := r.rollTier(store.TierDay, now)
 	errC := r.enforceCap(now)
@@ -318,6 +334,12 @@ func (r *Rollup) rollTier(tier store.Tier, now time.Time) error {
 		if advance {
 			r.metrics.rolled[tier].Inc()
 		}
+	}
+	r.mu.Lock()
+	next := r.mark[tier]
+	r.mu.Unlock()
+	if !next.IsZero() && r.ready(tier, next, now) {
+		r.backlog = true
 	}
 	return nil
 }

@@ -488,3 +488,18 @@ func TestStartPassStop(t *testing.T) {
 	require.NoError(t, r.Stop())
 	require.NoError(t, r.Stop(), "a second Stop is a no-op")
 }
+
+// The background loop catches up a backlog a slice a second, not a slice an
+// Interval: eight hours at two a pass, with an Interval of an hour, are
+// rolled up in seconds.
+func TestBackgroundCatchesUpABacklog(t *testing.T) {
+	st := startStore(t, "")
+	putMinutes(t, storePut(st), 0, 8*60, nil)
+	cfg := testConfig()
+	cfg.Interval, cfg.MaxPerPass = time.Hour, 2
+	c := &clock{t: t0.Add(8*time.Hour + cfg.Delay)}
+	r := newRollup(t, cfg, st, c, nil)
+	require.NoError(t, r.Start())
+	require.Eventually(t, func() bool { return r.Rolled(store.TierHour).Equal(t0.Add(8 * time.Hour)) },
+		20*time.Second, 50*time.Millisecond, "rolled up to %s", r.Rolled(store.TierHour))
+}
