@@ -779,6 +779,14 @@ func (a *Aggregator) closeMinute(cm *closingMinute) ([]store.Interval, error) {
 		}
 	}
 	var errs []error
+	// A minute closed before (late flows) is merged with what the store holds.
+	// Every final write includes the whole-network scope, so when the store
+	// has none of it, it has no scope of the minute and the lookups per scope
+	// and dimension (about 100 a minute) are skipped.
+	_, stored, err := a.deps.Store.Get(store.TierMinute, topn.Scope{}, topn.DimProto, start)
+	if err != nil {
+		stored = true // look each up, and report what fails
+	}
 	scopes := a.scopesOf(parts)
 	drills, drillTotals, drillRowsOf := a.drillScopes(parts, cm.shards)
 	scopes = append(scopes, drills...)
@@ -816,7 +824,12 @@ func (a *Aggregator) closeMinute(cm *closingMinute) ([]store.Interval, error) {
 			} else {
 				mg = scopeMerger(in, d)
 			}
-			old, ok, err := a.deps.Store.Get(store.TierMinute, sc, d, start)
+			var old *topn.Table
+			var ok bool
+			var err error
+			if stored {
+				old, ok, err = a.deps.Store.Get(store.TierMinute, sc, d, start)
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("minute %s %s %s: %w", start.Format(time.RFC3339), sc, d, err))
 			} else if ok {
