@@ -76,7 +76,7 @@ type opts struct {
 	qInterval time.Duration
 	qBaseline int
 	qK        int
-	qRollup   bool
+	qRollup   []bool
 }
 
 // step is one run of one collector at one rate.
@@ -155,7 +155,7 @@ func main() {
 	flag.StringVar(&o.work, "work", "", "work directory (default: a new one under $TMPDIR)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the per-step directories")
 	flag.BoolVar(&o.quick, "quick", false, "short sweep: -duration 1s -start 200000 -factor 2 -confirm=false -refine=false -stable 600ms -budget 200s (flags given explicitly win)")
-	var card string
+	var card, qModes string
 	flag.StringVar(&card, "cardinality", "1000000,10000000", "distinct sources per run of the cardinality check (flowgen -spread), after the sweep; empty: none")
 	flag.Float64Var(&o.cardRate, "card-rate", 1_000_000, "flows/s of the cardinality runs")
 	flag.DurationVar(&o.cardDuration, "card-duration", 130*time.Second, "sending time of each cardinality run (over two minutes: at least one whole minute)")
@@ -169,7 +169,7 @@ func main() {
 	flag.DurationVar(&o.qInterval, "query-interval", 100*time.Millisecond, "the query-load run starts a query at most this often (one at a time)")
 	flag.IntVar(&o.qBaseline, "query-baseline", 10, "queries per dimension (srcip, app) before sending, the baseline")
 	flag.IntVar(&o.qK, "query-k", 1000, "srcip keys per seeded minute")
-	flag.BoolVar(&o.qRollup, "query-rollup", false, "let tmsd roll the seeded day up into hours first (answers read hours); default: rollups held back, answers read 1,440 minutes")
+	flag.StringVar(&qModes, "query-tiers", "hours,minutes", "query-load runs, in order: hours (tmsd rolls the seeded day up first, so answers read whole hours from the hour tier: tmsd's own path) and/or minutes (rollups held back: answers read the 1,440 minute tables, the case of rollups lagging)")
 	flag.StringVar(&mdPath, "md", "", "also write the Markdown report here")
 	flag.StringVar(&jsonPath, "json", "", "write every step as JSON here")
 	flag.Parse()
@@ -185,6 +185,13 @@ func main() {
 		}
 	}
 	o.formats, o.collectors, o.scaling = splitList(formats), splitList(collectors), splitList(scaling)
+	for _, m := range splitList(qModes) {
+		if m != "hours" && m != "minutes" {
+			fmt.Fprintf(os.Stderr, "e2e: -query-tiers: %q is neither hours nor minutes\n", m)
+			os.Exit(2)
+		}
+		o.qRollup = append(o.qRollup, m == "hours")
+	}
 	for _, c := range splitList(card) {
 		n, err := strconv.ParseUint(c, 10, 64)
 		if err != nil {
@@ -308,9 +315,16 @@ func run(o *opts, mdPath, jsonPath string) error {
 	}
 	elapsed := time.Since(began)
 	cards := o.cardinality(ctx)
-	ql := o.queryLoad(ctx)
-
-	md := report(o, all, elapsed, load0, loadavg()) + cardReport(o, cards) + qloadReport(o, ql)
+	var ql []*qloadRun
+	for _, rollup := range o.qRollup {
+		if r := o.queryLoad(ctx, rollup); r != nil {
+			ql = append(ql, r)
+		}
+	}
+	md := report(o, all, elapsed, load0, loadavg()) + cardReport(o, cards)
+	for _, r := range ql {
+		md += qloadReport(o, r)
+	}
 	fmt.Print(md)
 	if mdPath != "" {
 		if err := os.WriteFile(mdPath, []byte(md), 0o644); err != nil {

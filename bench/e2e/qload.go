@@ -65,12 +65,13 @@ type qloadStats struct {
 // qloadHTTP waits longer than httpc: a slow answer is a result to record, not an error.
 var qloadHTTP = &http.Client{Timeout: 30 * time.Second}
 
-// queryLoad runs the check once if -query-load.
-func (o *opts) queryLoad(ctx context.Context) *qloadRun {
+// queryLoad runs the check once if -query-load, with the day rolled up into
+// hours first (rollup) or not.
+func (o *opts) queryLoad(ctx context.Context, rollup bool) *qloadRun {
 	if !o.qload || ctx.Err() != nil {
 		return nil
 	}
-	r := &qloadRun{Format: o.qFormat, Rate: o.qRate, DurationS: o.qDuration.Seconds(), K: o.qK, Seeded: 24 * 60, Rollup: o.qRollup}
+	r := &qloadRun{Format: o.qFormat, Rate: o.qRate, DurationS: o.qDuration.Seconds(), K: o.qK, Seeded: 24 * 60, Rollup: rollup}
 	fmt.Fprintf(os.Stderr, "== query load: 24-hour top over %d seeded minutes (K=%d) while %s flows/s of %s arrive for %s\n",
 		r.Seeded, r.K, fmtRate(r.Rate), r.Format, o.qDuration)
 	o.qloadRun(ctx, r)
