@@ -822,7 +822,7 @@ func (a *Aggregator) closeMinute(cm *closingMinute) ([]store.Interval, error) {
 				mg = topn.NewMerger(len(t.Entries))
 				mg.Add(t)
 			} else {
-				mg = scopeMerger(in, d)
+				mg = scopeMerger(in, d, 0)
 			}
 			var old *topn.Table
 			var ok bool

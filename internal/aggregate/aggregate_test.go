@@ -312,3 +312,30 @@ func TestNextMinuteTablesArePresized(t *testing.T) {
 	require.Equal(t, 1, next.n)
 	require.GreaterOrEqual(t, len(next.slots), 2*5000, "sized for last minute's 5000 sources")
 }
+
+// An open minute answers from each partition's top_k heaviest keys, with a
+// bound that covers every key it leaves out; the closed minute is exact.
+func TestOpenMinuteViewIsCutWithBounds(t *testing.T) {
+	h := startAggregator(t, func(c *Configuration) { c.Shards, c.TopK, c.MaxKeys = 1, 10, 10_000 })
+	var recs []flow.Record
+	for i := range 200 { // source i sends i+1 bytes; 10.9.9.9 is the heavy hitter
+		recs = append(recs, rec(fmt.Sprintf("10.1.0.%d", i), "10.0.0.2", 40000, 443, uint64(i+1), base.Add(5*time.Second)))
+	}
+	recs = append(recs, rec("10.9.9.9", "10.0.0.2", 40000, 443, 5000, base.Add(5*time.Second)))
+	h.push(t, recs...)
+	live := h.top(t, topn.Scope{}, topn.DimSrcIP, base, base.Add(time.Minute))
+	require.Len(t, live.Entries, 10)
+	require.EqualValues(t, 5000+200*201/2, live.Total.Bytes, "totals stay exact")
+	require.Equal(t, uint64(191), live.Threshold.Bytes, "kept: 10.9.9.9 and the sources of 200 to 192 bytes; the heaviest left out sent 191")
+	rows, _ := live.Top(1, topn.Bytes)
+	require.Equal(t, topn.AddrKey(addr("10.9.9.9")), rows[0].Key)
+	require.Equal(t, uint64(5000), rows[0].Value.Bytes)
+	require.Zero(t, rows[0].Error.Bytes, "a kept key's count is exact")
+
+	require.NoError(t, h.agg.FlushAll())
+	closed := h.top(t, topn.Scope{}, topn.DimSrcIP, base, base.Add(time.Minute))
+	require.Equal(t, live.Total, closed.Total)
+	e, ok := closed.Lookup(topn.AddrKey(addr("10.9.9.9")))
+	require.True(t, ok)
+	require.Equal(t, uint64(5000), e.Value.Bytes)
+}

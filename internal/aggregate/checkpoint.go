@@ -293,37 +293,10 @@ func appendPart(b []byte, pk partKey, p *partTables, limit int) []byte {
 // copy: the dropped keys' largest counters join its evicted bound, so a
 // restored table's figures stay true within their error bounds.
 func appendTable(b []byte, t *dimTable, limit int) []byte {
-	ct := t.counts
-	if limit <= 0 || ct.n <= limit {
-		b = appendCounters(b, t.evicted)
-		b = binary.AppendUvarint(b, uint64(ct.n))
-		for i := range ct.slots {
-			if sl := &ct.slots[i]; sl.tag != 0 {
-				b = appendSlot(b, sl)
-			}
-		}
-		return b
-	}
-	sc := compactScratches.Get().(*compactScratch)
-	defer compactScratches.Put(sc)
-	cut, atCut := ct.cutOf(limit, sc)
-	// Two walks in the same order keep the same keys: the first for the bound
-	// written ahead of them, the second to write them.
-	evicted, ties := t.evicted, atCut
-	var dropped topn.Counters
-	for i := range ct.slots {
-		if sl := &ct.slots[i]; sl.tag != 0 && !isKept(sl, cut, &ties) {
-			dropped.Max(sl.c)
-		}
-	}
-	evicted.Add(dropped)
-	b = appendCounters(b, evicted)
-	b = binary.AppendUvarint(b, uint64(limit))
-	for i := range ct.slots {
-		if sl := &ct.slots[i]; sl.tag != 0 && isKept(sl, cut, &atCut) {
-			b = appendSlot(b, sl)
-		}
-	}
+	c := t.cutTo(limit)
+	b = appendCounters(b, c.bound)
+	b = binary.AppendUvarint(b, uint64(c.n))
+	c.each(t, func(sl *counterSlot) { b = appendSlot(b, sl) })
 	return b
 }
 

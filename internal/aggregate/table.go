@@ -42,6 +42,49 @@ func (t *dimTable) compact(keep int) int {
 	return t.counts.n - before
 }
 
+// tableCut is a table's limit heaviest keys by bytes, as a reader that must
+// not hold every key (a checkpoint, a query of the open minutes) takes it:
+// bound is what any key it leaves out may have had, the table's evicted plus
+// their largest counters, exactly as a compaction would leave it.
+type tableCut struct {
+	all   bool // every key: the table holds no more than the limit
+	n     int  // keys kept
+	cut   uint64
+	atCut int // keys of exactly cut bytes kept, first in slot order
+	bound topn.Counters
+}
+
+// cutTo takes the limit heaviest keys of t (limit <= 0: all of them).
+func (t *dimTable) cutTo(limit int) tableCut {
+	ct := t.counts
+	if limit <= 0 || ct.n <= limit {
+		return tableCut{all: true, n: ct.n, bound: t.evicted}
+	}
+	sc := compactScratches.Get().(*compactScratch)
+	defer compactScratches.Put(sc)
+	c := tableCut{n: limit, bound: t.evicted}
+	c.cut, c.atCut = ct.cutOf(limit, sc)
+	var dropped topn.Counters
+	ties := c.atCut
+	for i := range ct.slots {
+		if sl := &ct.slots[i]; sl.tag != 0 && !isKept(sl, c.cut, &ties) {
+			dropped.Max(sl.c)
+		}
+	}
+	c.bound.Add(dropped)
+	return c
+}
+
+// each calls fn on the kept keys of t, which must not have changed since cutTo.
+func (c tableCut) each(t *dimTable, fn func(sl *counterSlot)) {
+	ties := c.atCut
+	for i := range t.counts.slots {
+		if sl := &t.counts.slots[i]; sl.tag != 0 && (c.all || isKept(sl, c.cut, &ties)) {
+			fn(sl)
+		}
+	}
+}
+
 // partKey names a partition: the flows of one exporter, IP protocol and pair
 // of interfaces. Each flow is counted in exactly one partition; the stored
 // scopes (all, per exporter, per protocol, per interface and direction) are
@@ -207,12 +250,13 @@ type partRef struct {
 // scopeTable builds dimension d of the scope made of parts: untruncated, with
 // the error bounds of every compaction in them.
 func scopeTable(parts []partRef, d topn.Dim) *topn.Table {
-	return scopeMerger(parts, d).Table()
+	return scopeMerger(parts, d, 0).Table()
 }
 
-// scopeMerger merges dimension d of the scope made of parts, for the caller
-// to take whole (Table) or cut (Truncated).
-func scopeMerger(parts []partRef, d topn.Dim) *topn.Merger {
+// scopeMerger merges dimension d of the scope made of parts, each table cut to
+// its limit heaviest keys (0: whole), for the caller to take whole (Table) or
+// cut (Truncated).
+func scopeMerger(parts []partRef, d topn.Dim, limit int) *topn.Merger {
 	var total topn.Counters
 	for _, p := range parts {
 		total.Add(p.t.total)
@@ -250,7 +294,11 @@ func scopeMerger(parts []partRef, d topn.Dim) *topn.Merger {
 	hint := 0
 	for _, p := range parts {
 		for _, fd := range from {
-			hint += p.t.dims[fd].len()
+			n := p.t.dims[fd].len()
+			if limit > 0 {
+				n = min(n, limit)
+			}
+			hint += n
 		}
 	}
 	mg := topn.NewMerger(hint)
@@ -261,7 +309,10 @@ func scopeMerger(parts []partRef, d topn.Dim) *topn.Merger {
 			if i > 0 {
 				tot = topn.Counters{}
 			}
-			mg.AddEach(tot, t.evicted, t.counts.each)
+			c := t.cutTo(limit)
+			mg.AddEach(tot, c.bound, t.evicted, func(fn func(topn.Key, topn.Counters)) {
+				c.each(t, func(sl *counterSlot) { fn(sl.key, sl.c) })
+			})
 		}
 	}
 	return mg

@@ -73,7 +73,11 @@ func (v View) each(sc topn.Scope, from, to time.Time, fn func(start int64, m *mi
 }
 
 // Tables returns, per open minute in [from, to), the in-memory table of
-// dimension d in scope sc (not truncated).
+// dimension d in scope sc, merged from each partition's top_k heaviest keys by
+// bytes, with bounds on the rest (tableCut): the shard's lock is held while
+// they are read, and merging every key of a busy minute (millions under a
+// flood of distinct addresses) held it for seconds, with the ring overflowing
+// meanwhile. A minute is exact again once closed.
 func (v View) Tables(sc topn.Scope, d topn.Dim, from, to time.Time) map[time.Time]*topn.Table {
 	mergers := map[int64]*topn.Merger{}
 	v.each(sc, from, to, func(start int64, m *minuteAgg, parts []partRef) {
@@ -86,7 +90,7 @@ func (v View) Tables(sc topn.Scope, d topn.Dim, from, to time.Time) map[time.Tim
 			mg.Add(drillScopeTable(sc, m, parts, d))
 			return
 		}
-		mg.Add(scopeTable(parts, d))
+		mg.Add(scopeMerger(parts, d, v.a.cfg.TopK).Table())
 	})
 	out := make(map[time.Time]*topn.Table, len(mergers))
 	for start, mg := range mergers {

@@ -151,11 +151,11 @@ func (m *Merger) Add(t *Table) {
 }
 
 // AddEach merges a table given by its total, its threshold and a walk over its
-// keys, each with the threshold as its error: the shape of an aggregator's
-// counting table. It saves materializing the table's entries only to merge
-// them; at minute close under a flood of distinct addresses those copies
-// were hundreds of MB (72 B an entry).
-func (m *Merger) AddEach(total, threshold Counters, each func(fn func(k Key, v Counters))) {
+// keys, each with error errEach: the shape of an aggregator's counting table.
+// It saves materializing the table's entries only to merge them; at minute
+// close under a flood of distinct addresses those copies were hundreds of MB
+// (72 B an entry).
+func (m *Merger) AddEach(total, threshold, errEach Counters, each func(fn func(k Key, v Counters))) {
 	m.total.Add(total)
 	m.sumThreshold.Add(threshold)
 	each(func(k Key, v Counters) {
@@ -167,7 +167,7 @@ func (m *Merger) AddEach(total, threshold Counters, each func(fn func(k Key, v C
 		}
 		r := &m.rows[j]
 		r.value.Add(v)
-		r.err.Add(threshold)
+		r.err.Add(errEach)
 		r.thresholdWherePresent.Add(threshold)
 	})
 }

@@ -126,7 +126,7 @@ func TestMergerTruncatedEqualsTruncate(t *testing.T) {
 		byAdd, byEach := NewMerger(0), NewMerger(0)
 		for _, tb := range tables() {
 			byAdd.Add(tb)
-			byEach.AddEach(tb.Total, tb.Threshold, func(fn func(Key, Counters)) {
+			byEach.AddEach(tb.Total, tb.Threshold, tb.Threshold, func(fn func(Key, Counters)) {
 				for _, e := range tb.Entries {
 					fn(e.Key, e.Value)
 				}
