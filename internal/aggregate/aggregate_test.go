@@ -313,16 +313,23 @@ func TestNextMinuteTablesArePresized(t *testing.T) {
 	require.GreaterOrEqual(t, len(next.slots), 2*5000, "sized for last minute's 5000 sources")
 }
 
-// An open minute answers from each partition's top_k heaviest keys, with a
-// bound that covers every key it leaves out; the closed minute is exact.
+// Under a flood (more keys held than a checkpoint may write) an open minute
+// answers from each partition's heaviest keys, with a bound that covers every
+// key it leaves out; the closed minute is exact. Ordinary minutes are exact
+// while open too.
 func TestOpenMinuteViewIsCutWithBounds(t *testing.T) {
-	h := startAggregator(t, func(c *Configuration) { c.Shards, c.TopK, c.MaxKeys = 1, 10, 10_000 })
+	// A budget of 280 keys: a checkpoint may write 70, and past them one
+	// partition's 7 tables are cut to max(2 × top_k, 70 / 7) = 10 keys.
+	h := startAggregator(t, func(c *Configuration) { c.Shards, c.TopK, c.MaxKeys = 1, 5, 10_000 })
+	h.agg.shardKeyBudget = 280
 	var recs []flow.Record
 	for i := range 200 { // source i sends i+1 bytes; 10.9.9.9 is the heavy hitter
 		recs = append(recs, rec(fmt.Sprintf("10.1.0.%d", i), "10.0.0.2", 40000, 443, uint64(i+1), base.Add(5*time.Second)))
 	}
 	recs = append(recs, rec("10.9.9.9", "10.0.0.2", 40000, 443, 5000, base.Add(5*time.Second)))
-	h.push(t, recs...)
+	h.push(t, recs[:30]...)
+	require.True(t, h.top(t, topn.Scope{}, topn.DimSrcIP, base, base.Add(time.Minute)).Exact(), "under the bound: every key")
+	h.push(t, recs[30:]...)
 	live := h.top(t, topn.Scope{}, topn.DimSrcIP, base, base.Add(time.Minute))
 	require.Len(t, live.Entries, 10)
 	require.EqualValues(t, 5000+200*201/2, live.Total.Bytes, "totals stay exact")

@@ -73,13 +73,21 @@ func (v View) each(sc topn.Scope, from, to time.Time, fn func(start int64, m *mi
 }
 
 // Tables returns, per open minute in [from, to), the in-memory table of
-// dimension d in scope sc, merged from each partition's top_k heaviest keys by
-// bytes, with bounds on the rest (tableCut): the shard's lock is held while
-// they are read, and merging every key of a busy minute (millions under a
-// flood of distinct addresses) held it for seconds, with the ring overflowing
-// meanwhile. A minute is exact again once closed.
+// dimension d in scope sc: every key, unless the open minutes hold more keys
+// than a checkpoint may write (a quarter of the memory budget: a flood of
+// distinct addresses), when each partition's table is read cut to its
+// heaviest keys by bytes with bounds on the rest (tableCut). The shard's lock
+// is held while they are read: merging every key of a flooded minute held it
+// for seconds (the cardinality runs' top by srcip timed out) with the ring
+// overflowing meanwhile. Cutting ordinary minutes instead would put bounds on
+// keys a partition cannot hold (443/tcp in a UDP partition): e2e's exactness
+// check failed on every format. A minute is exact again once closed.
 func (v View) Tables(sc topn.Scope, d topn.Dim, from, to time.Time) map[time.Time]*topn.Table {
 	mergers := map[int64]*topn.Merger{}
+	limit := 0
+	if v.a != nil { // the zero View: nothing open
+		limit = v.a.liveCap()
+	}
 	v.each(sc, from, to, func(start int64, m *minuteAgg, parts []partRef) {
 		mg := mergers[start]
 		if mg == nil {
@@ -90,7 +98,7 @@ func (v View) Tables(sc topn.Scope, d topn.Dim, from, to time.Time) map[time.Tim
 			mg.Add(drillScopeTable(sc, m, parts, d))
 			return
 		}
-		mg.Add(scopeMerger(parts, d, v.a.cfg.TopK).Table())
+		mg.Add(scopeMerger(parts, d, limit).Table())
 	})
 	out := make(map[time.Time]*topn.Table, len(mergers))
 	for start, mg := range mergers {
@@ -115,4 +123,20 @@ func (v View) Totals(sc topn.Scope, from, to time.Time) map[time.Time]topn.Count
 		out[t] = c
 	})
 	return out
+}
+
+// liveCap is the keys a partition's table gives a query of the open minutes:
+// all of them (0) unless the shards hold more keys than a checkpoint may
+// write; then the checkpoint's cut, at least 2 × top_k.
+func (a *Aggregator) liveCap() int {
+	held, tables := 0, 0
+	for _, s := range a.shards {
+		s.mu.Lock()
+		held += s.keys
+		for _, m := range s.minutes {
+			tables += len(m.parts) * len(countedDims)
+		}
+		s.mu.Unlock()
+	}
+	return a.checkpointCap(held, tables)
 }
