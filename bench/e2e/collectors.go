@@ -233,7 +233,16 @@ func (in *instance) live() bool { return in.hasHTTP() }
 func (in *instance) target() string { return fmt.Sprintf("127.0.0.1:%d", in.udp) }
 
 func (in *instance) get(path string) ([]byte, error) {
-	resp, err := httpc.Get(fmt.Sprintf("http://127.0.0.1:%d%s", in.http, path))
+	return in.getWith(context.Background(), httpc, path)
+}
+
+// getWith is get with a context and a client of the caller's (its timeout).
+func (in *instance) getWith(ctx context.Context, c *http.Client, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", in.http, path), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, err
 	}

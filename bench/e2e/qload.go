@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"os"
@@ -262,22 +261,9 @@ type dayAnswer struct {
 }
 
 func topDay(ctx context.Context, in *instance, by string) (*dayAnswer, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		fmt.Sprintf("http://127.0.0.1:%d/api/v1/top?by=%s&n=10&from=-24h&to=now", in.http, by), nil)
+	b, err := in.getWith(ctx, qloadHTTP, "/api/v1/top?by="+by+"&n=10&from=-24h&to=now")
 	if err != nil {
 		return nil, err
-	}
-	resp, err := qloadHTTP.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %.200s", resp.Status, b)
 	}
 	var a dayAnswer
 	if err := json.Unmarshal(b, &a); err != nil {
