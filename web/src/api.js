@@ -40,6 +40,17 @@ export function capabilities() {
   return capsPromise;
 }
 
+// capabilitiesOr is capabilities, or the base ones after handing the error to
+// onError (a view's banner), so a view still offers what every tmsd has.
+export async function capabilitiesOr(onError) {
+  try {
+    return await capabilities();
+  } catch (e) {
+    onError(e);
+    return BASE_CAPS;
+  }
+}
+
 // request fetches an API path with the query params that are set and
 // returns the answer's text and its parsed JSON (null when not JSON).
 async function request(path, params, accept, signal) {

@@ -123,13 +123,7 @@ export function drillView(root, params, ctx) {
   // panels are the breakdowns this tmsd can answer, known once it said what it keeps.
   let panels = null;
   async function setUpPanels() {
-    let caps;
-    try {
-      caps = await api.capabilities();
-    } catch (e) {
-      showError(e);
-      caps = { scopes: ['exporter', 'proto'], off: {} };
-    }
+    const caps = await api.capabilitiesOr(showError);
     if (inner && caps.scopes.includes(filter)) {
       panels = (BREAKDOWNS[s.by] || []).map((by) => ({ by, body: h('div', { class: 'panel-body' }, h('p', { class: 'loading' }, 'loading…')) }));
       panelsEl.replaceChildren(...panels.map((p) => h('div', { class: 'card panel', dataset: { panel: p.by } },

@@ -113,13 +113,7 @@ export function topView(root, params, ctx) {
   // in or out; where this tmsd keeps no interface tables it stays disabled
   // and says which key turns them on, rather than offering 400s.
   async function setUpInterfaces() {
-    let caps;
-    try {
-      caps = await api.capabilities();
-    } catch (e) {
-      showError(e);
-      caps = { scopes: ['exporter', 'proto'], off: {} };
-    }
+    const caps = await api.capabilitiesOr(showError);
     if (!caps.scopes.includes('if')) {
       ifSel.disabled = dirSel.disabled = true;
       const key = caps.off.if || '';
