@@ -30,6 +30,23 @@ function newContext(root, name) {
     signal: abort.signal,
     own(x) { owned.push(x); return x; },
     every(ms, fn) { timers.push(setInterval(fn, ms)); },
+    // refreshing runs load(first) now and, on a live range, every ms: a slow
+    // answer never piles up refreshes, and the first load marks the view ready.
+    refreshing(live, ms, load) {
+      let running = false;
+      const run = async (first) => {
+        if (running) return;
+        running = true;
+        try {
+          await load(first);
+        } finally {
+          running = false;
+          if (first) this.ready();
+        }
+      };
+      run(true);
+      if (live) this.every(ms, () => run(false));
+    },
     // ready marks the first complete render: tests wait for it, and the
     // time from navigation start to it is the view's load time.
     ready() {

@@ -135,13 +135,9 @@ export function drillView(root, params, ctx) {
     }
   }
 
-  let running = false;
-  async function refresh(first) {
-    if (running) return;
-    running = true;
+  ctx.refreshing(isLive(s.to), 60_000, async () => {
     const [caps, ...res] = await Promise.allSettled([panels ? null : setUpPanels(), loadSeries()]);
     const all = [caps, ...res, ...(await Promise.allSettled(panels.map(loadPanel)))];
-    running = false;
     const targets = [null, bpsEl, ...panels.map((p) => p.body)];
     all.forEach((r, i) => {
       if (r.status === 'rejected') {
@@ -149,10 +145,7 @@ export function drillView(root, params, ctx) {
         if (i > 1 || (i === 1 && !bpsChart.u)) panelError(targets[i], r.reason);
       }
     });
-    if (first) ctx.ready();
-  }
-  refresh(true);
-  if (isLive(s.to)) ctx.every(60_000, () => refresh(false));
+  });
 }
 
 function fact(label, value, sub) {

@@ -87,22 +87,14 @@ export function interfacesView(root, params, ctx) {
     body.replaceChildren(...cards);
   }
 
-  let running = false;
-  async function refresh(first) {
-    if (running) return;
-    running = true;
+  ctx.refreshing(isLive(to), REFRESH_MS, async () => {
     try {
       await load();
     } catch (e) {
       showError(e);
       panelError(body, e);
-    } finally {
-      running = false;
-      if (first) ctx.ready();
     }
-  }
-  refresh(true);
-  if (isLive(to)) ctx.every(REFRESH_MS, () => refresh(false));
+  });
 }
 
 // ifStatus reads sFlow's ifStatus bits: admin up (bit 0), oper up (bit 1).

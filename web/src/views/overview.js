@@ -75,22 +75,15 @@ export function overview(root, params, ctx) {
 
   const jobs = [loadTraffic, ...panels.map((p) => (signal) => loadPanel(p, signal)), loadExporters];
   const targets = [bpsEl, ...panels.map((p) => p.body), expBody];
-  let running = false;
-  async function refresh(first) {
-    if (running) return; // a slow answer must not pile up refreshes
-    running = true;
+  ctx.refreshing(isLive(to), REFRESH_MS, async () => {
     const results = await Promise.allSettled(jobs.map((j) => j(ctx.signal)));
-    running = false;
     results.forEach((r, i) => {
       if (r.status === 'rejected') {
         showError(r.reason);
         if (i > 0 || !bpsChart.u) panelError(targets[i], r.reason);
       }
     });
-    if (first) ctx.ready();
-  }
-  refresh(true);
-  if (isLive(to)) ctx.every(REFRESH_MS, () => refresh(false));
+  });
 }
 
 // trafficKpis: the range's average and peak, and the open minute so far.

@@ -170,10 +170,7 @@ export function topView(root, params, ctx) {
     root.dataset.exact = String(top.exact);
   }
 
-  let running = false;
-  async function refresh(first) {
-    if (running) return;
-    running = true;
+  ctx.refreshing(isLive(s.to), 60_000, async (first) => {
     try {
       await load();
     } catch (e) {
@@ -181,13 +178,7 @@ export function topView(root, params, ctx) {
       panelError(tableEl, e);
       if (!chart.u) panelError(chartEl, e);
     } finally {
-      running = false;
-      if (first) {
-        await pickers;
-        ctx.ready();
-      }
+      if (first) await pickers; // ready once the pickers are filled too
     }
-  }
-  refresh(true);
-  if (isLive(s.to)) ctx.every(60_000, () => refresh(false));
+  });
 }
