@@ -1,0 +1,173 @@
+package aggregate
+
+import (
+	"github.com/tmsd/tmsd/internal/topn"
+)
+
+// How a flow becomes table entries (docs/ENGINE.md). A flow's values are
+// first reduced to uint64 fields: addresses to 32 bits (IPv4 as itself, IPv6
+// and the reserved 240.0.0.0/4 through a per-minute dictionary), ports with
+// their protocol, interfaces and (exporter, protocol) partitions to dense ids.
+// Each table then keys an entry by one scope field and one value field,
+// scope<<valueBits | value, so counting a flow in a table is one probe of a
+// 32-byte slot, whatever its dimension or scope. The tables of a kind hold
+// every scope of the kind: a table per (kind, dimension), not per scope.
+//
+//   - partition tables, scoped by (exporter, protocol): the whole network,
+//     each exporter and each protocol are unions of partitions, merged when
+//     read; exporter and proto are constant in a partition, not counted.
+//   - interface tables, scoped by (exporter, ifIndex), one set per direction.
+//   - drill-down tables, scoped by application: an application's hosts and
+//     ports; an address's applications are the same entries read by address.
+//   - the peer table: the unordered address pair of each flow.
+//   - totals: one table per scope kind, keyed by the scope alone, never compacted.
+//
+// The derived dimensions (ip, port, country, as: a flow under both ends) are
+// the union of their source and destination tables, merged when read.
+
+// field is one of a flow's values as tables key it.
+type field uint8
+
+const (
+	fZero field = iota // always 0: the scope of unscoped tables, the value of totals
+	fPart              // partition id: (exporter, protocol)
+	fIn                // input interface id: (exporter, ifIndex)
+	fOut               // output interface id
+	fApp               // application id
+	fProto
+	fSrc // address value (addrValue)
+	fDst
+	fSrcPort // port<<8 | protocol
+	fDstPort
+	fSrcCC // country: two ASCII letters
+	fDstCC
+	fSrcAS
+	fDstAS
+	fPeer // lower address value << 32 | higher
+	numFields
+)
+
+// scopeKind is what a table's scope field names.
+type scopeKind uint8
+
+const (
+	scPart scopeKind = iota
+	scIn
+	scOut
+	scApp  // drill-down: an application's flows
+	scNone // the peer table
+)
+
+// spec is one table of a minute: its scope, the dimension its values are
+// of, and the fields of its key.
+type spec struct {
+	kind   scopeKind
+	dim    topn.Dim // 0: the totals of the kind's scopes
+	scope  field
+	value  field
+	weight int // relative cost per flow, to balance the shards (BenchmarkAdd)
+}
+
+// specs are every table a minute may have, in a fixed order (their index is
+// stored in checkpoints: append only).
+var specs = []spec{
+	{scPart, 0, fPart, fZero, 1},
+	{scPart, topn.DimApp, fPart, fApp, 1},
+	{scPart, topn.DimSrcIP, fPart, fSrc, 4},
+	{scPart, topn.DimDstIP, fPart, fDst, 4},
+	{scPart, topn.DimSrcPort, fPart, fSrcPort, 3},
+	{scPart, topn.DimDstPort, fPart, fDstPort, 3},
+	{scPart, topn.DimInIf, fPart, fIn, 1},
+	{scPart, topn.DimOutIf, fPart, fOut, 1},
+	{scPart, topn.DimSrcCountry, fPart, fSrcCC, 1},
+	{scPart, topn.DimDstCountry, fPart, fDstCC, 1},
+	{scPart, topn.DimSrcAS, fPart, fSrcAS, 1},
+	{scPart, topn.DimDstAS, fPart, fDstAS, 1},
+
+	{scIn, 0, fIn, fZero, 1},
+	{scIn, topn.DimApp, fIn, fApp, 1},
+	{scIn, topn.DimProto, fIn, fProto, 1},
+	{scIn, topn.DimSrcIP, fIn, fSrc, 4},
+	{scIn, topn.DimDstIP, fIn, fDst, 4},
+	{scIn, topn.DimSrcPort, fIn, fSrcPort, 4},
+	{scIn, topn.DimDstPort, fIn, fDstPort, 4},
+	{scIn, topn.DimOutIf, fIn, fOut, 1},
+	{scIn, topn.DimSrcCountry, fIn, fSrcCC, 1},
+	{scIn, topn.DimDstCountry, fIn, fDstCC, 1},
+	{scIn, topn.DimSrcAS, fIn, fSrcAS, 1},
+	{scIn, topn.DimDstAS, fIn, fDstAS, 1},
+
+	{scOut, 0, fOut, fZero, 1},
+	{scOut, topn.DimApp, fOut, fApp, 1},
+	{scOut, topn.DimProto, fOut, fProto, 1},
+	{scOut, topn.DimSrcIP, fOut, fSrc, 4},
+	{scOut, topn.DimDstIP, fOut, fDst, 4},
+	{scOut, topn.DimSrcPort, fOut, fSrcPort, 4},
+	{scOut, topn.DimDstPort, fOut, fDstPort, 4},
+	{scOut, topn.DimInIf, fOut, fIn, 1},
+	{scOut, topn.DimSrcCountry, fOut, fSrcCC, 1},
+	{scOut, topn.DimDstCountry, fOut, fDstCC, 1},
+	{scOut, topn.DimSrcAS, fOut, fSrcAS, 1},
+	{scOut, topn.DimDstAS, fOut, fDstAS, 1},
+
+	{scApp, topn.DimSrcIP, fApp, fSrc, 4},
+	{scApp, topn.DimDstIP, fApp, fDst, 4},
+	{scApp, topn.DimSrcPort, fApp, fSrcPort, 4},
+	{scApp, topn.DimDstPort, fApp, fDstPort, 2},
+	{scNone, topn.DimPeer, fZero, fPeer, 4},
+}
+
+const numSpecs = 41
+
+// specIndex finds the table of a kind and dimension (0: its totals); -1: none.
+func specIndex(k scopeKind, d topn.Dim) int {
+	for i, s := range specs {
+		if s.kind == k && s.dim == d {
+			return i
+		}
+	}
+	return -1
+}
+
+// enabled says whether the configuration keeps the tables of spec s.
+func (cfg *Configuration) enabled(s spec) bool {
+	switch s.kind {
+	case scIn, scOut:
+		return cfg.ScopeInterface
+	case scApp, scNone:
+		return cfg.DrillDowns > 0
+	}
+	return true
+}
+
+// assign gives each enabled table to a shard: greedily, heaviest first, to
+// the shard with the least weight, so that every table has one writer and
+// the shards share the cost per flow.
+func assign(cfg *Configuration, shards int) [][]int {
+	out := make([][]int, shards)
+	load := make([]int, shards)
+	order := make([]int, 0, len(specs))
+	for i, s := range specs {
+		if cfg.enabled(s) {
+			order = append(order, i)
+		}
+	}
+	// Stable by weight, heaviest first: the same assignment every run, so a
+	// checkpoint's tables land where they were counted.
+	for i := 1; i < len(order); i++ {
+		for j := i; j > 0 && specs[order[j]].weight > specs[order[j-1]].weight; j-- {
+			order[j], order[j-1] = order[j-1], order[j]
+		}
+	}
+	for _, i := range order {
+		best := 0
+		for s := range load {
+			if load[s] < load[best] {
+				best = s
+			}
+		}
+		out[best] = append(out[best], i)
+		load[best] += specs[i].weight
+	}
+	return out
+}
