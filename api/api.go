@@ -452,7 +452,7 @@ func (a *API) top(c echo.Context) error {
 		return err
 	}
 	t := res.Table
-	rows, other := t.Top(n, m)
+	rows, other := t.Top(d, n, m)
 	secs := w.seconds()
 	resp := topResponse{By: d.String(), Metric: m.String(), Scope: sc.String(),
 		From: w.from.Format(time.RFC3339), To: w.to.Format(time.RFC3339),
