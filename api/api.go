@@ -392,6 +392,12 @@ type topResponse struct {
 	Rows    []topRow      `json:"rows"`
 	Other   topTotals     `json:"other"`
 	Total   topTotals     `json:"total"`
+
+	// CountsPerFlow is how many keys each flow counts under: 2 for ip and
+	// port (both ends), 1 otherwise. Share is of the total (each flow once),
+	// so the shares of all keys, other included, add up to CountsPerFlow, and
+	// other is CountsPerFlow × total minus the rows.
+	CountsPerFlow int `json:"counts_per_flow"`
 }
 
 // ranking is what top and report rank: the top n keys of dimension d by
@@ -452,12 +458,13 @@ func (a *API) top(c echo.Context) error {
 		return err
 	}
 	t := res.Table
-	rows, other := t.Top(n, m)
+	rows, other := t.Top(d, n, m)
 	secs := w.seconds()
 	resp := topResponse{By: d.String(), Metric: m.String(), Scope: sc.String(),
 		From: w.from.Format(time.RFC3339), To: w.to.Format(time.RFC3339),
 		Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Rows: make([]topRow, 0, len(rows)),
 		Other: topTotals{amounts: newAmounts(other, t.Total, m, secs)}, Total: topTotals{amounts: newAmounts(t.Total, t.Total, m, secs)}}
+	resp.CountsPerFlow = d.CountsPerFlow()
 	for _, r := range rows {
 		resp.Rows = append(resp.Rows, topRow{Key: d.Format(r.Key), Label: a.label(d, r.Key),
 			amounts: newAmounts(r.Value, t.Total, m, secs), Error: r.Error.Get(m)})
@@ -605,6 +612,10 @@ type seriesResponse struct {
 	seriesData
 	// Compare is the earlier period, point i matching point i of Points.
 	Compare *seriesCompare `json:"compare,omitempty"`
+
+	// CountsPerFlow, with n: as in top, so the stacked keys and other add up
+	// to CountsPerFlow × the total at every step.
+	CountsPerFlow int `json:"counts_per_flow,omitempty"`
 }
 
 func (a *API) series(c echo.Context) error {
@@ -724,7 +735,7 @@ func (a *API) series(c echo.Context) error {
 	case key != nil:
 		resp.By, resp.Key = d.String(), d.Format(*key)
 	case n > 0:
-		resp.By, resp.N = d.String(), n
+		resp.By, resp.N, resp.CountsPerFlow = d.String(), n, d.CountsPerFlow()
 	}
 	if off > 0 {
 		pf, pt := w.from.Add(-off), w.to.Add(-off)

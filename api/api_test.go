@@ -192,3 +192,87 @@ func TestParseTime(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+// top, report and a stacked series say how many keys a flow counts under:
+// for ip and port every flow counts at both ends, so the rows and other add
+// up to twice the total in bytes, packets and flows, and their shares (of the
+// total, each flow once) to 2; for dstport to the total and 1.
+func TestCountsPerFlow(t *testing.T) {
+	m := now.Add(-10 * time.Minute)
+	ntp := rec("10.0.0.7", "10.0.0.8", 123, 123, 900, m.Add(time.Minute)) // the same key at both ends
+	ntp.Proto = 17
+	h := newTestAPI(t,
+		rec("10.0.0.1", "10.0.0.2", 40000, 443, 60_000, m),
+		rec("10.0.0.3", "10.0.0.2", 40001, 5432, 30_000, m),
+		rec("10.0.0.5", "10.0.0.5", 40002, 22, 6_000, m.Add(time.Minute)), // an address talking to itself
+		ntp,
+	)
+	span := url.Values{"from": {m.Format(time.RFC3339)}, "to": {m.Add(5 * time.Minute).Format(time.RFC3339)}}
+	sum := func(rows []amounts) (c amounts) {
+		for _, r := range rows {
+			c.Bytes, c.Packets, c.Flows, c.Share = c.Bytes+r.Bytes, c.Packets+r.Packets, c.Flows+r.Flows, c.Share+r.Share
+		}
+		return c
+	}
+	f := func(by string, k int) {
+		t.Helper()
+		for _, n := range []string{"1", "2", "100"} {
+			q := url.Values{"by": {by}, "n": {n}, "from": span["from"], "to": span["to"]}
+			var top topResponse
+			require.Equal(t, http.StatusOK, get(t, h, "/api/v1/top?"+q.Encode(), &top))
+			require.Equal(t, k, top.CountsPerFlow, by)
+			all := []amounts{top.Other.amounts}
+			for _, r := range top.Rows {
+				all = append(all, r.amounts)
+			}
+			got, tot := sum(all), top.Total
+			require.Equal(t, []uint64{uint64(k) * tot.Bytes, uint64(k) * tot.Packets, uint64(k) * tot.Flows},
+				[]uint64{got.Bytes, got.Packets, got.Flows}, "top by %s n=%s: rows + other = %d × total", by, n, k)
+			require.InDelta(t, float64(k), got.Share, 1e-12, "top by %s n=%s: shares", by, n)
+			require.EqualValues(t, 1, top.Total.Share)
+			if n == "100" {
+				require.Zero(t, top.Other.Bytes+top.Other.Packets+top.Other.Flows, "every key listed")
+			}
+
+			q.Set("step", "1m")
+			var rep reportResponse
+			require.Equal(t, http.StatusOK, get(t, h, "/api/v1/report?"+q.Encode(), &rep))
+			require.Equal(t, k, rep.CountsPerFlow, by)
+			all = []amounts{rep.Other.amounts}
+			for _, r := range rep.Rows {
+				all = append(all, r.amounts)
+			}
+			got = sum(all)
+			require.Equal(t, []uint64{uint64(k) * rep.Total.Bytes, uint64(k) * rep.Total.Packets, uint64(k) * rep.Total.Flows},
+				[]uint64{got.Bytes, got.Packets, got.Flows}, "report by %s n=%s", by, n)
+			require.InDelta(t, float64(k), got.Share, 1e-12, "report by %s n=%s: shares", by, n)
+
+			var s seriesResponse
+			require.Equal(t, http.StatusOK, get(t, h, "/api/v1/series?"+q.Encode(), &s))
+			require.Equal(t, k, s.CountsPerFlow, by)
+			for i, p := range s.Points {
+				var b, pk, fl uint64
+				for _, st := range s.Stacked {
+					b, pk, fl = b+st.Points[i].Bytes, pk+st.Points[i].Packets, fl+st.Points[i].Flows
+				}
+				require.Equal(t, []uint64{uint64(k) * p.Bytes, uint64(k) * p.Packets, uint64(k) * p.Flows}, []uint64{b, pk, fl},
+					"series by %s n=%s step %d: stacked keys + other = %d × total", by, n, i, k)
+			}
+		}
+	}
+	f("ip", 2)
+	f("port", 2)
+	f("dstport", 1)
+	f("srcip", 1)
+	f("app", 1)
+
+	// One key's series and the scope's own say nothing of it.
+	var raw map[string]any
+	q := url.Values{"by": {"ip"}, "key": {"10.0.0.2"}, "step": {"1m"}, "from": span["from"], "to": span["to"]}
+	require.Equal(t, http.StatusOK, get(t, h, "/api/v1/series?"+q.Encode(), &raw))
+	require.NotContains(t, raw, "counts_per_flow")
+	// In top and report it is always there.
+	q = url.Values{"by": {"dstip"}, "from": span["from"], "to": span["to"]}
+	require.Equal(t, http.StatusOK, get(t, h, "/api/v1/top?"+q.Encode(), &raw))
+	require.EqualValues(t, 1, raw["counts_per_flow"])
+}

@@ -14,7 +14,10 @@ import (
 // encoding/csv, with CRLF line ends), numbers unformatted (raw bytes, bps with
 // every digit) so formulas work, times RFC 3339 UTC. How the answer was
 // computed, the tiers and exactness, is in the X-Tmsd-Tiers and X-Tmsd-Exact
-// headers, and each row's bound in its error columns.
+// headers, and each row's bound in its error columns. A last column,
+// counts_per_flow, says on every line what the JSON's field does: 2 where
+// each flow counts under both its ends (ip, port), so the share column adds
+// up to 2 and the bytes of the keys and other to twice the total's.
 
 // wantCSV reads format=csv|json, or else the Accept header.
 func wantCSV(c echo.Context) (bool, error) {
@@ -74,9 +77,10 @@ func (a amounts) csv() []string {
 
 func topCSV(r topResponse) [][]string {
 	head := append([]string{"row", "key", "label", "from", "to"}, amountsHeader...)
-	out := [][]string{append(head, "error")}
+	out := [][]string{append(head, "error", "counts_per_flow")}
+	cpf := strconv.Itoa(r.CountsPerFlow)
 	line := func(kind, key, label string, am amounts, errB uint64) {
-		out = append(out, append(append([]string{kind, key, label, r.From, r.To}, am.csv()...), fmtU(errB)))
+		out = append(out, append(append([]string{kind, key, label, r.From, r.To}, am.csv()...), fmtU(errB), cpf))
 	}
 	for _, row := range r.Rows {
 		line("key", row.Key, row.Label, row.amounts, row.Error)
@@ -102,7 +106,8 @@ func reportCSV(r reportResponse) [][]string {
 		}
 		head = append(head, "delta_total_pct", "delta_avg_bps_pct", "delta_peak_bps_pct", "delta_p95_bps_pct")
 	}
-	out := [][]string{head}
+	out := [][]string{append(head, "counts_per_flow")}
+	cpf := strconv.Itoa(r.CountsPerFlow)
 	line := func(kind string, row reportRow) {
 		l := append([]string{kind, row.Key, row.Label, r.From, r.To}, row.reportFigures.csv()...)
 		if r.Compare != nil {
@@ -110,7 +115,7 @@ func reportCSV(r reportResponse) [][]string {
 			l = append(l, row.Previous.csv()...)
 			l = append(l, optPct(row.Delta.Total), optPct(row.Delta.Avg), optPct(row.Delta.Peak), optPct(row.Delta.P95))
 		}
-		out = append(out, l)
+		out = append(out, append(l, cpf))
 	}
 	for _, row := range r.Rows {
 		line("key", row)
@@ -121,7 +126,8 @@ func reportCSV(r reportResponse) [][]string {
 }
 
 // seriesCSV is long: a row per step and series ("total", a key, "other"),
-// with the earlier period's aligned point on the same row when compared.
+// with the earlier period's aligned point on the same row when compared, and
+// counts_per_flow last when keys are stacked.
 func seriesCSV(r seriesResponse) [][]string {
 	pointHeader := []string{"t", "bytes", "packets", "flows", "bps", "pps", "error"}
 	head := append([]string{"series"}, pointHeader...)
@@ -133,12 +139,19 @@ func seriesCSV(r seriesResponse) [][]string {
 	cells := func(p seriesPoint) []string {
 		return []string{p.T, fmtU(p.Bytes), fmtU(p.Packets), fmtU(p.Flows), fmtF(p.Bps), fmtF(p.Pps), fmtU(p.Error)}
 	}
+	stacked := r.N > 0
+	if stacked {
+		head = append(head, "counts_per_flow")
+	}
 	out := [][]string{head}
 	add := func(name string, pts, prev []seriesPoint) {
 		for i, p := range pts {
 			l := append([]string{name}, cells(p)...)
 			if r.Compare != nil {
 				l = append(l, cells(prev[i])...)
+			}
+			if stacked {
+				l = append(l, strconv.Itoa(r.CountsPerFlow))
 			}
 			out = append(out, l)
 		}

@@ -185,6 +185,9 @@ type reportResponse struct {
 	Rows    []reportRow   `json:"rows"`
 	Other   reportRow     `json:"other"`
 	Total   reportRow     `json:"total"`
+
+	// CountsPerFlow is as in top: the rows' and other's shares add up to it.
+	CountsPerFlow int `json:"counts_per_flow"`
 }
 
 // period is one period's report, shaped.
@@ -204,8 +207,10 @@ func shapePeriod(res query.ReportResult, m topn.Metric, step time.Duration, secs
 		p.rows = append(p.rows, reportFigures{amounts: newAmounts(r.Value, total, m, secs), Error: r.Error.Get(m),
 			stepFigures: newStepFigures(st, step), Exact: r.Error.IsZero() && st.Exact()})
 	}
-	// Other is the total minus the rows' lower bounds: an upper bound, which
-	// may be lower by its errors. Its figures are computed on both.
+	// Other is CountsPerFlow × the total minus the rows' lower bounds
+	// (query.ReportKeys): an upper bound, which may be lower by its errors.
+	// Its figures are computed on both; its share is of the total, as the
+	// rows', so rows and other add up to CountsPerFlow (2 for ip and port).
 	var other, otherErr topn.Counters
 	lo, hi := make([]query.Point, len(res.Other)), make([]query.Point, len(res.Other))
 	for i, pt := range res.Other {
@@ -296,6 +301,7 @@ func (a *API) report(c echo.Context) error {
 		Rows:  make([]reportRow, len(res.Rows)),
 		Other: reportRow{Key: "other", Label: "other", reportFigures: cur.other},
 		Total: reportRow{Key: "total", Label: "total", reportFigures: cur.total}}
+	resp.CountsPerFlow = d.CountsPerFlow()
 	for i, r := range res.Rows {
 		resp.Rows[i] = reportRow{Key: d.Format(r.Key), Label: a.label(d, r.Key), reportFigures: cur.rows[i]}
 	}

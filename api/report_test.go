@@ -349,6 +349,7 @@ func TestCSVEqualsJSON(t *testing.T) {
 			require.Equal(t, j.Key, c["key"])
 			require.Equal(t, j.Label, c["label"])
 			require.Equal(t, r.From, c["from"])
+			require.Equal(t, "1", c["counts_per_flow"], j.Key)
 			figures(j.Key, j.reportFigures, c, "")
 			figures(j.Key+" previous", *j.Previous, c, "prev_")
 			for name, d := range map[string]*float64{"total": j.Delta.Total, "avg_bps": j.Delta.Avg, "peak_bps": j.Delta.Peak, "p95_bps": j.Delta.P95} {
@@ -369,6 +370,7 @@ func TestCSVEqualsJSON(t *testing.T) {
 		for k, j := range tops {
 			c := rows[k]
 			require.Equal(t, j.Key, c["key"])
+			require.Equal(t, "2", c["counts_per_flow"], "ip: a flow at both ends")
 			for name, v := range map[string]any{"bytes": j.Bytes, "packets": j.Packets, "flows": j.Flows, "bps": j.Bps, "pps": j.Pps, "share": j.Share, "error": j.Error} {
 				eqNum(t, v, c[name], j.Key+" "+name)
 			}
@@ -393,6 +395,7 @@ func TestCSVEqualsJSON(t *testing.T) {
 				c := rows[k]
 				k++
 				require.Equal(t, w.name, c["series"])
+				require.Equal(t, "1", c["counts_per_flow"])
 				for prefix, pt := range map[string]seriesPoint{"": w.pts[p], "prev_": w.prev[p]} {
 					require.Equal(t, pt.T, c[prefix+"t"])
 					for name, v := range map[string]any{"bytes": pt.Bytes, "packets": pt.Packets, "flows": pt.Flows, "bps": pt.Bps, "pps": pt.Pps, "error": pt.Error} {

@@ -193,6 +193,15 @@ type cliTop struct {
 		Error uint64
 	}
 	Other, Total cliAmounts
+
+	CountsPerFlow int `json:"counts_per_flow"`
+}
+
+// bothEnds says, under an ip or port table, why its shares add up to 200 %.
+func bothEnds(w io.Writer, countsPerFlow int) {
+	if countsPerFlow == 2 {
+		fmt.Fprintln(w, "each flow counts at both ends (source and destination): the shares add up to 200%, (other keys) is twice the total minus the rows")
+	}
 }
 
 func footer(w io.Writer, from, to, extra string, tiers []string, exact bool, note string) {
@@ -225,6 +234,7 @@ func printTop(w io.Writer, body []byte) error {
 	line("(total)", t.Total)
 	fmt.Fprint(w, alignTable(rows))
 	footer(w, t.From, t.To, "", t.Tiers, t.Exact, "rows marked ~ are lower bounds (tables cut below a threshold)")
+	bothEnds(w, t.CountsPerFlow)
 	return nil
 }
 
@@ -253,6 +263,7 @@ type cliReport struct {
 	Compare            *struct{ Period, From, To string }
 	Rows               []cliReportRow
 	Other, Total       cliReportRow
+	CountsPerFlow      int `json:"counts_per_flow"`
 }
 
 func printReport(w io.Writer, body []byte) error {
@@ -293,5 +304,6 @@ func printReport(w io.Writer, body []byte) error {
 		extra += "; compared with " + r.Compare.From + " – " + r.Compare.To + " (" + r.Compare.Period + ")"
 	}
 	footer(w, r.From, r.To, extra, r.Tiers, r.Exact, "rows marked ~ are lower bounds (the key fell below a table's threshold at some step)")
+	bothEnds(w, r.CountsPerFlow)
 	return nil
 }

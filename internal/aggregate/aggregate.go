@@ -746,7 +746,7 @@ func (a *Aggregator) drillScopes(parts []partRef, aggs []*minuteAgg) ([]topn.Sco
 	totals := map[topn.Scope]topn.Counters{}
 	for _, d := range []topn.Dim{topn.DimApp, topn.DimIP} {
 		t := scopeTable(parts, d)
-		rows, _ := t.Top(a.cfg.DrillDowns, topn.Bytes)
+		rows, _ := t.Top(d, a.cfg.DrillDowns, topn.Bytes)
 		for _, e := range rows {
 			sc := topn.Scope{Kind: topn.ScopeApp, App: e.Key}
 			if d == topn.DimIP {

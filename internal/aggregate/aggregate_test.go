@@ -131,7 +131,7 @@ func TestMinuteTablesAndFlush(t *testing.T) {
 	// Before any flush the API sees the open minutes from memory.
 	tb := h.top(t, topn.Scope{}, topn.DimDstPort, base, base.Add(2*time.Minute))
 	require.Equal(t, topn.Counters{Bytes: 1800, Packets: 18, Flows: 3}, tb.Total)
-	rows, other := tb.Top(10, topn.Bytes)
+	rows, other := tb.Top(topn.DimDstPort, 10, topn.Bytes)
 	require.Equal(t, topn.PortKey(443, 6), rows[0].Key)
 	require.EqualValues(t, 1500, rows[0].Value.Bytes)
 	require.True(t, other.IsZero())
@@ -149,7 +149,7 @@ func TestMinuteTablesAndFlush(t *testing.T) {
 	// The same query after the flush: nothing lost, nothing counted twice.
 	tb = h.top(t, topn.Scope{}, topn.DimIP, base, base.Add(2*time.Minute))
 	require.EqualValues(t, 1800, tb.Total.Bytes)
-	rows, _ = tb.Top(1, topn.Bytes)
+	rows, _ = tb.Top(topn.DimIP, 1, topn.Bytes)
 	// "ip" counts both ends: 10.0.0.1 sent 1500, 10.0.0.2 received 1300.
 	require.Equal(t, topn.AddrKey(addr("10.0.0.1")), rows[0].Key)
 	require.EqualValues(t, 1500, rows[0].Value.Bytes)
@@ -157,7 +157,7 @@ func TestMinuteTablesAndFlush(t *testing.T) {
 
 	// Scoped tables: per exporter and per protocol.
 	tb = h.top(t, topn.Scope{Kind: topn.ScopeExporter, Exporter: addr("192.0.2.1")}, topn.DimApp, base, base.Add(2*time.Minute))
-	rows, _ = tb.Top(10, topn.Bytes)
+	rows, _ = tb.Top(topn.DimApp, 10, topn.Bytes)
 	require.Equal(t, "https", rows[0].Key.App())
 	require.Equal(t, "postgresql", rows[1].Key.App())
 	tb = h.top(t, topn.Scope{Kind: topn.ScopeProto, Proto: 17}, topn.DimApp, base, base.Add(2*time.Minute))
@@ -240,7 +240,7 @@ func TestBoundedMemoryKeepsHeavyHitters(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, total, got.Total.Bytes)
 	require.LessOrEqual(t, len(got.Entries), 30)
-	rows, _ := got.Top(1, topn.Bytes)
+	rows, _ := got.Top(topn.DimSrcIP, 1, topn.Bytes)
 	require.Equal(t, topn.AddrKey(addr("10.9.9.9")), rows[0].Key)
 	trueBytes := uint64(100 * 1000)
 	require.LessOrEqual(t, rows[0].Value.Bytes, trueBytes)
@@ -289,7 +289,7 @@ func TestMemoryBudgetUnderCardinalityAttack(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, total, got.Total.Bytes, "totals stay exact")
-	rows, _ := got.Top(1, topn.Bytes)
+	rows, _ := got.Top(topn.DimSrcIP, 1, topn.Bytes)
 	require.Equal(t, topn.AddrKey(addr("10.255.255.255")), rows[0].Key)
 	require.LessOrEqual(t, rows[0].Value.Bytes, uint64(20*1000))
 	require.GreaterOrEqual(t, rows[0].Value.Bytes+rows[0].Error.Bytes, uint64(20*1000))
@@ -334,7 +334,7 @@ func TestOpenMinuteViewIsCutWithBounds(t *testing.T) {
 	require.Len(t, live.Entries, 10)
 	require.EqualValues(t, 5000+200*201/2, live.Total.Bytes, "totals stay exact")
 	require.Equal(t, uint64(191), live.Threshold.Bytes, "kept: 10.9.9.9 and the sources of 200 to 192 bytes; the heaviest left out sent 191")
-	rows, _ := live.Top(1, topn.Bytes)
+	rows, _ := live.Top(topn.DimSrcIP, 1, topn.Bytes)
 	require.Equal(t, topn.AddrKey(addr("10.9.9.9")), rows[0].Key)
 	require.Equal(t, uint64(5000), rows[0].Value.Bytes)
 	require.Zero(t, rows[0].Error.Bytes, "a kept key's count is exact")

@@ -193,6 +193,13 @@ func (p *minuteAgg) countDrill(r *flow.Record, app *topn.Key, c topn.Counters, m
 	copy(k[:16], lo[:])
 	copy(k[16:32], hi[:])
 	clear(k[32:])
+	if *lo == *hi {
+		// A flow between an address and itself is in the address's ip row,
+		// its scope's total, twice (once per end, as nfdump -s ip counts it)
+		// and in its app rows twice (above): its peer row counts it twice
+		// too, so the peers add up to the total.
+		c = c.Times(2)
+	}
 	return added + p.drill[drillPeer].add(&k, c, maxKeys)
 }
 
@@ -295,7 +302,7 @@ func gatherDrill(p *minuteAgg, wanted map[topn.Scope]bool) drillRows {
 			var lo, hi topn.Key
 			copy(lo[:16], k[:16])
 			copy(hi[:16], k[16:32])
-			if lo == hi { // a flow between an address and itself: one peer row
+			if lo == hi { // flows between an address and itself: one peer row, counted twice (countDrill)
 				return ipScope(k[:16]), hi, topn.Scope{}, topn.Key{}
 			}
 			return ipScope(k[:16]), hi, ipScope(k[16:32]), lo

@@ -76,7 +76,7 @@ func benchTop(b *testing.B, e *Engine, from, to time.Time, n int, tiers int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if rows, _ := res.Table.Top(n, topn.Bytes); len(rows) != n || len(res.Tiers) != tiers {
+		if rows, _ := res.Table.Top(topn.DimSrcIP, n, topn.Bytes); len(rows) != n || len(res.Tiers) != tiers {
 			b.Fatalf("short answer: %d rows from %v", len(rows), res.Tiers)
 		}
 	}

@@ -161,7 +161,7 @@ func TestRaggedRangeEqualsMinutesOnly(t *testing.T) {
 		require.LessOrEqual(t, e.Value.Bytes, c.Bytes)
 		require.GreaterOrEqual(t, e.Value.Bytes+e.Error.Bytes, c.Bytes)
 	}
-	rows, _ := res.Table.Top(4, topn.Bytes)
+	rows, _ := res.Table.Top(topn.DimSrcIP, 4, topn.Bytes)
 	for i, row := range rows {
 		require.Equal(t, key(i), row.Key, "the heavy keys lead")
 	}

@@ -19,8 +19,10 @@ type ReportRow struct {
 // ReportResult is the answer of Report and ReportKeys.
 type ReportResult struct {
 	Rows []ReportRow
-	// Other is, per step, the total minus the rows' values. Where a row is a
-	// bound, Other over-counts by at most the rows' errors, kept in its Error.
+	// Other is, per step, what the keys not listed hold: the dimension's
+	// CountsPerFlow × the total (twice it for ip and port, a flow counted at
+	// both ends) minus the rows' values. Where a row is a bound, Other
+	// over-counts by at most the rows' errors, kept in its Error.
 	Other []Point
 	// Total is the scope's exact total per step.
 	Total []Point
@@ -36,7 +38,7 @@ func (e *Engine) Report(sc topn.Scope, d topn.Dim, from, to time.Time, step time
 	if err != nil {
 		return ReportResult{}, err
 	}
-	rows, _ := top.Table.Top(n, m)
+	rows, _ := top.Table.Top(d, n, m)
 	keys := make([]topn.Key, len(rows))
 	for i := range rows {
 		keys[i] = rows[i].Key
@@ -81,7 +83,7 @@ func (e *Engine) ReportKeys(sc topn.Scope, d topn.Dim, keys []topn.Key, from, to
 	res := ReportResult{Rows: make([]ReportRow, len(keys)), Total: ks.Total, Answer: ks.Answer}
 	res.Other = make([]Point, len(ks.Total))
 	for j := range res.Other {
-		res.Other[j] = Point{T: ks.Total[j].T, Value: ks.Total[j].Value}
+		res.Other[j] = Point{T: ks.Total[j].T, Value: ks.Total[j].Value.Times(d.CountsPerFlow())}
 	}
 	for i, pts := range ks.Keys {
 		r := ReportRow{Key: keys[i], Points: pts}

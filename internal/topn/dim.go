@@ -56,6 +56,21 @@ func (d Dim) String() string {
 	return dimNames[d]
 }
 
+// CountsPerFlow is how many keys of d each flow is counted under: 2 for ip and
+// port, which list a flow under both its ends (as nfdump -s ip and -s port do:
+// twice under the same key when both ends have it, src ip == dst ip or
+// srcport == dstport), 1 for every other dimension. Peer counts 1 because an
+// ip scope's total is that address's ip row, a flow between the address and
+// itself counted twice there and in its peer table (aggregate.countDrill).
+// So the keys of any table of d add up to exactly CountsPerFlow × its Total,
+// and "other" is what the listed keys leave of that (Table.Top).
+func (d Dim) CountsPerFlow() int {
+	if d == DimIP || d == DimPort {
+		return 2
+	}
+	return 1
+}
+
 // DimNames is the list of valid dimension names, for error messages.
 func DimNames() string { return strings.Join(dimNames[1:], ", ") }
 

@@ -56,6 +56,12 @@ func subFloor(a, b uint64) uint64 {
 	return a - b
 }
 
+// Times returns c multiplied by k.
+func (c Counters) Times(k int) Counters {
+	n := uint64(k)
+	return Counters{Bytes: c.Bytes * n, Packets: c.Packets * n, Flows: c.Flows * n}
+}
+
 // Max raises each metric of c to o's where o's is larger.
 func (c *Counters) Max(o Counters) {
 	c.Bytes = max(c.Bytes, o.Bytes)
@@ -86,11 +92,14 @@ type Entry struct {
 }
 
 // Table is one dimension's top keys over one interval and scope.
-//   - Total is exact: all traffic of the interval and scope, kept or not.
+//   - Total is exact: all traffic of the interval and scope, kept or not, each
+//     flow counted once.
 //   - Entries are the kept keys; each is under-counted by at most its Error.
 //   - Threshold bounds, per metric, the true amount of any key not in Entries.
 //
-// So the remainder ("other") is Total minus the entries, and totals always add up.
+// Every key of the dimension together holds exactly Dim.CountsPerFlow() ×
+// Total (twice the total for ip and port), so the remainder ("other") is that
+// minus the entries, and the figures always add up.
 type Table struct {
 	Total     Counters
 	Threshold Counters
@@ -248,16 +257,20 @@ func compareKeys(a, b Key) int {
 	return 0
 }
 
-// Top returns the n largest entries by metric m (n<=0: all), and the remainder
-// of the total they leave.
-func (t *Table) Top(n int, m Metric) (rows []Entry, other Counters) {
+// Top returns the n largest entries by metric m (n<=0: all) of the table,
+// which is of dimension d, and "other": what the keys not listed hold,
+// d.CountsPerFlow() × Total minus the rows, in every metric. The rows are lower
+// bounds, so other is an upper bound, over by at most the rows' errors.
+func (t *Table) Top(d Dim, n int, m Metric) (rows []Entry, other Counters) {
 	t.sortBy(m)
 	rows = t.Entries
 	if n > 0 && len(rows) > n {
 		rows = rows[:n]
 	}
-	other = t.Total
+	other = t.Total.Times(d.CountsPerFlow())
 	for i := range rows {
+		// Sub stops at zero: a drill-down's total is a lower bound where the
+		// minute's own table compacted its key, and its rows may then exceed it.
 		other.Sub(rows[i].Value)
 	}
 	return rows, other

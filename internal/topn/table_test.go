@@ -19,7 +19,7 @@ func TestMergeCarriesErrorBounds(t *testing.T) {
 	mg.Add(m1)
 	mg.Add(m2)
 	tab := mg.Table()
-	rows, other := tab.Top(10, Bytes)
+	rows, other := tab.Top(DimSrcIP, 10, Bytes)
 	require.Len(t, rows, 3)
 	f := func(i int, k Key, v, e uint64) {
 		t.Helper()
@@ -47,7 +47,7 @@ func TestTruncateRaisesThreshold(t *testing.T) {
 	require.Equal(t, key(1), tab.Entries[0].Key)
 	require.Equal(t, key(3), tab.Entries[1].Key)
 	require.Equal(t, Counters{Bytes: 10, Packets: 1, Flows: 1}, tab.Threshold)
-	_, other := tab.Top(0, Bytes)
+	_, other := tab.Top(DimSrcIP, 0, Bytes)
 	require.Equal(t, Counters{Bytes: 10, Packets: 1, Flows: 2}, other)
 }
 
@@ -82,9 +82,9 @@ func TestMergerTopTableEqualsFullSort(t *testing.T) {
 	}
 	for _, by := range []Metric{Bytes, Packets, Flows} {
 		full := mg.Table()
-		want, wantOther := full.Top(15, by)
+		want, wantOther := full.Top(DimSrcIP, 15, by)
 		top := mg.TopTable(15, by)
-		got, gotOther := top.Top(15, by)
+		got, gotOther := top.Top(DimSrcIP, 15, by)
 		require.Equal(t, want, got, by.String())
 		require.Equal(t, wantOther, gotOther)
 	}
@@ -138,5 +138,74 @@ func TestMergerTruncatedEqualsTruncate(t *testing.T) {
 	}
 	for _, k := range []int{1, 10, 100, 299, 2000, 0} {
 		f(k)
+	}
+}
+
+// ip and port count each flow under both its ends: their keys add up to twice
+// the total, and other is what the listed keys leave of that, in every metric.
+func TestTopOtherCountsEveryEnd(t *testing.T) {
+	// Three flows: a→b (100 B, 2 pkts), a→c (50 B, 1 pkt), d→d (10 B, 1 pkt),
+	// the last under d at both ends, as nfdump -s ip counts it.
+	a, b, c, d := key(1), key(2), key(3), key(4)
+	ip := &Table{Total: Counters{Bytes: 160, Packets: 4, Flows: 3}, Entries: []Entry{
+		{Key: a, Value: Counters{Bytes: 150, Packets: 3, Flows: 2}},
+		{Key: b, Value: Counters{Bytes: 100, Packets: 2, Flows: 1}},
+		{Key: c, Value: Counters{Bytes: 50, Packets: 1, Flows: 1}},
+		{Key: d, Value: Counters{Bytes: 20, Packets: 2, Flows: 2}},
+	}}
+	f := func(dim Dim, n int, by Metric, wantOther Counters) {
+		t.Helper()
+		rows, other := ip.Top(dim, n, by)
+		require.Equal(t, wantOther, other, "%s n=%d by %s", dim, n, by)
+		sum := other
+		for _, r := range rows {
+			sum.Add(r.Value)
+		}
+		require.Equal(t, ip.Total.Times(2), sum, "rows + other = 2 × total")
+	}
+	f(DimIP, 1, Bytes, Counters{Bytes: 170, Packets: 5, Flows: 4})
+	f(DimIP, 2, Bytes, Counters{Bytes: 70, Packets: 3, Flows: 3})
+	f(DimIP, 2, Flows, Counters{Bytes: 150, Packets: 3, Flows: 2}) // a and d
+	f(DimPort, 3, Packets, Counters{Bytes: 50, Packets: 1, Flows: 1})
+	f(DimIP, 0, Bytes, Counters{})
+	// Shares of every key add up to 200 %: Σ key / total = 2 in each metric.
+	for _, m := range []Metric{Bytes, Packets, Flows} {
+		rows, _ := ip.Top(DimIP, 0, m)
+		var share float64
+		for _, r := range rows {
+			share += float64(r.Value.Get(m)) / float64(ip.Total.Get(m))
+		}
+		require.InDelta(t, 2.0, share, 1e-12, m.String())
+	}
+
+	// A one-end dimension is unchanged: other = total − rows.
+	dst := &Table{Total: Counters{Bytes: 160, Packets: 4, Flows: 3}, Entries: []Entry{
+		{Key: b, Value: Counters{Bytes: 100, Packets: 2, Flows: 1}},
+		{Key: c, Value: Counters{Bytes: 50, Packets: 1, Flows: 1}},
+		{Key: d, Value: Counters{Bytes: 10, Packets: 1, Flows: 1}},
+	}}
+	rows, other := dst.Top(DimDstIP, 1, Bytes)
+	require.Len(t, rows, 1)
+	require.Equal(t, Counters{Bytes: 60, Packets: 2, Flows: 2}, other)
+
+	// Rows that are lower bounds (a compacted table) leave other as an upper
+	// bound: here the truth is a=150, and other may be over by a's error.
+	cut := &Table{Total: ip.Total, Threshold: Counters{Bytes: 50, Packets: 1, Flows: 1}, Entries: []Entry{
+		{Key: a, Value: Counters{Bytes: 120, Packets: 2, Flows: 1}, Error: Counters{Bytes: 50, Packets: 1, Flows: 1}},
+	}}
+	_, other = cut.Top(DimIP, 1, Bytes)
+	require.Equal(t, Counters{Bytes: 200, Packets: 6, Flows: 5}, other)
+	trueOther := Counters{Bytes: 170, Packets: 5, Flows: 4}
+	require.LessOrEqual(t, trueOther.Bytes, other.Bytes)
+	require.GreaterOrEqual(t, trueOther.Bytes+50, other.Bytes)
+}
+
+func TestCountsPerFlow(t *testing.T) {
+	for _, d := range Dims {
+		want := 1
+		if d == DimIP || d == DimPort {
+			want = 2
+		}
+		require.Equal(t, want, d.CountsPerFlow(), d.String())
 	}
 }
