@@ -177,6 +177,11 @@ type Aggregator struct {
 	ckLast         atomic.Int64 // unix ns of the last successful checkpoint
 	ckBytes        atomic.Int64 // bytes the last checkpoint wrote
 	metrics        *metrics
+
+	// appIDs are the classifier's ids by application key, for drill-down
+	// scopes (made once, on the first need).
+	appIDsOnce sync.Once
+	appIDs     map[topn.Key]uint16
 }
 
 // closingMinute is a closed minute on its way to the store: the shards'
@@ -727,11 +732,13 @@ func (a *Aggregator) boundPending() {
 	}
 }
 
+// flowsOf is the flows of a minute held as its shards' minutes: each shard
+// counts every flow, so the most any of them counted.
 func flowsOf(ms []*minuteAgg) uint64 {
 	var n uint64
 	for _, m := range ms {
 		if m != nil {
-			n += m.flowCount
+			n = max(n, m.flowCount)
 		}
 	}
 	return n

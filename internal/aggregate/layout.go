@@ -1,6 +1,8 @@
 package aggregate
 
 import (
+	"slices"
+
 	"github.com/tmsd/tmsd/internal/topn"
 )
 
@@ -140,34 +142,69 @@ func (cfg *Configuration) enabled(s spec) bool {
 	return true
 }
 
-// assign gives each enabled table to a shard: greedily, heaviest first, to
-// the shard with the least weight, so that every table has one writer and
-// the shards share the cost per flow.
+// pairOf is the either-side dimension a dimension is one end of (0: none):
+// the two ends' tables are read together, so they stay in one shard.
+func pairOf(d topn.Dim) topn.Dim {
+	switch d {
+	case topn.DimSrcIP, topn.DimDstIP:
+		return topn.DimIP
+	case topn.DimSrcPort, topn.DimDstPort:
+		return topn.DimPort
+	case topn.DimSrcCountry, topn.DimDstCountry:
+		return topn.DimCountry
+	case topn.DimSrcAS, topn.DimDstAS:
+		return topn.DimAS
+	}
+	return 0
+}
+
+// assign gives each enabled table to a shard, so that every table has one
+// writer and the shards share the cost per flow: greedily, heaviest unit
+// first (a table, or the two ends of an either-side dimension), to the
+// shard with the least weight. The same configuration gives the same
+// assignment every run.
 func assign(cfg *Configuration, shards int) [][]int {
+	type unit struct {
+		specs  []int
+		weight int
+	}
+	var units []unit
+	at := map[[2]int]int{} // (kind, pair) -> unit
+	for i, s := range specs {
+		if !cfg.enabled(s) {
+			continue
+		}
+		if p := pairOf(s.dim); p != 0 {
+			key := [2]int{int(s.kind), int(p)}
+			if u, ok := at[key]; ok {
+				units[u].specs = append(units[u].specs, i)
+				units[u].weight += s.weight
+				continue
+			}
+			at[key] = len(units)
+		}
+		units = append(units, unit{specs: []int{i}, weight: s.weight})
+	}
+	// Stable by weight, heaviest first.
+	for i := 1; i < len(units); i++ {
+		for j := i; j > 0 && units[j].weight > units[j-1].weight; j-- {
+			units[j], units[j-1] = units[j-1], units[j]
+		}
+	}
 	out := make([][]int, shards)
 	load := make([]int, shards)
-	order := make([]int, 0, len(specs))
-	for i, s := range specs {
-		if cfg.enabled(s) {
-			order = append(order, i)
-		}
-	}
-	// Stable by weight, heaviest first: the same assignment every run, so a
-	// checkpoint's tables land where they were counted.
-	for i := 1; i < len(order); i++ {
-		for j := i; j > 0 && specs[order[j]].weight > specs[order[j-1]].weight; j-- {
-			order[j], order[j-1] = order[j-1], order[j]
-		}
-	}
-	for _, i := range order {
+	for _, u := range units {
 		best := 0
 		for s := range load {
 			if load[s] < load[best] {
 				best = s
 			}
 		}
-		out[best] = append(out[best], i)
-		load[best] += specs[i].weight
+		out[best] = append(out[best], u.specs...)
+		load[best] += u.weight
+	}
+	for _, own := range out {
+		slices.Sort(own)
 	}
 	return out
 }

@@ -286,3 +286,125 @@ func (m *minuteAgg) largest() (*table, int) {
 	}
 	return big, bi
 }
+
+// find is the id of k, without adding it.
+func (d *idDict) find(k uint64) (uint32, bool) {
+	if d.slots == nil {
+		return 0, false
+	}
+	stored := k + 1
+	mask := uint64(len(d.slots) - 1)
+	for i := (stored * 0x9e3779b97f4a7c15) >> d.shift; ; i = (i + 1) & mask {
+		s := &d.slots[i]
+		if s.key == stored {
+			return s.id, true
+		}
+		if s.key == 0 {
+			return 0, false
+		}
+	}
+}
+
+// translator re-reads one minute's ids through another's dictionaries.
+type translator struct {
+	dst, src *minuteAgg
+}
+
+func (x translator) exporter(eid uint64) uint64 { return uint64(x.dst.exporter(&x.src.exps[eid])) }
+
+func (x translator) part(pid uint64) uint64 {
+	k := x.src.parts.keys[pid]
+	return uint64(x.dst.parts.id(x.exporter(k>>8)<<8 | k&0xff))
+}
+
+func (x translator) iface(iid uint64) uint64 {
+	k := x.src.ifs.keys[iid]
+	return uint64(x.dst.ifs.id(x.exporter(k>>32)<<32 | k&0xffffffff))
+}
+
+func (x translator) addr(v uint64) uint64 {
+	if v&v6Tag != v6Tag {
+		return v
+	}
+	a := x.src.addr(v)
+	return x.dst.addrValue(&a)
+}
+
+// scope translates a scope id of table kind k.
+func (x translator) scope(k scopeKind, sc uint64) uint64 {
+	switch k {
+	case scPart:
+		return x.part(sc)
+	case scIn, scOut:
+		return x.iface(sc)
+	}
+	return sc // applications' ids are global; the peer table has one scope
+}
+
+// value translates a value of field f.
+func (x translator) value(f field, v uint64) uint64 {
+	switch f {
+	case fSrc, fDst:
+		return x.addr(v)
+	case fIn, fOut:
+		return x.iface(v)
+	case fPeer:
+		lo, hi := x.addr(v>>32), x.addr(v&0xffffffff)
+		if hi < lo {
+			lo, hi = hi, lo
+		}
+		return lo<<32 | hi
+	}
+	return v
+}
+
+// mergeTable adds table i of src into m's, through m's dictionaries, with
+// its bounds: restoring a checkpoint into the shard that owns the table now,
+// and late flows of a minute waiting for the store. Unbounded: the shard's
+// budget compacts it on its next batch if need be.
+func (m *minuteAgg) mergeTable(src *minuteAgg, i int, maxKeys int) {
+	st := src.tables[i]
+	if st == nil {
+		return
+	}
+	dt := m.tables[i]
+	if dt == nil {
+		dt = newTable(st.n, st.scoped)
+		m.tables[i] = dt
+	}
+	x := translator{dst: m, src: src}
+	sp := specs[i]
+	st.each(func(k uint64, c topn.Counters) {
+		if sp.kind == scNone {
+			dt.add(x.value(sp.value, k), c)
+			return
+		}
+		dt.add(x.scope(sp.kind, scopeOf(k))<<valueBits|x.value(sp.value, valueOf(k)), c)
+	})
+	dt.base.Add(st.base)
+	for sc, e := range st.evicted {
+		if e.IsZero() {
+			continue
+		}
+		d := uint64(sc)
+		if sp.kind != scNone {
+			if (sp.kind == scPart && sc >= len(src.parts.keys)) || ((sp.kind == scIn || sp.kind == scOut) && sc >= len(src.ifs.keys)) {
+				continue
+			}
+			d = x.scope(sp.kind, d)
+		}
+		if d >= uint64(len(dt.evicted)) {
+			dt.growScopes(int(d))
+		}
+		dt.evicted[d].Add(e)
+	}
+}
+
+// mergeFrom adds every table of src (the same shard's tables) into m.
+func (m *minuteAgg) mergeFrom(src *minuteAgg, maxKeys int) {
+	for i := range src.tables {
+		m.mergeTable(src, i, maxKeys)
+	}
+	m.flowCount += src.flowCount
+	m.recount()
+}

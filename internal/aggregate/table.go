@@ -38,6 +38,9 @@ type table struct {
 	scoped  bool
 	scopeN  []int32
 	evicted []topn.Counters
+	// base is a bound of every scope, beyond its own: what a minute restored
+	// without these tables (an older checkpoint) may have had in any of them.
+	base topn.Counters
 }
 
 type slot struct {
@@ -150,12 +153,23 @@ func (t *table) bytes() int64 {
 	return int64(cap(t.slots))*slotBytes + int64(cap(t.scopeN))*4 + int64(cap(t.evicted))*24
 }
 
-// bound is the evicted bound of scope sc.
+// bound is the bound of scope sc: what any of its keys may be under-counted by.
 func (t *table) bound(sc uint64) topn.Counters {
+	b := t.base
 	if sc < uint64(len(t.evicted)) {
-		return t.evicted[sc]
+		b.Add(t.evicted[sc])
 	}
-	return topn.Counters{}
+	return b
+}
+
+// maxBound is the largest bound of any scope.
+func (t *table) maxBound() topn.Counters {
+	var m topn.Counters
+	for _, e := range t.evicted {
+		m.Max(e)
+	}
+	m.Add(t.base)
+	return m
 }
 
 // each calls fn on every key held, in slot order.
