@@ -43,14 +43,21 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return serve(cfg)
 	case "import":
-		cfg, files, err := parseFlags("import", args, stderr)
+		var opt importOptions
+		cfg, files, err := parseFlags("import", args, stderr, func(fs *flag.FlagSet) {
+			fs.BoolVar(&opt.force, "force", false, "import files this store has imported before (same SHA-256) again: their traffic then counts twice")
+			fs.BoolVar(&opt.list, "list", false, "list the files this store has imported and what each wrote; import nothing")
+		})
 		if err != nil {
 			return err
+		}
+		if opt.list {
+			return listImports(cfg, stdout)
 		}
 		if len(files) == 0 {
 			return errors.New("import: name at least one pcap file")
 		}
-		return importFiles(cfg, files, stdout)
+		return importFiles(cfg, files, opt, stdout, stderr)
 	case "token":
 		return tokenCommand(args, stdout, stderr)
 	case "top", "report":
@@ -64,11 +71,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // parseFlags reads the config file named by --config, then lets the flags
-// that were given override it.
-func parseFlags(name string, args []string, stderr io.Writer) (Config, []string, error) {
+// that were given override it. own adds a command's own flags.
+func parseFlags(name string, args []string, stderr io.Writer, own ...func(*flag.FlagSet)) (Config, []string, error) {
 	cfg := defaultConfig()
 	fs := flag.NewFlagSet("tmsd "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	for _, add := range own {
+		add(fs)
+	}
 	configPath := fs.String("config", "", "YAML configuration `file`")
 	netflow := fs.String("netflow", strings.Join(cfg.NetFlow, ","), "NetFlow v5/v9 and IPFIX listen `addresses`, comma-separated")
 	sflow := fs.String("sflow", strings.Join(cfg.SFlow, ","), "sFlow v5 listen `address`")
