@@ -251,6 +251,8 @@ func (l *ledger) coverage(minutes map[flow.Addr]map[int64]bool) []importExporter
 
 // overlaps returns the runs of other files that wrote minutes of the same
 // exporters as cover, with the exporters and the span of minutes they share.
+// Spans that only touch, one ending in the minute the other begins (captures
+// rotated every hour), do not overlap.
 func (l *ledger) overlaps(sha string, cover []importExporter) (runs []*importRun, addrs []netip.Addr, first, last time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -263,7 +265,7 @@ func (l *ledger) overlaps(sha string, cover []importExporter) (runs []*importRun
 			hit := false
 			for _, a := range cover {
 				for _, b := range r.Exporters {
-					if a.Addr != b.Addr || a.Last.Before(b.First) || b.Last.Before(a.First) {
+					if a.Addr != b.Addr || !overlap(a, b) {
 						continue
 					}
 					hit = true
@@ -308,6 +310,17 @@ func (l *ledger) runs() []ledgerRun {
 type ledgerRun struct {
 	entry *importEntry
 	run   *importRun
+}
+
+// overlap reports whether two runs' minutes of an exporter overlap by more
+// than a shared edge minute: a capture rotated at 10:00 ends and the next one
+// begins with the 10:00 minute, and each holds its own part of it.
+func overlap(a, b importExporter) bool {
+	if a.Last.Before(b.First) || b.Last.Before(a.First) {
+		return false
+	}
+	single := a.First.Equal(a.Last) && b.First.Equal(b.Last)
+	return single || !(a.Last.Equal(b.First) || b.Last.Equal(a.First))
 }
 
 func later(a, b time.Time) time.Time {
