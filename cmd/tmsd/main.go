@@ -113,14 +113,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serve(cfg)
 	case "import":
 		fs := newFlagSet("import")
+		var opt importOptions
+		fs.BoolVar(&opt.force, "force", false, "import files this store has imported before (same SHA-256) again: their traffic then counts twice")
+		fs.BoolVar(&opt.list, "list", false, "list the files this store has imported and what each wrote; import nothing")
 		cfg, files, err := parseConfigFlags(fs, "import", args, stdout)
 		if err != nil {
 			return err
 		}
+		if opt.list {
+			return listImports(cfg, stdout)
+		}
 		if len(files) == 0 {
 			return usagef("import", "name at least one pcap file")
 		}
-		return importFiles(cfg, files, stdout)
+		return importFiles(cfg, files, opt, stdout, stderr)
 	case "token":
 		return tokenCommand(args, stdout, stderr)
 	case "top", "report":
@@ -275,10 +281,10 @@ var configFlags = []struct {
 	value                      func(c *Config) string
 	set                        func(c *Config, v string) error
 }{
-	{"netflow", "netflow", "serve", "NetFlow v5/v9 and IPFIX listen `addresses`, comma-separated",
+	{"netflow", "netflow", "serve import", "NetFlow v5/v9 and IPFIX listen `addresses`, comma-separated (import: datagrams to their ports are flow export)",
 		func(c *Config) string { return strings.Join(c.NetFlow, ",") },
 		func(c *Config, v string) error { c.NetFlow = splitList(v); return nil }},
-	{"sflow", "sflow", "serve", "sFlow v5 listen `addresses`, comma-separated",
+	{"sflow", "sflow", "serve import", "sFlow v5 listen `addresses`, comma-separated (import: datagrams to their ports are flow export)",
 		func(c *Config) string { return strings.Join(c.SFlow, ",") },
 		func(c *Config, v string) error { c.SFlow = splitList(v); return nil }},
 	{"http", "http", "serve", "REST API and dashboard listen `address`",

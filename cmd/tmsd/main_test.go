@@ -63,7 +63,7 @@ func TestCommandHelpListsItsOwnFlags(t *testing.T) {
 		}
 	}
 	f("serve", "tmsd serve [flags]", append([]string{"config", "data", "retention"}, serveOnly...), clientOnly)
-	f("import", "tmsd import [flags] FILE.pcap…", []string{"config", "data", "retention"}, append(serveOnly, clientOnly...))
+	f("import", "tmsd import [flags] FILE.pcap…", []string{"config", "data", "retention", "netflow", "sflow", "force", "list"}, append([]string{"http", "tls-cert", "tls-key"}, clientOnly...))
 	f("top", "tmsd top --by DIM [flags]", clientOnly, append(serveOnly, "config", "data", "step", "compare"))
 	f("report", "tmsd report --by DIM [flags]", append(clientOnly, "step", "compare"), append(serveOnly, "config", "data"))
 	f("token", "tmsd token [--admin]", []string{"admin"}, append(serveOnly, "config"))

@@ -336,6 +336,13 @@ func (a *Aggregator) eventTime(r *flow.Record) (ms int64, corrected bool) {
 	return r.End, false
 }
 
+// Minute is the start of the minute a record is counted in (eventTime's
+// rule): `tmsd import` notes which minutes each capture file fills.
+func (a *Aggregator) Minute(r *flow.Record) time.Time {
+	ms, _ := a.eventTime(r)
+	return time.Unix(floorDiv(ms, 60_000)*60, 0).UTC()
+}
+
 // add counts one record in its minute's partition. Shards call it with their lock held.
 func (a *Aggregator) add(s *shard, r *flow.Record) {
 	ms, corrected := a.eventTime(r)
