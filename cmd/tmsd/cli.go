@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,8 +34,7 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
 func clientCommand(name string, args []string, env cliEnv) error {
-	fs := flag.NewFlagSet("tmsd "+name, flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+	fs := newFlagSet(name)
 	server := fs.String("server", "http://127.0.0.1:8080", "`URL` of the running tmsd")
 	token := fs.String("token", "", "read `token` (default: $TMSD_TOKEN)")
 	by := fs.String("by", "", "`dimension`: "+"app, proto, srcip, dstip, ip, srcport, dstport, port, exporter, in_if, out_if")
@@ -60,14 +58,14 @@ func clientCommand(name string, args []string, env cliEnv) error {
 		step = fs.String("step", "5m", "step of the peak and 95th percentile: 1m, 5m or 1h")
 		compare = fs.String("compare", "", "compare with an earlier period: 1d, 7d, 28d or prev")
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args, env.stdout); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", name, fs.Arg(0))
+		return usagef(name, "unexpected argument %q", fs.Arg(0))
 	}
 	if *by == "" {
-		return fmt.Errorf("%s: --by is required (app, ip, dstport…)", name)
+		return usagef(name, "--by is required (app, ip, dstport…)")
 	}
 	q := url.Values{"by": {*by}, "n": {fmt.Sprint(*n)}, "metric": {*metric}}
 	if *exporter != "" {

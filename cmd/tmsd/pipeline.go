@@ -41,7 +41,9 @@ type pipeline struct {
 	started   []func() error // stop functions of started components, in start order
 }
 
-func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipeline, error) {
+// newPipeline builds the components. Each tap wraps what the aggregator writes
+// minutes and checkpoints into (`tmsd import` notes there what each capture wrote).
+func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps ...func(aggregate.Store) aggregate.Store) (*pipeline, error) {
 	p := &pipeline{logger: logger, registry: prometheus.NewRegistry()}
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -96,8 +98,12 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time) (*pipe
 	aggCfg.CheckpointInterval = time.Duration(cfg.Aggregate.CheckpointInterval)
 	aggCfg.ScopeInterface = cfg.Aggregate.ScopeInterface
 	aggCfg.DrillDowns = int(cfg.Aggregate.DrillDowns)
+	var minutes aggregate.Store = p.rollup.MinuteWriter()
+	for _, tap := range taps {
+		minutes = tap(minutes)
+	}
 	if p.agg, err = aggregate.New(aggCfg, aggregate.Dependencies{
-		Ring: p.ring, Store: p.rollup.MinuteWriter(), Classifier: classifier, Clock: clock, Registry: p.registry, Logger: logger,
+		Ring: p.ring, Store: minutes, Classifier: classifier, Clock: clock, Registry: p.registry, Logger: logger,
 	}); err != nil {
 		return nil, err
 	}

@@ -5,12 +5,9 @@ package main
 // GET /api/v1/config shows.
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -33,33 +30,6 @@ type APIConfig struct {
 func defaultAPIConfig() APIConfig {
 	d := api.DefaultConfiguration()
 	return APIConfig{MaxN: d.MaxN, MaxRange: Duration(d.MaxRange)}
-}
-
-// UnmarshalYAML reads the section and checks what is checked within it, with its line.
-func (c *APIConfig) UnmarshalYAML(n *yaml.Node) error {
-	type plain APIConfig // without this method
-	// Node.Decode does not inherit the file decoder's KnownFields: check the keys here.
-	known := map[string]bool{}
-	for _, f := range reflect.VisibleFields(reflect.TypeFor[plain]()) {
-		known[strings.Split(f.Tag.Get("yaml"), ",")[0]] = true
-	}
-	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
-		if k := n.Content[i]; !known[k.Value] {
-			return lineError(k, "field %s not found in api", k.Value)
-		}
-	}
-	if err := n.Decode((*plain)(c)); err != nil {
-		return err
-	}
-	switch {
-	case (c.TLSCert == "") != (c.TLSKey == ""):
-		return lineError(n, "api: tls_cert and tls_key go together: set both or neither")
-	case c.MaxN <= 0:
-		return lineError(n, "api: max_n must be a whole number >= 1")
-	case c.MaxRange <= 0:
-		return lineError(n, "api: max_range must be a positive duration")
-	}
-	return nil
 }
 
 // apply sets the API configuration from the section.
@@ -85,11 +55,14 @@ type TokenHash struct{ api.TokenHash }
 func (h *TokenHash) UnmarshalYAML(n *yaml.Node) error {
 	v, err := api.ParseTokenHash(n.Value)
 	if err != nil {
-		return lineError(n, "api: a token must be given by its hash, \"sha256:\" and 64 hex digits; run tmsd token to make one (the value is not shown here: it may be a secret)")
+		return lineError(n, "a token must be given by its hash, \"sha256:\" and 64 hex digits; run tmsd token to make one (the value is not shown here: it may be a secret)")
 	}
 	h.TokenHash = v
 	return nil
 }
+
+// secret marks a value no error may repeat (decodeValue).
+func (*TokenHash) secret() {}
 
 // MarshalYAML redacts the hash.
 func (TokenHash) MarshalYAML() (any, error) { return "redacted", nil }
@@ -103,17 +76,17 @@ func (p *Prefix) UnmarshalYAML(n *yaml.Node) error {
 	if !strings.Contains(s, "/") {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return lineError(n, "listener.allow: %q is not a CIDR or an IP address", s)
+			return lineError(n, "%q is not a CIDR or an IP address", s)
 		}
 		p.Prefix = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
 		return nil
 	}
 	v, err := netip.ParsePrefix(s)
 	if err != nil {
-		return lineError(n, "listener.allow: %q is not a CIDR or an IP address", s)
+		return lineError(n, "%q is not a CIDR or an IP address", s)
 	}
 	if v.Masked() != v {
-		return lineError(n, "listener.allow: %q has host bits set; did you mean %s?", s, v.Masked())
+		return lineError(n, "%q has host bits set; did you mean %s?", s, v.Masked())
 	}
 	p.Prefix = v
 	return nil
@@ -184,14 +157,13 @@ func effectiveConfig(cfg Config) (map[string]any, error) {
 
 // tokenCommand prints a new API token and the configuration lines with its hash.
 func tokenCommand(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("tmsd token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("token")
 	admin := fs.Bool("admin", false, "print the lines for api.admin_tokens (configuration and deletes) instead of api.read_tokens")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return errors.New("token: takes no arguments")
+		return usagef("token", "takes no arguments")
 	}
 	list := "read_tokens"
 	if *admin {

@@ -2,10 +2,17 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -26,7 +33,27 @@ const (
 	testAdminToken = "tmsd_cmd-test-admin-token-0123456789abcdefghijk"
 )
 
+// writeTLSPair writes a self-signed certificate for 127.0.0.1 and its key as
+// PEM files, and returns their paths.
+func writeTLSPair(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	kder, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
+	return certFile, keyFile
+}
+
 func TestSecurityConfig(t *testing.T) {
+	certFile, keyFile := writeTLSPair(t)
 	p := writeConfig(t, `
 listener:
   allow: ["192.0.2.0/24", "2001:db8::/32", 198.51.100.7]
@@ -37,14 +64,14 @@ api:
   max_n: 500
   max_range: 30d
 `)
-	cfg, _, err := parseFlags("serve", []string{"--config", p, "--tls-cert", "c.pem", "--tls-key", "k.pem"}, io.Discard)
+	cfg, _, err := parseFlags("serve", []string{"--config", p, "--tls-cert", certFile, "--tls-key", keyFile}, io.Discard)
 	require.NoError(t, err)
 	var got api.Configuration
 	cfg.API.apply(&got)
 	require.Equal(t, []api.TokenHash{api.HashToken(testReadToken)}, got.ReadTokens)
 	require.Equal(t, []api.TokenHash{api.HashToken(testAdminToken)}, got.AdminTokens)
-	require.Equal(t, "c.pem", got.TLSCert)
-	require.Equal(t, "k.pem", got.TLSKey)
+	require.Equal(t, certFile, got.TLSCert)
+	require.Equal(t, keyFile, got.TLSKey)
 	require.Equal(t, 500, got.MaxN)
 	require.Equal(t, 30*24*time.Hour, got.MaxRange)
 	require.Equal(t, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32"),
@@ -63,25 +90,39 @@ api:
 func TestBadSecurityConfig(t *testing.T) {
 	f := func(body, wantLine, wantReason string) { requireConfigError(t, body, wantLine, wantReason) }
 	// A token pasted where its hash belongs is refused, and not repeated.
-	f("api:\n  read_tokens:\n    - "+testReadToken+"\n", "3", `"sha256:" and 64 hex digits`)
+	f("api:\n  read_tokens:\n    - "+testReadToken+"\n", "3: api.read_tokens", `"sha256:" and 64 hex digits`)
 	p := writeConfig(t, "api:\n  admin_tokens: [\""+testAdminToken+"\"]\n")
 	_, _, err := parseFlags("serve", []string{"--config", p}, io.Discard)
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), testAdminToken)
 	require.NotContains(t, err.Error(), "0123456789")
 
-	f("api:\n  read_tokens: [\"sha256:abcd\"]\n", "2", "sha256")
-	f("api:\n  read_tokens: [\"md5:"+strings.Repeat("0", 32)+"\"]\n", "2", "sha256")
-	f("api:\n  max_n: 10\n  tls_crt: x.pem\n", "3", "field tls_crt not found")
-	f("http: \":8080\"\napi:\n  tls_cert: c.pem\n", "3", "tls_cert and tls_key go together")
-	f("api:\n  max_n: 0\n", "2", "max_n")
-	f("api:\n  max_range: -1d\n", "2", "bad duration")
-	f("listener:\n  allow:\n    - 10.0.0.0/8\n    - 10.0.0.0/33\n", "4", `"10.0.0.0/33" is not a CIDR`)
-	f("listener:\n  allow: [router1]\n", "2", `"router1" is not a CIDR`)
-	f("listener:\n  allow: [10.1.2.3/8]\n", "2", "did you mean 10.0.0.0/8")
+	p = writeConfig(t, "api:\n  read_tokens: "+testReadToken+"\n")
+	_, _, err = parseFlags("serve", []string{"--config", p}, io.Discard)
+	require.ErrorContains(t, err, p+":2: api.read_tokens: want a list (the value is not shown here")
+	require.NotContains(t, err.Error(), "0123456789")
+	f("api:\n  read_tokens: [\"sha256:abcd\"]\n", "2: api.read_tokens", "sha256")
+	f("api:\n  read_tokens: [\"md5:"+strings.Repeat("0", 32)+"\"]\n", "2: api.read_tokens", "sha256")
+	f("api:\n  max_n: 10\n  tls_crt: x.pem\n", "3: api.tls_crt", "unknown key: api takes read_tokens, admin_tokens, tls_cert, tls_key")
+	f("http: \":8080\"\napi:\n  tls_cert: c.pem\n", "3: api.tls_cert", "given without api.tls_key: give both or neither")
+	f("api:\n  max_n: 0\n", "2: api.max_n", "want a whole number >= 1, got 0")
+	f("api:\n  max_range: -1d\n", "2: api.max_range", "bad duration")
+	f("listener:\n  allow:\n    - 10.0.0.0/8\n    - 10.0.0.0/33\n", "4: listener.allow", `"10.0.0.0/33" is not a CIDR`)
+	f("listener:\n  allow: [router1]\n", "2: listener.allow", `"router1" is not a CIDR`)
+	f("listener:\n  allow: [10.1.2.3/8]\n", "2: listener.allow", "did you mean 10.0.0.0/8")
+
+	// The pair is loaded at start-up, before anything opens: a missing or
+	// mismatched file is named by its key and line, or by its flag.
+	certFile, keyFile := writeTLSPair(t)
+	f("api:\n  tls_cert: "+certFile+"\n  tls_key: /nonexistent/key.pem\n", "2: api.tls_cert", "cannot load the TLS certificate and key: open /nonexistent/key.pem")
+	f("api:\n  tls_cert: "+certFile+"\n  tls_key: "+certFile+"\n", "2: api.tls_cert", "cannot load the TLS certificate and key")
+	_, _, err = parseFlags("serve", []string{"--tls-cert", certFile, "--tls-key", "/nonexistent/key.pem"}, io.Discard)
+	require.ErrorContains(t, err, "--tls-cert: cannot load the TLS certificate and key")
+	_, _, err = parseFlags("serve", []string{"--tls-cert", certFile, "--tls-key", keyFile}, io.Discard)
+	require.NoError(t, err)
 
 	_, _, err = parseFlags("serve", []string{"--tls-key", "k.pem"}, io.Discard)
-	require.ErrorContains(t, err, "--tls-cert and --tls-key go together")
+	require.ErrorContains(t, err, "--tls-key: given without --tls-cert: give both or neither")
 }
 
 func TestTokenCommand(t *testing.T) {

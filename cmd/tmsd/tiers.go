@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -35,13 +34,14 @@ func (r Retention) MarshalYAML() (any, error) {
 
 // UnmarshalYAML reads the scalar or the per-tier form, with the line of a bad value in the error.
 func (r *Retention) UnmarshalYAML(n *yaml.Node) error {
-	set := func(tier string, v *yaml.Node) error {
+	// key is the tier's key in the error: none in the scalar form.
+	set := func(tier, key string, v *yaml.Node) error {
 		var d Duration
 		if err := d.UnmarshalYAML(v); err != nil {
-			return err
+			return keyError(v, key, "%s", err.(*configLineError).msg)
 		}
 		if d <= 0 {
-			return lineError(v, "retention.%s must be positive, got %q", tier, v.Value)
+			return keyError(v, key, "want a duration > 0, got %q", v.Value)
 		}
 		switch tier {
 		case "minute":
@@ -55,20 +55,20 @@ func (r *Retention) UnmarshalYAML(n *yaml.Node) error {
 	}
 	switch n.Kind {
 	case yaml.ScalarNode:
-		return set("minute", n)
+		return set("minute", "", n)
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
 			if k.Value != "minute" && k.Value != "hour" && k.Value != "day" {
-				return lineError(k, "retention: unknown tier %q (minute, hour or day)", k.Value)
+				return keyError(k, k.Value, "unknown key: retention takes minute, hour, day")
 			}
-			if err := set(k.Value, n.Content[i+1]); err != nil {
+			if err := set(k.Value, k.Value, n.Content[i+1]); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return lineError(n, "retention must be a duration (the minute tier) or a map of minute, hour and day durations")
+	return lineError(n, "want a duration (the minute tier) or a mapping of minute, hour and day durations, got %s", shown(n))
 }
 
 // ByteSize is a size in bytes, written as a number of bytes or with a unit:
@@ -117,35 +117,6 @@ type RollupConfig struct {
 	Delay    Duration `yaml:"delay,omitempty"`      // default aggregate.grace + aggregate.max_age + 5m
 }
 
-// UnmarshalYAML decodes the section, refusing unknown keys (a custom
-// unmarshaler does not inherit the decoder's KnownFields).
-func (r *RollupConfig) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.MappingNode {
-		return lineError(n, "rollup must be a map of hour_top_k, day_top_k and delay")
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		var err error
-		switch k.Value {
-		case "hour_top_k":
-			err = v.Decode(&r.HourTopK)
-		case "day_top_k":
-			err = v.Decode(&r.DayTopK)
-		case "delay":
-			err = r.Delay.UnmarshalYAML(v)
-		default:
-			return lineError(k, "field %s not found in rollup (hour_top_k, day_top_k, delay)", k.Value)
-		}
-		if err != nil {
-			if _, ok := err.(*configLineError); ok {
-				return err
-			}
-			return lineError(v, "rollup.%s: %q is not a whole number", k.Value, v.Value)
-		}
-	}
-	return nil
-}
-
 // rollupConfiguration is the rollup component's configuration, defaults filled in.
 func (c *Config) rollupConfiguration() rollup.Configuration {
 	rc := rollup.DefaultConfiguration()
@@ -166,83 +137,74 @@ func (c *Config) rollupConfiguration() rollup.Configuration {
 }
 
 // checkTiers checks what the tiers need of the other settings, once the file
-// and the flags are read. A value from the file is named by FILE:LINE, one
-// from a flag (retentionFlag: --retention was given) or a default by its name.
-// The retentions are checked only for serving: `tmsd import` may keep its
-// minutes as briefly as it likes (a later serve on the same configuration
-// would refuse it).
-func (c *Config) checkTiers(path string, serving, retentionFlag bool) error {
-	var doc yaml.Node
-	if path != "" {
-		if data, err := os.ReadFile(path); err == nil {
-			_ = yaml.Unmarshal(data, &doc) // it decoded once already
-		}
-	}
-	where := func(name string, keys ...string) string {
-		if l := lineOf(&doc, keys...); l > 0 {
-			return fmt.Sprintf("%s:%d: %s", path, l, name)
-		}
-		return name
-	}
+// and the flags are read (Config.check). Each error names the key the user
+// set among those the rule relates (configSource.pick), so that a default
+// derived from another key is never the one blamed. The retentions are
+// checked only for serving: `tmsd import` may keep its minutes as briefly as
+// it likes (a later serve on the same configuration would refuse it).
+func (c *Config) checkTiers(src configSource, serving bool) error {
 	rc := c.rollupConfiguration()
+	delay, minute, hour := Duration(rc.Delay), c.Retention.Minute, c.Retention.Hour
+	delayKeys := []string{"rollup.delay", "aggregate.grace", "aggregate.max_age"}
 	switch {
 	case rc.HourTopK < c.Aggregate.TopK:
-		return fmt.Errorf("%s (%d) must be at least aggregate.top_k (%d): an hour keeps at least what a minute keeps",
-			where("rollup.hour_top_k", "rollup", "hour_top_k"), rc.HourTopK, c.Aggregate.TopK)
+		k := src.pick("rollup.hour_top_k", "aggregate.top_k")
+		return src.errorf(k, "%s must be at least %s: an hour keeps at least what a minute keeps",
+			about(k, "rollup.hour_top_k", rc.HourTopK), about("", "aggregate.top_k", c.Aggregate.TopK))
 	case rc.DayTopK < rc.HourTopK:
-		return fmt.Errorf("%s (%d) must be at least rollup.hour_top_k (%d): a day keeps at least what an hour keeps",
-			where("rollup.day_top_k", "rollup", "day_top_k"), rc.DayTopK, rc.HourTopK)
+		k := src.pick("rollup.day_top_k", "rollup.hour_top_k", "aggregate.top_k")
+		return src.errorf(k, "%s must be at least %s: a day keeps at least what an hour keeps",
+			about(k, "rollup.day_top_k", rc.DayTopK), about("", "rollup.hour_top_k", rc.HourTopK))
 	case rc.Delay < time.Duration(c.Aggregate.Grace):
-		return fmt.Errorf("%s (%s) must be at least aggregate.grace (%s): an hour's last minute is written only after its grace",
-			where("rollup.delay", "rollup", "delay"), rc.Delay, time.Duration(c.Aggregate.Grace))
-	case serving && time.Duration(c.Retention.Minute) <= time.Hour+rc.Delay:
-		return fmt.Errorf("%s (%s) must be longer than an hour plus rollup.delay (%s): minutes must outlive their hour's rollup",
-			c.retentionWhere(where, "minute", retentionFlag), time.Duration(c.Retention.Minute), time.Hour+rc.Delay)
-	case serving && time.Duration(c.Retention.Hour) <= 24*time.Hour+rc.Delay:
-		return fmt.Errorf("%s (%s) must be longer than a day plus rollup.delay (%s): hours must outlive their day's rollup",
-			c.retentionWhere(where, "hour", false), time.Duration(c.Retention.Hour), 24*time.Hour+rc.Delay)
+		k := src.pick("rollup.delay", "aggregate.grace")
+		return src.errorf(k, "%s must be at least %s: an hour's last minute is written only after its grace",
+			about(k, "rollup.delay", delay), about("", "aggregate.grace", c.Aggregate.Grace))
+	case serving && time.Duration(minute) <= time.Hour+rc.Delay:
+		k := src.pick(append([]string{"retention.minute"}, delayKeys...)...)
+		return src.errorf(k, "%s must be longer than an hour plus %s: minutes must outlive their hour's rollup",
+			about(k, "retention.minute", minute), about("", "rollup.delay", delay))
+	case serving && time.Duration(hour) <= 24*time.Hour+rc.Delay:
+		k := src.pick(append([]string{"retention.hour"}, delayKeys...)...)
+		return src.errorf(k, "%s must be longer than a day plus %s: hours must outlive their day's rollup",
+			about(k, "retention.hour", hour), about("", "rollup.delay", delay))
 	}
 	return nil
 }
 
-// retentionWhere names a tier's retention for an error: the flag when it set
-// it, the file's line when it did (in the scalar form for the minute tier),
-// else the key.
-func (c *Config) retentionWhere(where func(name string, keys ...string) string, tier string, flag bool) string {
-	name := "retention." + tier
-	if flag {
-		return "--retention"
+// locate is the line of the value at keys in a YAML document (0: not there),
+// a list's element given by its index, and how many of the keys it followed:
+// fewer than all when it met a scalar (retention: 14d holds retention.minute).
+func locate(doc *yaml.Node, keys ...string) (line, depth int) {
+	if doc == nil {
+		return 0, 0
 	}
-	if w := where(name, "retention", tier); w != name {
-		return w
-	}
-	if tier == "minute" {
-		return where(name, "retention")
-	}
-	return name
-}
-
-// lineOf is the line of the value at keys in a YAML document (0: not there).
-// The checks across sections use it, so that the Config stays a plain value.
-func lineOf(doc *yaml.Node, keys ...string) int {
 	n := doc
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		n = n.Content[0]
 	}
-	for _, k := range keys {
-		if n.Kind != yaml.MappingNode {
-			return 0
-		}
+	for i, k := range keys {
 		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == k {
-				next = n.Content[i+1]
+		switch n.Kind {
+		case yaml.ScalarNode:
+			if i > 0 && n.ShortTag() != "!!null" {
+				return n.Line, i
+			}
+			return 0, 0
+		case yaml.MappingNode:
+			for j := 0; j+1 < len(n.Content); j += 2 {
+				if n.Content[j].Value == k {
+					next = n.Content[j+1]
+				}
+			}
+		case yaml.SequenceNode:
+			if idx, err := strconv.Atoi(k); err == nil && idx >= 0 && idx < len(n.Content) {
+				next = n.Content[idx]
 			}
 		}
 		if next == nil {
-			return 0
+			return 0, 0
 		}
 		n = next
 	}
-	return n.Line
+	return n.Line, len(keys)
 }

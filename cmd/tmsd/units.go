@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Human units for the CLI's tables: rates in SI (1 Gbps = 10⁹ bit/s, as
@@ -52,6 +54,23 @@ func sig3(v float64) string {
 		return fmt.Sprintf("%.1f", v)
 	}
 	return fmt.Sprintf("%.2f", v)
+}
+
+// String writes the duration as the configuration does, and as short:
+// 14d, 90s, 1h6m (not 336h0m0s or 1h6m0s), for errors about it.
+func (d Duration) String() string {
+	v := time.Duration(d)
+	if v != 0 && v%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(v/(24*time.Hour)), 10) + "d"
+	}
+	s := v.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // humanShare renders a share 0..1 as a percentage.

@@ -172,6 +172,8 @@ func TestEventTimeRule(t *testing.T) {
 		ms, corrected := h.agg.eventTime(&flow.Record{End: end, Received: recv})
 		require.Equal(t, wantMs, ms)
 		require.Equal(t, wantCorrected, corrected)
+		// Minute, which `tmsd import` notes, is the minute of that time.
+		require.Equal(t, time.UnixMilli(wantMs).Truncate(time.Minute).UTC(), h.agg.Minute(&flow.Record{End: end, Received: recv}))
 	}
 	f(0, recv, false)                              // missing: receive time
 	f(recv-5*60_000, recv-5*60_000, false)         // 5 min old: the exporter's

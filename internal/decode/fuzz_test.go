@@ -354,10 +354,7 @@ var fuzzCaptureSeeds = sync.OnceValues(func() (map[flow.Protocol][][]byte, error
 		return nil, err
 	}
 	seeds := map[flow.Protocol][][]byte{}
-	for _, path := range paths {
-		if filepath.Base(path) == "trace.pcap" { // the packets the exporters saw, not exports
-			continue
-		}
+	for _, path := range paths { // every one an export: the raw packet trace is in testdata/traces
 		var dgs [][]byte
 		if _, err := pcapsrc.Read(path, func(d pcapsrc.Datagram) error {
 			dgs = append(dgs, bytes.Clone(d.Payload))

@@ -1,6 +1,7 @@
 // Package pcapsrc owns reading captured flow export datagrams from pcap and pcapng files, for
 // `tmsd import`. File formats (optionally gzipped) and link, IP and UDP headers are parsed by
-// hand into reused buffers; IPv4 and IPv6 fragments are reassembled in a small bounded table.
+// hand into reused buffers; IPv4 and IPv6 fragments are reassembled in a small bounded table;
+// Selector (export.go) tells flow export from the other UDP a capture may hold.
 package pcapsrc
 
 import (

@@ -469,13 +469,16 @@ func TestSnapLengthCut(t *testing.T) {
 	require.EqualValues(t, 1, stats.Skipped)
 }
 
-// Captures of real exporters (testdata/pcaps, made with tcpdump -i lo), when present.
+// Captures of real exporters (testdata/pcaps, made with tcpdump -i lo) and the
+// packet trace they read (testdata/traces), when present.
 func TestReadTestdata(t *testing.T) {
 	var paths []string
-	for _, pattern := range []string{"*.pcap", "*.pcapng", "*.pcap.gz"} {
-		m, err := filepath.Glob(filepath.Join("..", "..", "testdata", "pcaps", pattern))
-		require.NoError(t, err)
-		paths = append(paths, m...)
+	for _, dir := range []string{"pcaps", "traces"} {
+		for _, pattern := range []string{"*.pcap", "*.pcapng", "*.pcap.gz"} {
+			m, err := filepath.Glob(filepath.Join("..", "..", "testdata", dir, pattern))
+			require.NoError(t, err)
+			paths = append(paths, m...)
+		}
 	}
 	if len(paths) == 0 {
 		t.Skip("no capture in testdata/pcaps")

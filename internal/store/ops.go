@@ -350,6 +350,35 @@ func (s *Store) GetMeta(name string) ([]byte, bool, error) {
 	return v, true, nil
 }
 
+// Metas calls fn with the name and value of every metadata entry whose name
+// starts with prefix, in name order: a component keeping one entry per item
+// (such as `tmsd import`'s ledger, "import/SHA256") lists them. The value is
+// valid only during fn; an error from fn stops the scan and is returned.
+func (s *Store) Metas(prefix string, fn func(name string, value []byte) error) error {
+	if len(prefix) > MaxMetaName {
+		return fmt.Errorf("%w: metadata prefix longer than %d bytes", ErrInvalid, MaxMetaName)
+	}
+	key := metaKey(prefix)
+	err := s.view(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = key
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Seek(key); it.ValidForPrefix(key); it.Next() {
+			item := it.Item()
+			name := string(item.Key()[len(key)-len(prefix):])
+			if err := item.Value(func(v []byte) error { return fn(name, v) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("metadata %q…: %w", prefix, err)
+	}
+	return nil
+}
+
 // scan calls fn with the start and value of each key prefix|start, start in [from, to).
 // The value is only valid during fn.
 func (s *Store) scan(prefix []byte, from, to time.Time, fn func(start time.Time, v []byte) error) error {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -392,6 +393,31 @@ func TestMeta(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, []byte{4}, v)
 	require.ErrorIs(t, s.PutMeta("", nil), ErrInvalid)
+}
+
+// Metas lists one component's entries, in name order, and only them.
+func TestMetas(t *testing.T) {
+	s := startStore(t, testConfig(t))
+	for _, name := range []string{"import/b", "rollup/hour", "import/a", "importer", "import/c"} {
+		require.NoError(t, s.PutMeta(name, []byte("v-"+name)))
+	}
+	f := func(prefix string, want ...string) {
+		t.Helper()
+		var got []string
+		require.NoError(t, s.Metas(prefix, func(name string, v []byte) error {
+			got = append(got, name+"="+string(v))
+			return nil
+		}))
+		require.Equal(t, want, got, prefix)
+	}
+	f("import/", "import/a=v-import/a", "import/b=v-import/b", "import/c=v-import/c")
+	f("rollup/", "rollup/hour=v-rollup/hour")
+	f("nothing/")
+	stop := errors.New("stop")
+	n := 0
+	err := s.Metas("import/", func(string, []byte) error { n++; return stop })
+	require.ErrorIs(t, err, stop)
+	require.Equal(t, 1, n, "an error from fn ends the scan")
 }
 
 func TestInvalid(t *testing.T) {

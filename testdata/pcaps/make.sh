@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates everything in testdata/pcaps/ from scratch:
-#   trace.pcap                      synthetic packet trace (gentrace/main.go)
+#   ../traces/trace.pcap            synthetic packet trace (gentrace/main.go);
+#                                   raw packets, not flow export: kept out of
+#                                   testdata/pcaps so *.pcap there is all export
 #   <exporter>-<proto>.pcap         export datagrams of real exporters reading
 #                                   trace.pcap, captured by tcpdump on lo
 #   <same>.golden.txt / .json       answers of independent collectors that
@@ -127,11 +129,12 @@ section() { printf '### [%s] %s\n' "$1" "$2"; }
 # Steps, in the order of a full run. Each is a function step_NAME (- → _).
 STEPS=(trace softflowd-v5 softflowd-v9 softflowd-ipfix softflowd-v9-pcaptime pmacct-v9 pmacct-ipfix
 	pmacct-sflow pmacct-sflow-sampled)
-TRACE="$HERE/trace.pcap"
+TRACE="$REPO/testdata/traces/trace.pcap"
 
 # ------------------------------------------------------- 1. the trace
 step_trace() {
-	log "generating trace.pcap"
+	log "generating testdata/traces/trace.pcap"
+	mkdir -p "$(dirname "$TRACE")"
 	(cd "$REPO" && go run ./testdata/pcaps/gentrace -o "$TRACE")
 }
 
@@ -202,7 +205,7 @@ netflow() {
 		section info "\$ $nfd -s srcip/bytes -n 10  (human-readable)"
 		(cd "$WORK" && nfdump -R "$name.nfcapd" -n 10 -s srcip/bytes)
 	} >"$txt"
-	sed -i "s|$WORK/||g; s|$HERE/||g" "$txt"
+	sed -i "s|$WORK/||g; s|$HERE/||g; s|$REPO/||g" "$txt"
 	"$WORK/golden" -txt "$txt" -json "$HERE/$name.golden.json" -top "$TOP"
 	log "$name: $(grep -A4 '"total"' "$HERE/$name.golden.json" | tr -d ' \n')"
 }
@@ -261,12 +264,12 @@ pmacct_conf() { # pmacct_conf FILE LINES...
 }
 step_pmacct_v9() {
 	pmacct_conf "$WORK/pmacct-v9.conf" "plugins: nfprobe" "nfprobe_receiver: 127.0.0.1:40209" "nfprobe_version: 9"
-	netflow pmacct-v9 40209 "pmacctd $PMACCT_VERSION nfprobe plugin, NetFlow v9; config: $(grep -v '^!' "$WORK/pmacct-v9.conf" | sed "s|$HERE/||" | paste -sd';')" -- \
+	netflow pmacct-v9 40209 "pmacctd $PMACCT_VERSION nfprobe plugin, NetFlow v9; config: $(grep -v '^!' "$WORK/pmacct-v9.conf" | sed "s|$HERE/||; s|$REPO/||" | paste -sd';')" -- \
 		timeout 300 pmacctd -f "$WORK/pmacct-v9.conf"
 }
 step_pmacct_ipfix() {
 	pmacct_conf "$WORK/pmacct-ipfix.conf" "plugins: nfprobe" "nfprobe_receiver: 127.0.0.1:40210" "nfprobe_version: 10"
-	netflow pmacct-ipfix 40210 "pmacctd $PMACCT_VERSION nfprobe plugin, IPFIX; config: $(grep -v '^!' "$WORK/pmacct-ipfix.conf" | sed "s|$HERE/||" | paste -sd';')" -- \
+	netflow pmacct-ipfix 40210 "pmacctd $PMACCT_VERSION nfprobe plugin, IPFIX; config: $(grep -v '^!' "$WORK/pmacct-ipfix.conf" | sed "s|$HERE/||; s|$REPO/||" | paste -sd';')" -- \
 		timeout 300 pmacctd -f "$WORK/pmacct-ipfix.conf"
 }
 
@@ -359,7 +362,7 @@ sflow() {
 		echo
 		section info "exporter: $desc"
 		echo "\$ pmacctd -f $name.conf   # stopped 63 s after 'finished reading PCAP capture file': SIGINT to the sfprobe plugin, then to the core"
-		grep -v '^!' "$WORK/$name.conf" | sed "s|$HERE/||"
+		grep -v '^!' "$WORK/$name.conf" | sed "s|$HERE/||; s|$REPO/||"
 		grep -E 'INFO|WARN|ERROR' "$WORK/$name.exporter.log" | grep -v -- "--build=" || true
 		echo
 		section info "tcpdump (capture of the exporter's datagrams)"
@@ -372,7 +375,7 @@ sflow() {
 		grep -E 'WARN|ERROR' "$WORK/$name.sfacctd-live.log" || true
 		echo
 		section info "sfacctd -f $name.sfacctd-offline.conf"
-		grep -v '^!' "$WORK/$name.sfacctd-offline.conf" | sed "s|$WORK/||; s|$HERE/||"
+		grep -v '^!' "$WORK/$name.sfacctd-offline.conf" | sed "s|$WORK/||; s|$HERE/||; s|$REPO/||"
 		grep -E 'WARN|ERROR' "$WORK/$name.sfacctd-offline.log" || true
 		echo
 		section info "$name.live/effrate.csv (print[effrate], first plugin: renormalized by sfacctd's effective per-sample rate; NOT used)"
@@ -391,7 +394,7 @@ sflow() {
 		section tshark:samples "\$ tshark -r $name.pcap -d udp.port==$port,sflow -T fields -E occurrence=a -e sflow_245.sampletype | tr , '\\n' | grep -c '^1\$'"
 		echo "flow_samples=$samples"
 	} >"$txt"
-	sed -i "s|$WORK/||g; s|$HERE/||g" "$txt"
+	sed -i "s|$WORK/||g; s|$HERE/||g; s|$REPO/||g" "$txt"
 	"$WORK/golden" -txt "$txt" -json "$HERE/$name.golden.json" -top "$TOP"
 	log "$name: $(grep -A4 '"total"' "$HERE/$name.golden.json" | tr -d ' \n')"
 }
@@ -410,7 +413,7 @@ checks() {
 	log "checking outputs"
 	TRACE_PKTS=$(tcpdump -nr "$TRACE" 2>/dev/null | wc -l)
 	TRACE_V4_PKTS=$(tcpdump -nr "$TRACE" ip 2>/dev/null | wc -l)
-	for f in "$HERE"/*.pcap; do
+	for f in "$HERE"/*.pcap "$TRACE"; do
 		size=$(stat -c %s "$f")
 		[ "$size" -lt 5000000 ] || die "$f is $size bytes (>= 5 MB)"
 	done

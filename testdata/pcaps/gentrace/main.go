@@ -1,7 +1,10 @@
 // Command gentrace writes the deterministic synthetic packet trace used to
 // drive real flow exporters (softflowd, pmacctd) for tmsd's golden tests.
 //
-//	go run ./testdata/pcaps/gentrace -o testdata/pcaps/trace.pcap [-stats]
+//	go run ./testdata/pcaps/gentrace -o testdata/traces/trace.pcap [-stats]
+//
+// The trace is raw packets, the exporters' input, not flow export: it lives in
+// testdata/traces so that testdata/pcaps/*.pcap is only captures of exporters.
 //
 // The trace is Ethernet-framed, IPv4 and IPv6, TCP (full handshakes and FIN
 // teardown), UDP (DNS, QUIC, NTP, WireGuard) and a little ICMP/ICMPv6, between
@@ -307,7 +310,7 @@ type service struct {
 }
 
 func main() {
-	out := flag.String("o", "testdata/pcaps/trace.pcap", "output pcap")
+	out := flag.String("o", "testdata/traces/trace.pcap", "output pcap")
 	stats := flag.Bool("stats", false, "print top-N rankings of the trace and check for ties")
 	flag.Parse()
 
