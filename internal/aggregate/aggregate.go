@@ -409,6 +409,9 @@ func (a *Aggregator) addRun(s *shard, minute int64, recs []flow.Record) {
 		s.bytes += m.bytes
 	}
 	ffs := s.fields[:len(recs)]
+	if cap(m.keyBuf) < len(recs) {
+		m.keyBuf = make([]uint64, len(recs))
+	}
 	for i := range recs {
 		r := &recs[i]
 		app := r.App

@@ -46,6 +46,8 @@ const (
 	fSrcAS
 	fDstAS
 	fPeer // lower address value << 32 | higher
+	fSrcPortS
+	fDstPortS
 	numFields
 )
 
@@ -91,8 +93,8 @@ var specs = []spec{
 	{scIn, topn.DimProto, fIn, fProto, 1},
 	{scIn, topn.DimSrcIP, fIn, fSrc, 4},
 	{scIn, topn.DimDstIP, fIn, fDst, 4},
-	{scIn, topn.DimSrcPort, fIn, fSrcPort, 4},
-	{scIn, topn.DimDstPort, fIn, fDstPort, 4},
+	{scIn, topn.DimSrcPort, fIn, fSrcPortS, 4},
+	{scIn, topn.DimDstPort, fIn, fDstPortS, 4},
 	{scIn, topn.DimOutIf, fIn, fOut, 1},
 	{scIn, topn.DimSrcCountry, fIn, fSrcCC, 1},
 	{scIn, topn.DimDstCountry, fIn, fDstCC, 1},
@@ -104,8 +106,8 @@ var specs = []spec{
 	{scOut, topn.DimProto, fOut, fProto, 1},
 	{scOut, topn.DimSrcIP, fOut, fSrc, 4},
 	{scOut, topn.DimDstIP, fOut, fDst, 4},
-	{scOut, topn.DimSrcPort, fOut, fSrcPort, 4},
-	{scOut, topn.DimDstPort, fOut, fDstPort, 4},
+	{scOut, topn.DimSrcPort, fOut, fSrcPortS, 4},
+	{scOut, topn.DimDstPort, fOut, fDstPortS, 4},
 	{scOut, topn.DimInIf, fOut, fIn, 1},
 	{scOut, topn.DimSrcCountry, fOut, fSrcCC, 1},
 	{scOut, topn.DimDstCountry, fOut, fDstCC, 1},
@@ -114,8 +116,8 @@ var specs = []spec{
 
 	{scApp, topn.DimSrcIP, fApp, fSrc, 4},
 	{scApp, topn.DimDstIP, fApp, fDst, 4},
-	{scApp, topn.DimSrcPort, fApp, fSrcPort, 4},
-	{scApp, topn.DimDstPort, fApp, fDstPort, 2},
+	{scApp, topn.DimSrcPort, fApp, fSrcPortS, 4},
+	{scApp, topn.DimDstPort, fApp, fDstPortS, 2},
 	{scNone, topn.DimPeer, fZero, fPeer, 4},
 }
 

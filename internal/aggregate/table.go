@@ -90,18 +90,24 @@ func (t *table) add(k uint64, c topn.Counters) bool {
 			return false
 		}
 		if s.key == 0 {
-			s.key, s.c = stored, c
-			t.n++
-			sc := t.scope(k)
-			if sc >= uint64(len(t.scopeN)) {
-				t.growScopes(int(sc))
-			}
-			t.scopeN[sc]++
-			if t.n*2 > len(t.slots) {
-				t.rehash(2 * len(t.slots))
-			}
+			t.place(i, stored, c)
 			return true
 		}
+	}
+}
+
+// place puts a new key (stored: plus one) in the empty slot i, growing the
+// table at half full.
+func (t *table) place(i, stored uint64, c topn.Counters) {
+	t.slots[i] = slot{key: stored, c: c}
+	t.n++
+	sc := t.scope(stored - 1)
+	if sc >= uint64(len(t.scopeN)) {
+		t.growScopes(int(sc))
+	}
+	t.scopeN[sc]++
+	if t.n*2 > len(t.slots) {
+		t.rehash(2 * len(t.slots))
 	}
 }
 

@@ -111,6 +111,25 @@ func PortKey(port uint16, proto uint8) (k Key) {
 	return
 }
 
+// DynamicPorts is the first port of the range a scoped table counts as one
+// row (PortRangeKey): 32768-65535 holds the client ports Linux (32768-60999),
+// Windows and the BSDs (49152-65535) pick for outgoing connections.
+const DynamicPorts = 32768
+
+// PortRangeKey is the key of the one row per protocol that the tables of a
+// scope (an exporter, a protocol, an interface, an application) count ports
+// 32768-65535 under: clients' ports, one of a kind per connection, would
+// otherwise hold a key each in every scope they cross. The whole network's
+// tables keep every port.
+func PortRangeKey(proto uint8) (k Key) {
+	k = PortKey(DynamicPorts, proto)
+	k[3] = 1
+	return
+}
+
+// IsPortRange says whether a port key is a PortRangeKey.
+func (k Key) IsPortRange() bool { return k[3] == 1 }
+
 // ProtoKey is the key of the proto dimension.
 func ProtoKey(proto uint8) (k Key) { k[0] = proto; return }
 
@@ -163,6 +182,9 @@ func (d Dim) Format(k Key) string {
 		return k.Addr().String()
 	case DimSrcPort, DimDstPort, DimPort:
 		p, proto := k.Port()
+		if k.IsPortRange() {
+			return strconv.Itoa(DynamicPorts) + "-65535/" + ProtoName(proto)
+		}
 		return strconv.Itoa(int(p)) + "/" + ProtoName(proto)
 	case DimInIf, DimOutIf:
 		return k.Addr().String() + ":" + strconv.FormatUint(uint64(k.IfIndex()), 10)
@@ -198,6 +220,10 @@ func (d Dim) ParseKey(s string) (Key, error) {
 		ps, protos, ok := strings.Cut(s, "/")
 		if !ok {
 			return Key{}, fmt.Errorf("port key is PORT/PROTO, e.g. 443/tcp: %q", s)
+		}
+		if ps == strconv.Itoa(DynamicPorts)+"-65535" {
+			proto, err := ParseProto(protos)
+			return PortRangeKey(proto), err
 		}
 		p, err := strconv.ParseUint(ps, 10, 16)
 		if err != nil {
