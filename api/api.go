@@ -543,6 +543,8 @@ func (a *API) label(d topn.Dim, k topn.Key) string {
 			}
 		}
 		return s
+	case topn.DimInIf, topn.DimOutIf:
+		return ifLabel(d, k)
 	}
 	return d.Format(k)
 }
