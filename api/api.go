@@ -189,6 +189,7 @@ func New(cfg Configuration, deps Dependencies) (*API, error) {
 	g.GET("/report", a.report)
 	g.GET("/exporters", a.exporters)
 	g.GET("/rejected", a.rejected)
+	g.GET("/data", a.data)
 	g.GET("/capabilities", func(c echo.Context) error { return c.JSON(http.StatusOK, a.deps.Capabilities) })
 	g.GET("/config", a.config, admin)
 	g.DELETE("/exporters/:addr", a.forget, admin)
@@ -550,6 +551,8 @@ func (a *API) label(d topn.Dim, k topn.Key) string {
 			}
 		}
 		return s
+	case topn.DimInIf, topn.DimOutIf:
+		return ifLabel(d, k)
 	}
 	return d.Format(k)
 }
