@@ -24,9 +24,9 @@ type head struct {
 // refused (and Push counts them dropped), never overwritten. Every consumer must
 // keep popping, or the ring fills and stays full.
 type Broadcast struct {
-	_       [64]byte
-	mask    uint64
-	size    uint64
+	_     [64]byte
+	mask  uint64
+	size  uint64
 	heads []head
 	// recs are apart from heads so that batches move with copy (memmove) and a
 	// record takes 112 bytes, not a 128-byte slot: BenchmarkBroadcastPushPop
