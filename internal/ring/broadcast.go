@@ -28,10 +28,11 @@ type Broadcast struct {
 	mask  uint64
 	size  uint64
 	heads []head
-	// recs are apart from heads so that batches move with copy (memmove) and a
-	// record takes 112 bytes, not a 128-byte slot: BenchmarkBroadcastPushPop
-	// 39 ns/record with 1 consumer and 32 with 2, against 44 and 64 with the
-	// seq inline in each slot (median of 5, same run, shared 2-core box).
+	// recs are apart from heads so that batches move with copy (memmove); a
+	// position still costs 128 bytes (112 + 16), as a slot with both would:
+	// BenchmarkBroadcastPushPop 39 ns/record with 1 consumer and 32 with 2,
+	// against 44 and 64 with the seq inline in each slot (median of 5, same
+	// run, shared 2-core box).
 	recs    []flow.Record
 	cursors []Cursor
 	_       [64]byte
@@ -177,7 +178,7 @@ func (r *Broadcast) claim(n uint64) (pos, got uint64) {
 }
 
 // publish copies recs into the positions claimed from pos, then makes them
-// visible to the consumers with one store on the head slot.
+// visible to the consumers with one store on the batch's head.
 func (r *Broadcast) publish(pos uint64, recs []flow.Record) {
 	first := pos & r.mask
 	if k := copy(r.recs[first:], recs); k < len(recs) {
