@@ -1,7 +1,7 @@
-// Package ring owns the bounded, lock-free queue of flow records between the
-// producers (UDP decoders today, a Kafka consumer later) and the aggregator shards.
-// It is Dmitry Vyukov's MPMC array queue: one sequence number per slot, CAS on the
-// head and tail only; a full ring refuses the push, so a socket reader never blocks.
+// Package ring owns the bounded lock-free queues of flow records from the decoders to the aggregator.
+// Ring is Vyukov's MPMC queue (a sequence per slot, CAS on head and tail): each record to one consumer.
+// Broadcast is a Disruptor (a CAS claims a batch, a store publishes it, a cursor per consumer, the
+// slowest gating producers): each record to every consumer. Full, both refuse: a reader never blocks.
 package ring
 
 import (
