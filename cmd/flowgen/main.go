@@ -58,10 +58,11 @@ addresses and destinations from 10,000 others, %d services (443/tcp, 80/tcp,
 443/udp, 53/udp...) with client ports in %d..%d, %d interfaces a side,
 resends templates every 100 data datagrams per exporter, and rotates client
 ports on every send, so no tuple comes back within a minute (-tuple-repeat N:
-N sends per tuple, e.g. 11 for sFlow as real sampled exports repeat). pool is
-the workload of flowgen before it (%d services, one pool of hosts for both
-ends, templates every 1s, each pre-built datagram re-sent unchanged), kept
-to reproduce old figures. Flags left at 0 or empty take the profile's value.
+N sends per tuple, e.g. 11 for sFlow samples as an unsampled capture repeats
+them). pool is the workload of flowgen before it (%d services, one pool of
+hosts for both ends, templates every 1s, each pre-built datagram re-sent
+unchanged), kept to reproduce old figures. Flags left at 0 or empty take the
+profile's value.
 
 `, flowgen.MaxDuration, len(flowgen.DefaultPorts), flowgen.EphemeralLo, flowgen.EphemeralHi-1, flowgen.Interfaces, len(flowgen.PoolPorts))
 		fs.PrintDefaults()

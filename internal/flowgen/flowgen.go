@@ -85,9 +85,12 @@ type Config struct {
 	TemplatesEvery          time.Duration
 	// TupleRepeat is how many sends of a record keep its client port before
 	// it moves to the next (backbone default 1: every send a new tuple).
-	// sFlow samples of one flow do repeat in real exports (11 samples per
-	// tuple and minute in testdata/pcaps); TupleRepeat 11 models that. The
-	// pool profile never rotates ports.
+	// sFlow samples of one flow do repeat in real exports, the less the
+	// sparser the sampling: in testdata/pcaps 11.4 samples per tuple and
+	// minute unsampled, 2.4 sampled; on a backbone sampling 1 in thousands
+	// most flows are sampled once a minute at most, so sFlow too defaults
+	// to 1, the hard case for a collector; TupleRepeat 11 models the
+	// unsampled capture. The pool profile never rotates ports.
 	TupleRepeat int
 	// Pool is the number of distinct datagrams per exporter (default 2048,
 	// fewer with over 16 exporters so that pools stay within ~50 MB).
