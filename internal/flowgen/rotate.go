@@ -152,6 +152,10 @@ type TupleStats struct {
 	Distinct uint64 `json:"distinct"`
 	// FlowsPerTuple is flows sent / Distinct: 1 when no flow shares its
 	// tuple with another of the same minute.
+	//
+	// Both are exact as long as no service port lies in the ephemeral
+	// range (none of DefaultPorts does): a client-to-server and a
+	// server-to-client record are then never counted as one tuple.
 	FlowsPerTuple float64 `json:"flows_per_tuple"`
 }
 
