@@ -116,8 +116,10 @@ fi
 # --- end to end --------------------------------------------------------------
 E2E_ARGS=(-bin "$BIN" -budget "$E2E_BUDGET" -rcvbuf "$RCVBUF" -md "$OUT/e2e.md" -json "$OUT/e2e.json")
 [ -n "$QUICK" ] && E2E_ARGS+=(-quick)
-# shellcheck disable=SC2206 # word splitting wanted
-E2E_ARGS+=(${BENCH_E2E_FLAGS:-})
+# Parsed as shell words, quotes included, so that -scaling "" is an empty
+# list and -gen-flags '-tuple-repeat 11' one argument (plain word splitting
+# passed the two quote characters on).
+eval "E2E_ARGS+=(${BENCH_E2E_FLAGS:-})"
 log "end to end: bench/e2e ${E2E_ARGS[*]}"
 set +e
 timeout --signal=INT --kill-after=30s "$E2E_TIMEOUT" "$BIN/e2e" "${E2E_ARGS[@]}" >/dev/null
