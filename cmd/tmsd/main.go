@@ -54,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "token":
 		return tokenCommand(args, stdout, stderr)
 	case "top", "report":
-		return clientCommand(cmd, args, cliEnv{stdout: stdout, stderr: stderr, getenv: os.Getenv, now: time.Now, client: &http.Client{}})
+		return clientCommand(cmd, args, cliEnv{stdout: stdout, stderr: stderr, getenv: os.Getenv, client: &http.Client{}})
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, "usage: tmsd [serve] [flags] | tmsd import [flags] FILE.pcap… | tmsd token [--admin]\n"+
 			"       tmsd top --by DIM [--last 1h] [--n 10] [--csv] … | tmsd report --by DIM [--step 5m] [--compare 7d] …")
