@@ -311,7 +311,8 @@ type amounts struct {
 }
 
 func newAmounts(c, total topn.Counters, m topn.Metric, seconds float64) amounts {
-	a := amounts{Bytes: c.Bytes, Packets: c.Packets, Flows: c.Flows, Bps: rate(c.Bytes*8, seconds), Pps: rate(c.Packets, seconds)}
+	a := amounts{Bytes: c.Bytes, Packets: c.Packets, Flows: c.Flows,
+		Bps: float64(c.Bytes) * 8 / seconds, Pps: float64(c.Packets) / seconds}
 	if t := total.Get(m); t > 0 {
 		a.Share = float64(c.Get(m)) / float64(t)
 	}
@@ -367,7 +368,7 @@ func (a *API) top(c echo.Context, q *request) error {
 	d, m := q.d, q.m
 	t := res.Table
 	rows, other := t.Top(q.n, m)
-	secs := q.w.seconds(q.now)
+	secs := q.w.seconds()
 	resp := topResponse{By: d.String(), Metric: m.String(), Scope: q.sc.String(), From: q.from(), To: q.to(), OpenStep: q.openStep(),
 		Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Rows: make([]topRow, 0, len(rows)),
 		Other: topTotals{amounts: newAmounts(other, t.Total, m, secs)}, Total: topTotals{amounts: newAmounts(t.Total, t.Total, m, secs)}}
@@ -410,7 +411,7 @@ func (a *API) compareTop(resp *topResponse, rows []topn.Entry, q *request) error
 	for _, p := range prev.Other {
 		other.Add(p.Value)
 	}
-	m, secs := q.m, e.w.seconds(q.now)
+	m, secs := q.m, e.w.seconds()
 	link := func(now amounts, before topn.Counters) (*amounts, *topDelta) {
 		b := newAmounts(before, total, m, secs)
 		return &b, &topDelta{Total: pct(float64(metricOf(now, m)), float64(before.Get(m)))}
@@ -458,25 +459,15 @@ type seriesPoint struct {
 	Error   uint64  `json:"error,omitempty"`
 }
 
-// newSeriesPoints shapes points of step; a step still open at now has the
-// rates of its elapsed part, one not begun none.
-func newSeriesPoints(pts []query.Point, step time.Duration, now time.Time) []seriesPoint {
+func newSeriesPoints(pts []query.Point, step time.Duration) []seriesPoint {
+	secs := step.Seconds()
 	out := make([]seriesPoint, len(pts))
 	for i, p := range pts {
-		secs := stepSeconds(p.T, step, now)
-		out[i] = seriesPoint{T: p.T.UTC().Format(time.RFC3339), Bps: rate(p.Value.Bytes*8, secs),
-			Pps: rate(p.Value.Packets, secs), Bytes: p.Value.Bytes, Packets: p.Value.Packets,
+		out[i] = seriesPoint{T: p.T.UTC().Format(time.RFC3339), Bps: float64(p.Value.Bytes) * 8 / secs,
+			Pps: float64(p.Value.Packets) / secs, Bytes: p.Value.Bytes, Packets: p.Value.Packets,
 			Flows: p.Value.Flows, Error: p.Error.Bytes}
 	}
 	return out
-}
-
-// rate is v per second over secs, 0 over no time (a range not begun).
-func rate(v uint64, secs float64) float64 {
-	if secs <= 0 {
-		return 0
-	}
-	return float64(v) / secs
 }
 
 // seriesKey is one stacked series: a key's, or "other" (the total minus the
@@ -526,7 +517,7 @@ func (a *API) series(c echo.Context, q *request) error {
 	period := func(w window) (seriesData, error) {
 		if n == 0 {
 			res, err := a.deps.Engine.Series(sc, w.from, w.to, step, d, key)
-			return seriesData{Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Points: newSeriesPoints(res.Points, step, q.now)}, err
+			return seriesData{Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Points: newSeriesPoints(res.Points, step)}, err
 		}
 		var res query.ReportResult
 		var err error
@@ -542,14 +533,14 @@ func (a *API) series(c echo.Context, q *request) error {
 		if err != nil {
 			return seriesData{}, err
 		}
-		out := seriesData{Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Points: newSeriesPoints(res.Total, step, q.now)}
+		out := seriesData{Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Points: newSeriesPoints(res.Total, step)}
 		otherExact := true
 		for _, r := range res.Rows {
 			out.Stacked = append(out.Stacked, seriesKey{Key: d.Format(r.Key), Label: a.label(d, r.Key),
-				Exact: r.Error.IsZero(), Points: newSeriesPoints(r.Points, step, q.now)})
+				Exact: r.Error.IsZero(), Points: newSeriesPoints(r.Points, step)})
 			otherExact = otherExact && r.Error.IsZero()
 		}
-		out.Stacked = append(out.Stacked, seriesKey{Key: "other", Label: "other", Exact: otherExact, Points: newSeriesPoints(res.Other, step, q.now)})
+		out.Stacked = append(out.Stacked, seriesKey{Key: "other", Label: "other", Exact: otherExact, Points: newSeriesPoints(res.Other, step)})
 		return out, nil
 	}
 	data, err := period(q.w)

@@ -37,8 +37,8 @@ func openStepFixture(t *testing.T) http.Handler {
 }
 
 // A report on no parameter, or on any range, widens it to whole steps and
-// says so; the step holding now is shown, marked open: averages over the
-// time elapsed, peak and p95 over the closed steps.
+// says so; the step holding now is shown, marked open, its traffic so far
+// counted over the whole step (a figure that can only rise).
 func TestReportWidensToWholeStepsAndShowsTheOpenStep(t *testing.T) {
 	h := openStepFixture(t)
 	var r reportResponse
@@ -51,11 +51,10 @@ func TestReportWidensToWholeStepsAndShowsTheOpenStep(t *testing.T) {
 	https := r.Rows[0]
 	require.Equal(t, "https", https.Key)
 	require.EqualValues(t, 50_000+300_000+500_000, https.Bytes, "the open step's traffic counts")
-	elapsed := (24*time.Hour + 5*time.Minute - 43*time.Second).Seconds()
-	require.InDelta(t, 850_000*8/elapsed, https.Bps, 1e-9, "the average is over the elapsed time")
-	require.Equal(t, "2026-11-01T10:20:00Z", https.PeakTime, "the open step, heavier so far, is not a peak")
-	require.InDelta(t, 300_000*8/300.0, https.PeakBps, 1e-9)
-	require.Zero(t, https.P95Bps, "3 busy steps of 288 closed ones")
+	require.InDelta(t, 850_000*8/(24*3600+300.0), https.Bps, 1e-9, "the average is over the whole range")
+	require.Equal(t, "2026-11-01T10:25:00Z", https.PeakTime, "the open step is the heaviest so far")
+	require.InDelta(t, 500_000*8/300.0, https.PeakBps, 1e-9, "over the whole step: it can only rise")
+	require.Zero(t, https.P95Bps, "3 busy steps of 289")
 	require.Equal(t, https.reportFigures, r.Total.reportFigures)
 
 	// The same as CSV: the open step is in a header.
@@ -77,18 +76,19 @@ func TestReportWidensToWholeStepsAndShowsTheOpenStep(t *testing.T) {
 	// Edges off the step: widened outward, every step closed.
 	f("from=2026-11-01T10:17:00Z&to=2026-11-01T10:23:30Z", "2026-11-01T10:15:00Z", "2026-11-01T10:25:00Z", "", 350_000)
 	r = f("from=2026-11-01T10:07:00Z&to=2026-11-01T10:24:00Z&step=1h", "2026-11-01T10:00:00Z", "2026-11-01T11:00:00Z", "2026-11-01T10:00:00Z", 850_000)
-	// The only step is open: its figures are its rate so far.
-	require.InDelta(t, 850_000*8/(29*60+17.0), r.Total.PeakBps, 1e-9)
+	// The only step is open: its figures are its traffic so far over the step.
+	require.InDelta(t, 850_000*8/3600.0, r.Total.PeakBps, 1e-9)
 	require.Equal(t, "2026-11-01T10:00:00Z", r.Total.PeakTime)
-	require.InDelta(t, 850_000*8/(29*60+17.0), r.Total.Bps, 1e-9)
+	require.InDelta(t, 850_000*8/3600.0, r.Total.P95Bps, 1e-9)
+	require.InDelta(t, 850_000*8/3600.0, r.Total.Bps, 1e-9)
 	f("from=-1m&step=1m", "2026-11-01T10:28:00Z", "2026-11-01T10:30:00Z", "2026-11-01T10:29:00Z", 200_000)
-	// A range wholly past: no open step, averages over the whole range.
+	// A range wholly past: no open step.
 	r = f("from=-24h&to=-1h", "2026-10-31T10:25:00Z", "2026-11-01T09:30:00Z", "", 0)
 	require.Zero(t, r.Total.Bps)
 }
 
 // Series and top widen in the same place: a series to its step, a top to
-// minutes, with the open step's rates over its elapsed part.
+// minutes, with the open step's rate over the whole step, as every other.
 func TestSeriesAndTopWidenAndShowTheOpenStep(t *testing.T) {
 	h := openStepFixture(t)
 	var s seriesResponse
@@ -100,7 +100,7 @@ func TestSeriesAndTopWidenAndShowTheOpenStep(t *testing.T) {
 	require.EqualValues(t, 300_000, s.Points[2].Bytes)
 	require.InDelta(t, 300_000*8/300.0, s.Points[2].Bps, 1e-9, "a closed step: over the whole step")
 	require.EqualValues(t, 500_000, s.Points[3].Bytes)
-	require.InDelta(t, 500_000*8/257.0, s.Points[3].Bps, 1e-9, "the open step: over its 4m17s so far")
+	require.InDelta(t, 500_000*8/300.0, s.Points[3].Bps, 1e-9, "the open step: its 4m17s so far over the step")
 
 	var top topResponse
 	require.Equal(t, http.StatusOK, get(t, h, "/api/v1/top?by=app&from=-15m", &top))
@@ -108,7 +108,7 @@ func TestSeriesAndTopWidenAndShowTheOpenStep(t *testing.T) {
 	require.Equal(t, "2026-11-01T10:30:00Z", top.To)
 	require.Equal(t, "2026-11-01T10:29:00Z", top.OpenStep)
 	require.EqualValues(t, 850_000, top.Total.Bytes)
-	require.InDelta(t, 850_000*8/(16*60-43.0), top.Total.Bps, 1e-9)
+	require.InDelta(t, 850_000*8/(16*60.0), top.Total.Bps, 1e-9)
 
 	// Whole minutes before now: nothing open.
 	top = topResponse{}

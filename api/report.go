@@ -82,12 +82,8 @@ type stepFigures struct {
 	P95BpsError  float64 `json:"p95_bps_error"`
 }
 
-// newStepFigures are stats of steps of secs seconds (those rated()).
-func newStepFigures(s query.StepStats, secs float64) stepFigures {
-	k := 0.0
-	if secs > 0 {
-		k = 8 / secs
-	}
+func newStepFigures(s query.StepStats, step time.Duration) stepFigures {
+	k := 8 / step.Seconds()
 	f := stepFigures{PeakBps: float64(s.Peak) * k, P95Bps: float64(s.P95) * k,
 		PeakBpsError: float64(s.PeakError) * k, P95BpsError: float64(s.P95Error) * k}
 	if !s.PeakTime.IsZero() {
@@ -148,8 +144,7 @@ type reportResponse struct {
 	To     string `json:"to"`
 	Step   string `json:"step"`
 	// OpenStep is the start of the step still open (partial), when the range
-	// holds it: averages are over the elapsed part, peak and p95 over the
-	// closed steps.
+	// holds it: its figures, and those it is part of, can only rise.
 	OpenStep   string `json:"open_step,omitempty"`
 	Percentile string `json:"percentile"`
 	Exact      bool   `json:"exact"`
@@ -168,25 +163,16 @@ type period struct {
 	other, total reportFigures
 }
 
-// shapePeriod shapes one period's report of window w: averages over its
-// seconds, peak and p95 over its rated steps.
-func shapePeriod(res query.ReportResult, m topn.Metric, w window, now time.Time) period {
+func shapePeriod(res query.ReportResult, m topn.Metric, step time.Duration, secs float64) period {
 	var total topn.Counters
 	for _, p := range res.Total {
 		total.Add(p.Value)
 	}
-	secs := w.seconds(now)
-	var stepSecs float64
-	stats := func(pts []query.Point) query.StepStats {
-		var rated []query.Point
-		rated, stepSecs = w.rated(pts, now)
-		return query.StepStatsOf(rated, topn.Bytes)
-	}
 	var p period
-	for _, row := range res.Rows {
-		st := stats(row.Points)
-		p.rows = append(p.rows, reportFigures{amounts: newAmounts(row.Value, total, m, secs), Error: row.Error.Get(m),
-			stepFigures: newStepFigures(st, stepSecs), Exact: row.Error.IsZero() && st.Exact()})
+	for _, r := range res.Rows {
+		st := query.StepStatsOf(r.Points, topn.Bytes)
+		p.rows = append(p.rows, reportFigures{amounts: newAmounts(r.Value, total, m, secs), Error: r.Error.Get(m),
+			stepFigures: newStepFigures(st, step), Exact: r.Error.IsZero() && st.Exact()})
 	}
 	// Other is the total minus the rows' lower bounds: an upper bound, which
 	// may be lower by its errors. Its figures are computed on both.
@@ -199,12 +185,12 @@ func shapePeriod(res query.ReportResult, m topn.Metric, w window, now time.Time)
 		lo[i] = hi[i]
 		lo[i].Value.Sub(pt.Error)
 	}
-	sHi, sLo := stats(hi), stats(lo)
+	sHi, sLo := query.StepStatsOf(hi, topn.Bytes), query.StepStatsOf(lo, topn.Bytes)
 	sHi.PeakError, sHi.P95Error = sHi.Peak-sLo.Peak, sHi.P95-sLo.P95
 	p.other = reportFigures{amounts: newAmounts(other, total, m, secs), Error: otherErr.Get(m),
-		stepFigures: newStepFigures(sHi, stepSecs), Exact: otherErr.IsZero()}
-	st := stats(res.Total)
-	p.total = reportFigures{amounts: newAmounts(total, total, m, secs), stepFigures: newStepFigures(st, stepSecs), Exact: true}
+		stepFigures: newStepFigures(sHi, step), Exact: otherErr.IsZero()}
+	st := query.StepStatsOf(res.Total, topn.Bytes)
+	p.total = reportFigures{amounts: newAmounts(total, total, m, secs), stepFigures: newStepFigures(st, step), Exact: true}
 	return p
 }
 
@@ -228,7 +214,7 @@ func (a *API) report(c echo.Context, q *request) error {
 	if err != nil {
 		return err
 	}
-	cur := shapePeriod(res, m, q.w, q.now)
+	cur := shapePeriod(res, m, q.step, q.w.seconds())
 	resp := reportResponse{By: d.String(), Metric: m.String(), Scope: q.sc.String(),
 		From: q.from(), To: q.to(), Step: fmtStep(q.step), OpenStep: q.openStep(),
 		Percentile: "95th, nearest rank over the steps' bps", Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers,
@@ -252,7 +238,7 @@ func (a *API) report(c echo.Context, q *request) error {
 		return err
 	}
 	if e != nil {
-		prev := shapePeriod(prevRes, m, e.w, q.now)
+		prev := shapePeriod(prevRes, m, q.step, e.w.seconds())
 		link := func(r *reportRow, before reportFigures) {
 			r.Previous = &before
 			r.Delta = newDelta(r.reportFigures, before, m)

@@ -60,7 +60,11 @@ func (w window) back(off time.Duration) window {
 func (w window) steps() int { return int(w.to.Sub(w.from) / w.unit) }
 
 // openStep is the start of the step holding now, when the window holds it:
-// that step is partial, its traffic still coming.
+// that step is partial, its traffic still coming. Its rate is its traffic so
+// far over the whole step, a figure that can only rise until the step
+// closes, as can the averages, peaks and percentiles it is part of: they are
+// never above what the closed step will show (a rate over the seconds
+// elapsed would be, after a burst of flows reported at their end).
 func (w window) openStep(now time.Time) (time.Time, bool) {
 	if now.Before(w.from) || !now.Before(w.to) {
 		return time.Time{}, false
@@ -68,45 +72,9 @@ func (w window) openStep(now time.Time) (time.Time, bool) {
 	return now.Truncate(w.unit), true
 }
 
-// seconds is the time the window's averages are over: all of it but the
-// part of the open step still to come, so that a range ending now is not
-// diluted by time that has not passed. (A step wholly after now is counted
-// whole, as any other: tmsd may hold data there, imported from a capture.)
-func (w window) seconds(now time.Time) float64 {
-	secs := w.to.Sub(w.from)
-	if open, ok := w.openStep(now); ok {
-		secs -= open.Add(w.unit).Sub(now)
-	}
-	return secs.Seconds()
-}
-
-// stepSeconds is the time a point starting at t is a rate over: the elapsed
-// part of the open step, else the whole step.
-func stepSeconds(t time.Time, step time.Duration, now time.Time) float64 {
-	if !now.Before(t) && now.Before(t.Add(step)) {
-		return now.Sub(t).Seconds()
-	}
-	return step.Seconds()
-}
-
-// rated are the points of the window peak and p95 are over, and the seconds
-// of each: every step but the open one, whose figure can only grow (it would
-// be a low percentile, or a peak of a burst over seconds). A window of the
-// open step alone has them from that step, at its rate so far.
-func (w window) rated(pts []query.Point, now time.Time) ([]query.Point, float64) {
-	open, ok := w.openStep(now)
-	if !ok {
-		return pts, w.unit.Seconds()
-	}
-	k := int(open.Sub(w.from) / w.unit)
-	if len(pts) == 1 && k == 0 {
-		return pts, now.Sub(open).Seconds()
-	}
-	if k < 0 || k >= len(pts) {
-		return pts, w.unit.Seconds()
-	}
-	return append(pts[:k:k], pts[k+1:]...), w.unit.Seconds()
-}
+// seconds is the window's length, what its averages are over: every rate
+// is over whole steps, the open step's too (see openStep).
+func (w window) seconds() float64 { return w.to.Sub(w.from).Seconds() }
 
 func (q *request) from() string { return q.w.from.Format(time.RFC3339) }
 func (q *request) to() string   { return q.w.to.Format(time.RFC3339) }

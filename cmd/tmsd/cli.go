@@ -227,7 +227,7 @@ func printTop(w io.Writer, body []byte) error {
 	line("(other keys)", t.Other)
 	line("(total)", t.Total)
 	fmt.Fprint(w, alignTable(rows))
-	footer(w, t.From, t.To, openNote(t.OpenStep, "minute", "rates over the time elapsed"), t.Tiers, t.Exact,
+	footer(w, t.From, t.To, openNote(t.OpenStep, "minute", "its traffic so far: the rates can only rise"), t.Tiers, t.Exact,
 		"rows marked ~ are lower bounds (tables cut below a threshold)")
 	return nil
 }
@@ -294,7 +294,7 @@ func printReport(w io.Writer, body []byte) error {
 	line(r.Total)
 	fmt.Fprint(w, alignTable(rows))
 	extra := ", step " + r.Step + ", p95 by nearest rank"
-	extra += openNote(r.OpenStep, "step", "averages over the time elapsed; peak and p95 over the closed steps")
+	extra += openNote(r.OpenStep, "step", "its traffic so far over the whole step: the figures can only rise")
 	if r.Compare != nil {
 		extra += "; compared with " + r.Compare.From + " – " + r.Compare.To + " (" + r.Compare.Period + ")"
 	}
