@@ -25,7 +25,7 @@ func (a *API) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 
 // config shows the effective configuration (admin): what the flags and the
 // file added up to, secrets already redacted by whoever built it.
-func (a *API) config(c echo.Context) error {
+func (a *API) config(c echo.Context, _ *request) error {
 	if a.deps.Config == nil {
 		return c.JSON(http.StatusOK, map[string]any{})
 	}
@@ -34,7 +34,7 @@ func (a *API) config(c echo.Context) error {
 
 // forget drops an exporter's decoder state (admin): templates, sampling
 // rates and counters, as when a router is replaced behind the same address.
-func (a *API) forget(c echo.Context) error {
+func (a *API) forget(c echo.Context, _ *request) error {
 	s := c.Param("addr")
 	addr, err := netip.ParseAddr(s)
 	if err != nil {
@@ -55,13 +55,16 @@ type offenderJSON struct {
 	LastSeen  string `json:"last_seen"`
 }
 
+// rejectedResponse is the answer of GET /api/v1/rejected.
+type rejectedResponse struct {
+	Total   uint64         `json:"total"`
+	Sources []offenderJSON `json:"sources"`
+}
+
 // rejected lists the sources whose datagrams the allow-list refused, most
 // first. Datagrams is an upper bound, at most Error above the truth.
-func (a *API) rejected(c echo.Context) error {
-	resp := struct {
-		Total   uint64         `json:"total"`
-		Sources []offenderJSON `json:"sources"`
-	}{Sources: []offenderJSON{}}
+func (a *API) rejected(c echo.Context, _ *request) error {
+	resp := rejectedResponse{Sources: []offenderJSON{}}
 	if a.deps.Offenders != nil {
 		total, top := a.deps.Offenders.Snapshot()
 		resp.Total = total

@@ -1,12 +1,15 @@
 // Package api owns tmsd's HTTP surface: the JSON REST API (top, series,
-// exporters, admin), /healthz and /metrics, on Echo. Handlers only parse and validate
-// parameters (400 naming the parameter) and shape answers; the query package computes.
+// report, exporters, admin, its OpenAPI document), /healthz and /metrics, on
+// Echo. Routes are declared once (routes.go); one pipeline parses and checks a
+// query's parameters (request.go: 400 naming the parameter); handlers shape
+// answers, the query package computes.
 // Optional bearer tokens (read, admin) guard it; the server bounds time and sizes, with optional TLS.
 package api
 
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +17,6 @@ import (
 	"net/http"
 	_ "net/http/pprof" // registers /debug/pprof on http.DefaultServeMux
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -121,6 +123,8 @@ type API struct {
 	deps Dependencies
 	auth *authenticator
 	echo *echo.Echo
+	decl []route // the routes of /api/v1
+	doc  []byte  // their OpenAPI document, as JSON
 	ln   net.Listener
 	tls  bool
 	done chan error
@@ -183,15 +187,23 @@ func New(cfg Configuration, deps Dependencies) (*API, error) {
 	e.GET("/debug/pprof/*", echo.WrapHandler(http.DefaultServeMux), admin)
 	// Everything under /api/v1 needs at least read, unknown paths included,
 	// so that an endpoint added later is never open by mistake.
+	// Its routes are declared in routes(): the strictness of their
+	// parameters and the OpenAPI document come from the same declarations.
 	g := e.Group("/api/v1", read)
-	g.GET("/top", a.top)
-	g.GET("/series", a.series)
-	g.GET("/report", a.report)
-	g.GET("/exporters", a.exporters)
-	g.GET("/rejected", a.rejected)
-	g.GET("/capabilities", func(c echo.Context) error { return c.JSON(http.StatusOK, a.deps.Capabilities) })
-	g.GET("/config", a.config, admin)
-	g.DELETE("/exporters/:addr", a.forget, admin)
+	g.RouteNotFound("/*", a.noRoute)
+	a.decl = a.routes()
+	for i := range a.decl {
+		r := &a.decl[i]
+		r.init()
+		var mw []echo.MiddlewareFunc
+		if r.admin {
+			mw = append(mw, admin)
+		}
+		g.Add(r.method, r.path, a.handler(r), mw...)
+	}
+	if a.doc, err = json.Marshal(a.openAPI()); err != nil {
+		return nil, fmt.Errorf("api: the OpenAPI document: %w", err)
+	}
 	if cfg.Static != nil {
 		e.GET("/*", echo.WrapHandler(cfg.Static))
 	}
@@ -288,54 +300,6 @@ func (a *API) errorHandler(err error, c echo.Context) {
 	_ = c.JSON(status, body)
 }
 
-// window is the validated time range of a query, aligned to whole minutes.
-type window struct{ from, to time.Time }
-
-func (w window) seconds() float64 { return w.to.Sub(w.from).Seconds() }
-
-func (a *API) parseWindow(c echo.Context, defaultFrom string) (window, error) {
-	now := a.deps.Clock()
-	get := func(name, def string) (time.Time, error) {
-		s := c.QueryParam(name)
-		if s == "" {
-			s = def
-		}
-		t, err := parseTime(s, now)
-		if err != nil {
-			return t, badParam(name, "%v", err)
-		}
-		return t, nil
-	}
-	from, err := get("from", defaultFrom)
-	if err != nil {
-		return window{}, err
-	}
-	to, err := get("to", "now")
-	if err != nil {
-		return window{}, err
-	}
-	w := window{from: from.Truncate(time.Minute).UTC(), to: to.Add(time.Minute - time.Nanosecond).Truncate(time.Minute).UTC()}
-	if !from.Before(to) {
-		return w, badParam("from", "must be before to (from=%s, to=%s)", from.Format(time.RFC3339), to.Format(time.RFC3339))
-	}
-	if w.to.Sub(w.from) > a.cfg.MaxRange {
-		return w, badParam("from", "range longer than the maximum of %s", a.cfg.MaxRange)
-	}
-	return w, nil
-}
-
-func parseDim(c echo.Context, required bool) (topn.Dim, error) {
-	s := c.QueryParam("by")
-	if s == "" && !required {
-		return 0, nil
-	}
-	d, ok := topn.ParseDim(s)
-	if !ok {
-		return 0, badParam("by", "unknown dimension %q; one of %s", s, topn.DimNames())
-	}
-	return d, nil
-}
-
 // amounts is a row's figures as JSON shows them.
 type amounts struct {
 	Bytes   uint64  `json:"bytes"`
@@ -384,7 +348,9 @@ type topResponse struct {
 	Scope  string `json:"scope"`
 	From   string `json:"from"`
 	To     string `json:"to"`
-	Exact  bool   `json:"exact"`
+	// OpenStep is the start of the minute still open, when the range holds it.
+	OpenStep string `json:"open_step,omitempty"`
+	Exact    bool   `json:"exact"`
 	// Partial: a drill-down (app=, ip=) was not kept in some minute of the range.
 	Partial bool          `json:"partial"`
 	Tiers   []string      `json:"tiers"`
@@ -400,68 +366,16 @@ type topResponse struct {
 	CountsPerFlow int `json:"counts_per_flow"`
 }
 
-// ranking is what top and report rank: the top n keys of dimension d by
-// metric m, within scope sc.
-type ranking struct {
-	d  topn.Dim
-	n  int
-	m  topn.Metric
-	sc topn.Scope
-}
-
-// parseRanking reads by, n, metric and the scope filters, and checks that
-// the scope has a table of the dimension.
-func (a *API) parseRanking(c echo.Context) (r ranking, err error) {
-	if r.d, err = parseDim(c, true); err != nil {
-		return r, err
-	}
-	if r.n, err = a.parseN(c); err != nil {
-		return r, err
-	}
-	if r.m, err = topn.ParseMetric(c.QueryParam("metric")); err != nil {
-		return r, badParam("metric", "%v", err)
-	}
-	if r.sc, err = parseScope(c); err != nil {
-		return r, err
-	}
-	return r, checkScopeDim(r.sc, r.d)
-}
-
-func (a *API) top(c echo.Context) error {
-	csv, err := wantCSV(c)
+func (a *API) top(c echo.Context, q *request) error {
+	res, err := a.deps.Engine.Top(q.sc, q.d, q.w.from, q.w.to, q.n, q.m)
 	if err != nil {
 		return err
 	}
-	r, err := a.parseRanking(c)
-	if err != nil {
-		return err
-	}
-	d, n, m, sc := r.d, r.n, r.m, r.sc
-	w, err := a.parseWindow(c, "-1h")
-	if err != nil {
-		return err
-	}
-	if err := a.checkRetention("from", w.from, 0); err != nil {
-		return err
-	}
-	cmpName, off, err := parseCompare(c, w, 0)
-	if err != nil {
-		return err
-	}
-	if off > 0 {
-		if err := a.checkRetention("compare", w.from.Add(-off), 0); err != nil {
-			return err
-		}
-	}
-	res, err := a.deps.Engine.Top(sc, d, w.from, w.to, n, m)
-	if err != nil {
-		return err
-	}
+	d, m := q.d, q.m
 	t := res.Table
-	rows, other := t.Top(d, n, m)
-	secs := w.seconds()
-	resp := topResponse{By: d.String(), Metric: m.String(), Scope: sc.String(),
-		From: w.from.Format(time.RFC3339), To: w.to.Format(time.RFC3339),
+	rows, other := t.Top(d, q.n, m)
+	secs := q.w.seconds()
+	resp := topResponse{By: d.String(), Metric: m.String(), Scope: q.sc.String(), From: q.from(), To: q.to(), OpenStep: q.openStep(),
 		Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Rows: make([]topRow, 0, len(rows)),
 		Other: topTotals{amounts: newAmounts(other, t.Total, m, secs)}, Total: topTotals{amounts: newAmounts(t.Total, t.Total, m, secs)}}
 	resp.CountsPerFlow = d.CountsPerFlow()
@@ -469,13 +383,11 @@ func (a *API) top(c echo.Context) error {
 		resp.Rows = append(resp.Rows, topRow{Key: d.Format(r.Key), Label: a.label(d, r.Key),
 			amounts: newAmounts(r.Value, t.Total, m, secs), Error: r.Error.Get(m)})
 	}
-	if off > 0 {
-		if err := a.compareTop(&resp, rows, sc, d, m, w, cmpName, off); err != nil {
-			return err
-		}
+	if err := a.compareTop(&resp, rows, q); err != nil {
+		return err
 	}
-	setAnswerHeaders(c, resp.Tiers, resp.Exact)
-	if csv {
+	setAnswerHeaders(c, resp.Tiers, resp.Exact, resp.OpenStep)
+	if q.csv {
 		return writeCSV(c, "top-"+d.String(), topCSV(resp))
 	}
 	return c.JSON(http.StatusOK, resp)
@@ -485,14 +397,18 @@ func (a *API) top(c echo.Context) error {
 // keys are looked up in the earlier tables (not ranked again there), so a key
 // that was small then still has its figures. One step per day lets the hour
 // and day tiers answer, as they answer the top itself.
-func (a *API) compareTop(resp *topResponse, rows []topn.Entry, sc topn.Scope, d topn.Dim, m topn.Metric, w window, name string, off time.Duration) error {
+func (a *API) compareTop(resp *topResponse, rows []topn.Entry, q *request) error {
 	keys := make([]topn.Key, len(rows))
 	for i := range rows {
 		keys[i] = rows[i].Key
 	}
-	pf, pt := w.from.Add(-off), w.to.Add(-off)
-	prev, err := a.deps.Engine.ReportKeys(sc, d, keys, pf, pt, 24*time.Hour)
-	if err != nil {
+	var prev query.ReportResult
+	e, err := q.compare(func(w window) (query.Answer, error) {
+		var err error
+		prev, err = a.deps.Engine.ReportKeys(q.sc, q.d, keys, w.from, w.to, 24*time.Hour)
+		return prev.Answer, err
+	})
+	if e == nil || err != nil {
 		return err
 	}
 	var total, other topn.Counters
@@ -502,7 +418,7 @@ func (a *API) compareTop(resp *topResponse, rows []topn.Entry, sc topn.Scope, d 
 	for _, p := range prev.Other {
 		other.Add(p.Value)
 	}
-	secs := w.seconds()
+	m, secs := q.m, e.w.seconds()
 	link := func(now amounts, before topn.Counters) (*amounts, *topDelta) {
 		b := newAmounts(before, total, m, secs)
 		return &b, &topDelta{Total: pct(float64(metricOf(now, m)), float64(before.Get(m)))}
@@ -512,28 +428,14 @@ func (a *API) compareTop(resp *topResponse, rows []topn.Entry, sc topn.Scope, d 
 	}
 	resp.Other.Previous, resp.Other.Delta = link(resp.Other.amounts, other)
 	resp.Total.Previous, resp.Total.Delta = link(resp.Total.amounts, total)
-	resp.Compare = &reportPeriod{Period: name, From: pf.Format(time.RFC3339), To: pt.Format(time.RFC3339),
-		Exact: prev.Exact, Tiers: prev.Tiers}
-	resp.Exact = resp.Exact && prev.Exact
+	resp.Compare = e.period()
+	e.fold(&resp.Exact, &resp.Partial)
 	return nil
 }
 
 // metricOf is an amount's count of metric m.
 func metricOf(x amounts, m topn.Metric) uint64 {
 	return topn.Counters{Bytes: x.Bytes, Packets: x.Packets, Flows: x.Flows}.Get(m)
-}
-
-// parseN reads n, the number of keys (10 by default).
-func (a *API) parseN(c echo.Context) (int, error) {
-	s := c.QueryParam("n")
-	if s == "" {
-		return 10, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > a.cfg.MaxN {
-		return 0, badParam("n", "must be a whole number from 1 to %d, got %q", a.cfg.MaxN, s)
-	}
-	return n, nil
 }
 
 // label is the human name of a key: the app, "443/tcp https", "tcp".
@@ -550,6 +452,8 @@ func (a *API) label(d topn.Dim, k topn.Key) string {
 			}
 		}
 		return s
+	case topn.DimInIf, topn.DimOutIf:
+		return ifLabel(d, k)
 	}
 	return d.Format(k)
 }
@@ -609,6 +513,8 @@ type seriesResponse struct {
 	From  string `json:"from"`
 	To    string `json:"to"`
 	Step  string `json:"step"`
+	// OpenStep is the start of the step still open, when the range holds it.
+	OpenStep string `json:"open_step,omitempty"`
 	seriesData
 	// Compare is the earlier period, point i matching point i of Points.
 	Compare *seriesCompare `json:"compare,omitempty"`
@@ -618,99 +524,24 @@ type seriesResponse struct {
 	CountsPerFlow int `json:"counts_per_flow,omitempty"`
 }
 
-func (a *API) series(c echo.Context) error {
-	csv, err := wantCSV(c)
-	if err != nil {
-		return err
-	}
-	step := time.Minute
-	if s := c.QueryParam("step"); s != "" {
-		step, err = ParseDuration(s)
-		if err != nil || step < time.Minute || step%time.Minute != 0 {
-			return badParam("step", "must be a whole number of minutes such as 60s, 5m, 1h, 1d; got %q", s)
-		}
-	}
-	d, err := parseDim(c, false)
-	if err != nil {
-		return err
-	}
-	var key *topn.Key
-	n := 0
-	ks, ns := c.QueryParam("key"), c.QueryParam("n")
-	switch {
-	case d == 0 && ks != "":
-		return badParam("by", "key needs by, the dimension of the key")
-	case d == 0 && ns != "":
-		return badParam("by", "n needs by, the dimension of the top keys to stack")
-	case d != 0 && ks != "" && ns != "":
-		return badParam("n", "n (the top n keys, stacked) and key (one key's series) exclude each other")
-	case d != 0 && ks == "" && ns == "":
-		return badParam("key", "by needs key (one key's series) or n (the top n keys' series, stacked)")
-	case ks != "":
-		k, err := d.ParseKey(ks)
-		if err != nil {
-			return badParam("key", "%v", err)
-		}
-		key = &k
-	case ns != "":
-		if n, err = a.parseN(c); err != nil {
-			return err
-		}
-	}
-	m, err := topn.ParseMetric(c.QueryParam("metric"))
-	if err != nil {
-		return badParam("metric", "%v", err)
-	}
-	sc, err := parseScope(c)
-	if err != nil {
-		return err
-	}
-	if err := checkScopeDim(sc, d); err != nil {
-		return err
-	}
-	w, err := a.parseWindow(c, "-1h")
-	if err != nil {
-		return err
-	}
-	steps := int(w.to.Sub(w.from) / step)
-	if steps > 100_000 {
-		return badParam("step", "too many points: raise the step or shorten the range")
-	}
-	cmpName, off, err := parseCompare(c, w, step)
-	if err != nil {
-		return err
-	}
-	periods := 1
-	if off > 0 {
-		periods = 2
-	}
-	if n > 0 && steps*(n+2)*periods > maxPoints {
-		return badParam("n", "%d keys over %d steps is too many points (max %d): lower n, raise the step or shorten the range",
-			n, steps, maxPoints)
-	}
-	if err := a.checkRetention("from", w.from, step); err != nil {
-		return err
-	}
-	if off > 0 {
-		if err := a.checkRetention("compare", w.from.Add(-off), step); err != nil {
-			return err
-		}
-	}
+func (a *API) series(c echo.Context, q *request) error {
+	d, key, n, sc, step := q.d, q.key, q.n, q.sc, q.step
 	var keys []topn.Key // the stacked keys, chosen on the current period
-	period := func(from, to time.Time) (seriesData, error) {
+	period := func(w window) (seriesData, error) {
 		if n == 0 {
-			res, err := a.deps.Engine.Series(sc, from, to, step, d, key)
+			res, err := a.deps.Engine.Series(sc, w.from, w.to, step, d, key)
 			return seriesData{Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Points: newSeriesPoints(res.Points, step)}, err
 		}
 		var res query.ReportResult
+		var err error
 		if keys == nil {
-			res, err = a.deps.Engine.Report(sc, d, from, to, step, n, m)
+			res, err = a.deps.Engine.Report(sc, d, w.from, w.to, step, n, q.m)
 			keys = make([]topn.Key, len(res.Rows))
 			for i := range res.Rows {
 				keys[i] = res.Rows[i].Key
 			}
 		} else {
-			res, err = a.deps.Engine.ReportKeys(sc, d, keys, from, to, step)
+			res, err = a.deps.Engine.ReportKeys(sc, d, keys, w.from, w.to, step)
 		}
 		if err != nil {
 			return seriesData{}, err
@@ -725,28 +556,33 @@ func (a *API) series(c echo.Context) error {
 		out.Stacked = append(out.Stacked, seriesKey{Key: "other", Label: "other", Exact: otherExact, Points: newSeriesPoints(res.Other, step)})
 		return out, nil
 	}
-	data, err := period(w.from, w.to)
+	data, err := period(q.w)
 	if err != nil {
 		return err
 	}
-	resp := seriesResponse{Scope: sc.String(), From: w.from.Format(time.RFC3339), To: w.to.Format(time.RFC3339),
-		Step: fmtStep(step), seriesData: data}
+	resp := seriesResponse{Scope: sc.String(), From: q.from(), To: q.to(), Step: fmtStep(step), OpenStep: q.openStep(), seriesData: data}
 	switch {
 	case key != nil:
 		resp.By, resp.Key = d.String(), d.Format(*key)
 	case n > 0:
 		resp.By, resp.N, resp.CountsPerFlow = d.String(), n, d.CountsPerFlow()
 	}
-	if off > 0 {
-		pf, pt := w.from.Add(-off), w.to.Add(-off)
-		prev, err := period(pf, pt)
-		if err != nil {
-			return err
-		}
-		resp.Compare = &seriesCompare{Period: cmpName, From: pf.Format(time.RFC3339), To: pt.Format(time.RFC3339), seriesData: prev}
+	var prev seriesData
+	e, err := q.compare(func(w window) (query.Answer, error) {
+		var err error
+		prev, err = period(w)
+		return query.Answer{Exact: prev.Exact, Partial: prev.Partial, Tiers: prev.Tiers}, err
+	})
+	if err != nil {
+		return err
 	}
-	setAnswerHeaders(c, resp.Tiers, resp.Exact)
-	if csv {
+	if e != nil {
+		p := e.period()
+		resp.Compare = &seriesCompare{Period: p.Period, From: p.From, To: p.To, seriesData: prev}
+		e.fold(&resp.Exact, &resp.Partial)
+	}
+	setAnswerHeaders(c, resp.Tiers, resp.Exact, resp.OpenStep)
+	if q.csv {
 		return writeCSV(c, "series", seriesCSV(resp))
 	}
 	return c.JSON(http.StatusOK, resp)
@@ -773,7 +609,12 @@ type exporterJSON struct {
 	Interfaces       []decode.InterfaceCounters `json:"interfaces,omitempty"`
 }
 
-func (a *API) exporters(c echo.Context) error {
+// exportersResponse is the answer of GET /api/v1/exporters.
+type exportersResponse struct {
+	Exporters []exporterJSON `json:"exporters"`
+}
+
+func (a *API) exporters(c echo.Context, _ *request) error {
 	var corr map[flow.Addr]uint64
 	if a.deps.Corrections != nil {
 		corr = a.deps.Corrections.TimeCorrections()
@@ -785,12 +626,17 @@ func (a *API) exporters(c echo.Context) error {
 		if errs == nil {
 			errs = map[string]uint64{}
 		}
-		out = append(out, exporterJSON{Address: e.Address.String(), Protocols: e.Protocols,
+		// An exporter that sent only errors has decoded no protocol: a list, empty.
+		protos := e.Protocols
+		if protos == nil {
+			protos = []string{}
+		}
+		out = append(out, exporterJSON{Address: e.Address.String(), Protocols: protos,
 			Datagrams: e.Datagrams, Bytes: e.Bytes, Flows: e.Flows, Errors: errs, Templates: e.Templates,
 			TemplatesExpired: e.TemplatesExpired, Held: e.Held, Released: e.Released, Dropped: e.Dropped, Holding: e.Holding,
 			SamplingRate: e.SamplingRate, SamplingSource: e.SamplingSource,
 			TimeCorrections: corr[flow.AddrFrom(e.Address)], LastSeen: e.LastSeen.UTC().Format(time.RFC3339),
 			Interfaces: e.Interfaces})
 	}
-	return c.JSON(http.StatusOK, map[string]any{"exporters": out})
+	return c.JSON(http.StatusOK, exportersResponse{Exporters: out})
 }

@@ -19,8 +19,8 @@ import (
 // each flow counts under both its ends (ip, port), so the share column adds
 // up to 2 and the bytes of the keys and other to twice the total's.
 
-// wantCSV reads format=csv|json, or else the Accept header.
-func wantCSV(c echo.Context) (bool, error) {
+// wantCSV reads format=csv|json (declared by p), or else the Accept header.
+func wantCSV(c echo.Context, p *param) (bool, error) {
 	switch f := c.QueryParam("format"); f {
 	case "csv":
 		return true, nil
@@ -28,7 +28,7 @@ func wantCSV(c echo.Context) (bool, error) {
 		return false, nil
 	case "":
 	default:
-		return false, badParam("format", "unknown format %q: json (the default) or csv", f)
+		return false, badParam("format", "unknown format %q: one of %s", f, oneOf(p))
 	}
 	for _, part := range strings.Split(c.Request().Header.Get(echo.HeaderAccept), ",") {
 		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == "text/csv" {
@@ -38,9 +38,14 @@ func wantCSV(c echo.Context) (bool, error) {
 	return false, nil
 }
 
-func setAnswerHeaders(c echo.Context, tiers []string, exact bool) {
+// setAnswerHeaders says how an answer was computed, for the CSV that has no
+// room for it: the tiers read, whether it is exact, and the step still open.
+func setAnswerHeaders(c echo.Context, tiers []string, exact bool, openStep string) {
 	c.Response().Header().Set("X-Tmsd-Tiers", strings.Join(tiers, ","))
 	c.Response().Header().Set("X-Tmsd-Exact", strconv.FormatBool(exact))
+	if openStep != "" {
+		c.Response().Header().Set("X-Tmsd-Open-Step", openStep)
+	}
 }
 
 func writeCSV(c echo.Context, name string, rows [][]string) error {

@@ -22,10 +22,6 @@ type Retention interface {
 // stacked series holds in memory: about 100 MB.
 const maxPoints = 1_000_000
 
-// reportSteps are the steps of a report: the 95th percentile is a figure of
-// minutes, five minutes (the billing convention) or hours.
-var reportSteps = map[string]time.Duration{"1m": time.Minute, "5m": 5 * time.Minute, "1h": time.Hour}
-
 // tierFor is the coarsest tier that can answer steps of step (0: a top,
 // which any tier can answer): the one whose retention bounds the range.
 func tierFor(step time.Duration) store.Tier {
@@ -58,53 +54,22 @@ func (a *API) checkRetention(param string, from time.Time, step time.Duration) e
 	return nil
 }
 
-// fmtStep renders a duration the way the parameters take it: 5m, 1h, 7d.
+// fmtStep renders a duration the way the parameters and the configuration
+// take it: 90s, 5m, 1h, 400d. Every message naming a duration uses it.
 func fmtStep(d time.Duration) string {
 	switch {
+	case d == 0:
+		return "0s"
 	case d%(24*time.Hour) == 0:
 		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
 	case d%time.Hour == 0:
 		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
 	case d%time.Minute == 0:
 		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	case d%time.Second == 0:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
 	}
 	return d.String()
-}
-
-// aligned refuses a range whose edges are not multiples of the step: its
-// first and last steps would be partial, their rates (peak, p95) wrong.
-func aligned(w window, step time.Duration) error {
-	for _, e := range []struct {
-		name string
-		t    time.Time
-	}{{"from", w.from}, {"to", w.to}} {
-		if !e.t.Truncate(step).Equal(e.t) {
-			return badParam("step", "%s %s is not a multiple of the step %s: the first or last step would be partial; use %s",
-				e.name, e.t.Format(time.RFC3339), fmtStep(step), e.t.Truncate(step).Format(time.RFC3339))
-		}
-	}
-	return nil
-}
-
-// parseCompare reads compare=1d|7d|28d|prev: how much earlier the period to
-// compare with is (0: no comparison).
-func parseCompare(c echo.Context, w window, step time.Duration) (string, time.Duration, error) {
-	s := c.QueryParam("compare")
-	var off time.Duration
-	switch s {
-	case "":
-		return "", 0, nil
-	case "1d", "7d", "28d":
-		off, _ = ParseDuration(s)
-	case "prev":
-		off = w.to.Sub(w.from)
-	default:
-		return "", 0, badParam("compare", "unknown period %q: one of 1d, 7d, 28d or prev (the period of the same length just before)", s)
-	}
-	if step > 0 && off%step != 0 {
-		return "", 0, badParam("compare", "the earlier period (%s before) is not a whole number of steps of %s: its points would not align", fmtStep(off), fmtStep(step))
-	}
-	return s, off, nil
 }
 
 // stepFigures are a series' peak and 95th percentile as rates, with their
@@ -161,21 +126,26 @@ type reportRow struct {
 	Delta    *delta         `json:"delta,omitempty"`
 }
 
+// reportPeriod is the earlier period of a comparison, as computed.
 type reportPeriod struct {
-	Period string   `json:"period"`
-	From   string   `json:"from"`
-	To     string   `json:"to"`
-	Exact  bool     `json:"exact"`
-	Tiers  []string `json:"tiers"`
+	Period  string   `json:"period"`
+	From    string   `json:"from"`
+	To      string   `json:"to"`
+	Exact   bool     `json:"exact"`
+	Partial bool     `json:"partial"`
+	Tiers   []string `json:"tiers"`
 }
 
 type reportResponse struct {
-	By         string `json:"by"`
-	Metric     string `json:"metric"`
-	Scope      string `json:"scope"`
-	From       string `json:"from"`
-	To         string `json:"to"`
-	Step       string `json:"step"`
+	By     string `json:"by"`
+	Metric string `json:"metric"`
+	Scope  string `json:"scope"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Step   string `json:"step"`
+	// OpenStep is the start of the step still open (partial), when the range
+	// holds it: its figures, and those it is part of, can only rise.
+	OpenStep   string `json:"open_step,omitempty"`
 	Percentile string `json:"percentile"`
 	Exact      bool   `json:"exact"`
 	// Partial: a drill-down (app=, ip=) was not kept in some minute of the range.
@@ -243,60 +213,15 @@ func newDelta(now, before reportFigures, m topn.Metric) *delta {
 		Peak: pct(now.PeakBps, before.PeakBps), P95: pct(now.P95Bps, before.P95Bps)}
 }
 
-func (a *API) report(c echo.Context) error {
-	csv, err := wantCSV(c)
+func (a *API) report(c echo.Context, q *request) error {
+	d, m := q.d, q.m
+	res, err := a.deps.Engine.Report(q.sc, d, q.w.from, q.w.to, q.step, q.n, m)
 	if err != nil {
 		return err
 	}
-	r, err := a.parseRanking(c)
-	if err != nil {
-		return err
-	}
-	d, n, m, sc := r.d, r.n, r.m, r.sc
-	stepName := c.QueryParam("step")
-	if stepName == "" {
-		stepName = "5m"
-	}
-	step, ok := reportSteps[stepName]
-	if !ok {
-		return badParam("step", "unknown step %q: one of 1m, 5m (the default) or 1h", stepName)
-	}
-	w, err := a.parseWindow(c, "-24h")
-	if err != nil {
-		return err
-	}
-	if err := aligned(w, step); err != nil {
-		return err
-	}
-	cmpName, off, err := parseCompare(c, w, step)
-	if err != nil {
-		return err
-	}
-	steps := int(w.to.Sub(w.from) / step)
-	periods := 1
-	if off > 0 {
-		periods = 2
-	}
-	if steps*(n+2)*periods > maxPoints {
-		return badParam("n", "%d keys over %d steps of %s is too many points (max %d): lower n, raise the step or shorten the range",
-			n, steps, stepName, maxPoints)
-	}
-	if err := a.checkRetention("from", w.from, step); err != nil {
-		return err
-	}
-	if off > 0 {
-		if err := a.checkRetention("compare", w.from.Add(-off), step); err != nil {
-			return err
-		}
-	}
-	res, err := a.deps.Engine.Report(sc, d, w.from, w.to, step, n, m)
-	if err != nil {
-		return err
-	}
-	secs := w.seconds()
-	cur := shapePeriod(res, m, step, secs)
-	resp := reportResponse{By: d.String(), Metric: m.String(), Scope: sc.String(),
-		From: w.from.Format(time.RFC3339), To: w.to.Format(time.RFC3339), Step: stepName,
+	cur := shapePeriod(res, m, q.step, q.w.seconds())
+	resp := reportResponse{By: d.String(), Metric: m.String(), Scope: q.sc.String(),
+		From: q.from(), To: q.to(), Step: fmtStep(q.step), OpenStep: q.openStep(),
 		Percentile: "95th, nearest rank over the steps' bps", Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers,
 		Rows:  make([]reportRow, len(res.Rows)),
 		Other: reportRow{Key: "other", Label: "other", reportFigures: cur.other},
@@ -305,19 +230,21 @@ func (a *API) report(c echo.Context) error {
 	for i, r := range res.Rows {
 		resp.Rows[i] = reportRow{Key: d.Format(r.Key), Label: a.label(d, r.Key), reportFigures: cur.rows[i]}
 	}
-	if off > 0 {
-		keys := make([]topn.Key, len(res.Rows))
-		for i := range res.Rows {
-			keys[i] = res.Rows[i].Key
-		}
-		pf, pt := w.from.Add(-off), w.to.Add(-off)
-		prevRes, err := a.deps.Engine.ReportKeys(sc, d, keys, pf, pt, step)
-		if err != nil {
-			return err
-		}
-		prev := shapePeriod(prevRes, m, step, secs)
-		resp.Compare = &reportPeriod{Period: cmpName, From: pf.Format(time.RFC3339), To: pt.Format(time.RFC3339),
-			Exact: prevRes.Exact, Tiers: prevRes.Tiers}
+	keys := make([]topn.Key, len(res.Rows))
+	for i := range res.Rows {
+		keys[i] = res.Rows[i].Key
+	}
+	var prevRes query.ReportResult
+	e, err := q.compare(func(w window) (query.Answer, error) {
+		var err error
+		prevRes, err = a.deps.Engine.ReportKeys(q.sc, d, keys, w.from, w.to, q.step)
+		return prevRes.Answer, err
+	})
+	if err != nil {
+		return err
+	}
+	if e != nil {
+		prev := shapePeriod(prevRes, m, q.step, e.w.seconds())
 		link := func(r *reportRow, before reportFigures) {
 			r.Previous = &before
 			r.Delta = newDelta(r.reportFigures, before, m)
@@ -327,9 +254,11 @@ func (a *API) report(c echo.Context) error {
 		}
 		link(&resp.Other, prev.other)
 		link(&resp.Total, prev.total)
+		resp.Compare = e.period()
+		e.fold(&resp.Exact, &resp.Partial)
 	}
-	setAnswerHeaders(c, resp.Tiers, resp.Exact)
-	if csv {
+	setAnswerHeaders(c, resp.Tiers, resp.Exact, resp.OpenStep)
+	if q.csv {
 		return writeCSV(c, "report-"+d.String(), reportCSV(resp))
 	}
 	return c.JSON(http.StatusOK, resp)

@@ -103,6 +103,8 @@ func TestAuthMatrix(t *testing.T) {
 		{"GET", "/api/v1/exporters", "/api/v1/exporters", read},
 		{"GET", "/api/v1/rejected", "/api/v1/rejected", read},
 		{"GET", "/api/v1/capabilities", "/api/v1/capabilities", read},
+		{"GET", "/api/v1/data", "/api/v1/data", read},
+		{"GET", "/api/v1/openapi.json", "/api/v1/openapi.json", read},
 		{"GET", "/metrics", "/metrics", read},
 		{"GET", "/api/v1/config", "/api/v1/config", admin},
 		{"DELETE", "/api/v1/exporters/192.0.2.1", "/api/v1/exporters/:addr", admin},

@@ -31,14 +31,16 @@ GOFLOW2_VERSION=v2.2.6
 if [ -n "$QUICK" ]; then
 	DOC=${BENCH_DOC:-$OUT/BENCHMARKS.quick.md}
 	E2E_BUDGET=200s
-	# + ~40 s for the query-load run (-query-duration 15s in -quick)
-	E2E_TIMEOUT=370
+	# + ~40 s for the query-load run (-query-duration 15s in -quick), ~10 s
+	# for the generator alone (-gen-max 2s per format)
+	E2E_TIMEOUT=380
 	MICRO_FLAGS=(-benchtime 200ms)
 else
 	DOC=${BENCH_DOC:-$ROOT/docs/BENCHMARKS.md}
 	E2E_BUDGET=23m
-	# + ~100 s for the query-load run (seeding, baseline, 60 s under ingest)
-	E2E_TIMEOUT=1660
+	# + ~100 s for the query-load run (seeding, baseline, 60 s under ingest),
+	# ~20 s for the generator alone (-gen-max 3s per format)
+	E2E_TIMEOUT=1680
 	MICRO_FLAGS=()
 fi
 mkdir -p "$BIN"
@@ -114,8 +116,10 @@ fi
 # --- end to end --------------------------------------------------------------
 E2E_ARGS=(-bin "$BIN" -budget "$E2E_BUDGET" -rcvbuf "$RCVBUF" -md "$OUT/e2e.md" -json "$OUT/e2e.json")
 [ -n "$QUICK" ] && E2E_ARGS+=(-quick)
-# shellcheck disable=SC2206 # word splitting wanted
-E2E_ARGS+=(${BENCH_E2E_FLAGS:-})
+# Parsed as shell words, quotes included, so that -scaling "" is an empty
+# list and -gen-flags '-tuple-repeat 11' one argument (plain word splitting
+# passed the two quote characters on).
+eval "E2E_ARGS+=(${BENCH_E2E_FLAGS:-})"
 log "end to end: bench/e2e ${E2E_ARGS[*]}"
 set +e
 timeout --signal=INT --kill-after=30s "$E2E_TIMEOUT" "$BIN/e2e" "${E2E_ARGS[@]}" >/dev/null
@@ -151,7 +155,8 @@ Produced by \`$CMD\` ($KIND); \`bench/run.sh\` writes this file, do not edit it 
 
 ## End to end: tmsd vs goflow2 vs nfcapd
 
-One generator (\`cmd/flowgen\`) sends each format from 4 loopback exporters
+One generator (\`cmd/flowgen\`, its backbone workload unless the sweep line below says
+otherwise) sends each format from 4 loopback exporters
 (127.0.0.2–5) to one collector at a time on 127.0.0.1, at rising rates, until
 the collector counts more than 0.1 % fewer flows than were sent (sFlow: flow
 samples) or is still catching up more than 1 s after sending stopped. Each step restarts the collector with a fresh data directory, sends

@@ -4,8 +4,11 @@
 // rising rates until the collector loses more than -loss of the flows, and
 // reports per (format, collector) the highest loss-free rate, the CPU and
 // the peak RSS of the collector, and tmsd's exactness against the
-// generator's truth. All traffic goes to 127.0.0.1; every step is bounded
-// in flows (-count) and in time.
+// generator's truth. The generator sends flowgen's default workload, the
+// backbone profile (-profile, -gen-flags to change it); the report states
+// it, the flows per distinct tuple and minute of every step, and the
+// generator's own flat-out rate (-gen-max). All traffic goes to 127.0.0.1;
+// every step is bounded in flows (-count) and in time.
 //
 // Usage (bench/run.sh does this): go run ./bench/e2e [-quick] [-md out.md] [-json out.json]
 package main
@@ -54,6 +57,9 @@ type opts struct {
 	goflowSockets     int
 	exporters         int
 	seed              int
+	profile           string   // flowgen -profile
+	genFlags          []string // more flowgen flags, for every run
+	genMaxDuration    time.Duration
 	work              string
 	keep              bool
 	quick             bool
@@ -81,27 +87,30 @@ type opts struct {
 
 // step is one run of one collector at one rate.
 type step struct {
-	Target    float64           `json:"target_flows_per_s"`
-	Achieved  float64           `json:"achieved_flows_per_s"`
-	Sent      uint64            `json:"sent_flows"`
-	Counted   uint64            `json:"counted_flows"`
-	Loss      float64           `json:"loss"`
-	CPUPct    float64           `json:"cpu_pct"`
-	CPUS      float64           `json:"cpu_s"`
-	ActiveS   float64           `json:"active_s"`
-	LagS      float64           `json:"lag_s"`
-	Behind    bool              `json:"behind,omitempty"`
-	HWMKiB    uint64            `json:"peak_rss_kib"`
-	SendS     float64           `json:"send_s"`
-	SettleS   float64           `json:"settle_s"`
-	Diag      map[string]uint64 `json:"diag,omitempty"`
-	Exact     *exactness        `json:"exact,omitempty"`
-	Pass      bool              `json:"pass"`
-	GenBound  bool              `json:"generator_bound"`
-	Confirm   bool              `json:"confirm,omitempty"`
-	Refine    bool              `json:"refine,omitempty"`
-	Err       string            `json:"error,omitempty"`
-	GenOutput string            `json:"generator,omitempty"`
+	Target   float64           `json:"target_flows_per_s"`
+	Achieved float64           `json:"achieved_flows_per_s"`
+	Sent     uint64            `json:"sent_flows"`
+	Counted  uint64            `json:"counted_flows"`
+	Loss     float64           `json:"loss"`
+	CPUPct   float64           `json:"cpu_pct"`
+	CPUS     float64           `json:"cpu_s"`
+	ActiveS  float64           `json:"active_s"`
+	LagS     float64           `json:"lag_s"`
+	Behind   bool              `json:"behind,omitempty"`
+	HWMKiB   uint64            `json:"peak_rss_kib"`
+	SendS    float64           `json:"send_s"`
+	SettleS  float64           `json:"settle_s"`
+	Diag     map[string]uint64 `json:"diag,omitempty"`
+	Exact    *exactness        `json:"exact,omitempty"`
+	// Tuples is how often the step's flows repeated their tuple within a
+	// minute, from the generator's truth.
+	Tuples    *tupleStats `json:"tuples,omitempty"`
+	Pass      bool        `json:"pass"`
+	GenBound  bool        `json:"generator_bound"`
+	Confirm   bool        `json:"confirm,omitempty"`
+	Refine    bool        `json:"refine,omitempty"`
+	Err       string      `json:"error,omitempty"`
+	GenOutput string      `json:"generator,omitempty"`
 }
 
 type exactness struct {
@@ -116,6 +125,8 @@ type series struct {
 	Label  string  `json:"label"`
 	Steps  []*step `json:"steps"`
 	Best   *step   `json:"best,omitempty"`
+	// Workload is the generator's traffic model, from its first truth.
+	Workload *workload `json:"workload,omitempty"`
 	// Bound says why Best is only a lower bound: "generator-bound",
 	// "rate cap", "time budget", "step limit"; empty when a higher rate lost flows.
 	Bound string `json:"bound,omitempty"`
@@ -152,6 +163,10 @@ func main() {
 	flag.IntVar(&o.goflowSockets, "goflow2-sockets", 2, "goflow2 sockets per listen URL (count=)")
 	flag.IntVar(&o.exporters, "exporters", 4, "generator exporters")
 	flag.IntVar(&o.seed, "seed", 1, "generator seed")
+	flag.StringVar(&o.profile, "profile", "backbone", "generator workload (flowgen -profile): backbone, or pool for flowgen's workload before it")
+	var genFlags string
+	flag.StringVar(&genFlags, "gen-flags", "", "more flowgen flags for every run, space-separated (e.g. -gen-flags=-tuple-repeat=11)")
+	flag.DurationVar(&o.genMaxDuration, "gen-max", 3*time.Second, "before the sweep, run the generator alone flat out for this long per format, to report its own maximum (0: not)")
 	flag.StringVar(&o.work, "work", "", "work directory (default: a new one under $TMPDIR)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the per-step directories")
 	flag.BoolVar(&o.quick, "quick", false, "short sweep: -duration 1s -start 200000 -factor 2 -confirm=false -refine=false -stable 600ms -budget 200s (flags given explicitly win)")
@@ -176,7 +191,7 @@ func main() {
 	if o.quick {
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		for name, v := range map[string]string{"duration": "1s", "start": "200000", "factor": "2", "confirm": "false",
+		for name, v := range map[string]string{"duration": "1s", "start": "200000", "factor": "2", "confirm": "false", "gen-max": "2s",
 			"refine": "false", "stable": "600ms", "budget": "200s", "settle-max": "6s",
 			"cardinality": "1000000", "card-duration": "20s", "query-duration": "15s"} {
 			if !set[name] {
@@ -185,6 +200,7 @@ func main() {
 		}
 	}
 	o.formats, o.collectors, o.scaling = splitList(formats), splitList(collectors), splitList(scaling)
+	o.genFlags = strings.Fields(genFlags)
 	for _, m := range splitList(qModes) {
 		if m != "hours" && m != "minutes" {
 			fmt.Fprintf(os.Stderr, "e2e: -query-tiers: %q is neither hours nor minutes\n", m)
@@ -286,6 +302,7 @@ func run(o *opts, mdPath, jsonPath string) error {
 		all = append(all, s)
 	}
 
+	gens := o.genMaxRuns(ctx)
 	began := time.Now()
 	deadline := began.Add(o.budget)
 	load0 := loadavg()
@@ -321,7 +338,7 @@ func run(o *opts, mdPath, jsonPath string) error {
 			ql = append(ql, r)
 		}
 	}
-	md := report(o, all, elapsed, load0, loadavg()) + cardReport(o, cards)
+	md := report(o, all, elapsed, load0, loadavg()) + genMaxReport(o, gens) + cardReport(o, cards)
 	for _, r := range ql {
 		md += qloadReport(o, r)
 	}
@@ -332,7 +349,7 @@ func run(o *opts, mdPath, jsonPath string) error {
 		}
 	}
 	if jsonPath != "" {
-		b, _ := json.MarshalIndent(map[string]any{"series": all, "cardinality": cards, "query_load": ql}, "", " ")
+		b, _ := json.MarshalIndent(map[string]any{"series": all, "generator_alone": gens, "cardinality": cards, "query_load": ql}, "", " ")
 		if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
 			return err
 		}
@@ -439,17 +456,42 @@ func (o *opts) sweep(ctx context.Context, s *series, deadline time.Time) {
 
 // truth is flowgen's -truth JSON (only what the benchmark reads).
 type truth struct {
-	Sent struct {
+	Workload *workload `json:"workload"`
+	Sent     struct {
 		Datagrams uint64 `json:"datagrams"`
 		Flows     uint64 `json:"flows"`
 	} `json:"sent"`
 	ElapsedS float64             `json:"elapsed_s"`
 	Rate     float64             `json:"rate_flows_per_s"`
 	Total    amounts             `json:"total"`
+	Tuples   *tupleStats         `json:"tuples"`
 	Top      map[string][]topRow `json:"top"`
 	Spread   *struct {
 		amounts
 	} `json:"spread"`
+
+	cpuS float64 // flowgen's user+system CPU seconds (not in the file)
+}
+
+// workload is the truth's description of the traffic model (flowgen.Workload).
+type workload struct {
+	Profile     string  `json:"profile"`
+	Sources     int     `json:"sources"`
+	DstHosts    int     `json:"destinations"`
+	Zipf        float64 `json:"zipf"`
+	Services    int     `json:"services"`
+	Interfaces  int     `json:"interfaces"`
+	Exporters   int     `json:"exporters"`
+	Pool        int     `json:"pool"`
+	Templates   string  `json:"templates"`
+	TupleRepeat int     `json:"tuple_repeat"`
+}
+
+// tupleStats is the truth's flowgen.TupleStats.
+type tupleStats struct {
+	Minutes       int     `json:"minutes"`
+	Distinct      uint64  `json:"distinct"`
+	FlowsPerTuple float64 `json:"flows_per_tuple"`
 }
 
 func (o *opts) runStep(ctx context.Context, s *series, rate float64) (st *step) {
@@ -479,6 +521,10 @@ func (o *opts) runStep(ctx context.Context, s *series, rate float64) (st *step) 
 	}
 	tSent := time.Now()
 	st.Sent, st.SendS, st.Achieved = tr.Sent.Flows, tr.ElapsedS, tr.Rate
+	st.Tuples = tr.Tuples
+	if s.Workload == nil {
+		s.Workload = tr.Workload
+	}
 	st.GenBound = tr.Rate < o.genBound*rate
 
 	// Settle: until the count (or, for the collectors counted afterwards,
@@ -584,8 +630,8 @@ func (o *opts) generate(ctx context.Context, format, target string, rate float64
 	args := []string{filepath.Join(o.bin, "flowgen"), "-format", format, "-target", target,
 		"-rate", strconv.FormatFloat(rate, 'f', 0, 64), "-count", strconv.FormatUint(count, 10),
 		"-duration", d.String(), "-exporters", strconv.Itoa(o.exporters), "-seed", strconv.Itoa(o.seed),
-		"-truth", truthPath}
-	args = append(args, extra...)
+		"-profile", o.profile, "-truth", truthPath}
+	args = append(append(args, o.genFlags...), extra...)
 	if o.genCPU != "" {
 		args = append([]string{"taskset", "-c", o.genCPU}, args...)
 	}
@@ -606,6 +652,8 @@ func (o *opts) generate(ctx context.Context, format, target string, rate float64
 	if err != nil {
 		return nil, out, fmt.Errorf("truth: %w", err)
 	}
+	// taskset execs flowgen: the process's CPU time is flowgen's.
+	tr.cpuS = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	return &tr, out, nil
 }
 

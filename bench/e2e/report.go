@@ -121,6 +121,101 @@ func diagCell(d map[string]uint64) string {
 	return strings.Join(parts, " ")
 }
 
+func genFlagsText(o *opts) string {
+	if len(o.genFlags) == 0 {
+		return ""
+	}
+	return " " + strings.Join(o.genFlags, " ")
+}
+
+// workloadText describes the generator's traffic model in a sentence.
+func workloadText(w *workload) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "profile %s: sources Zipf (s=%g) over %s addresses", w.Profile, w.Zipf, fmtRate(float64(w.Sources)))
+	if w.DstHosts > 0 {
+		fmt.Fprintf(&b, ", destinations over %s others", fmtRate(float64(w.DstHosts)))
+	} else {
+		b.WriteString(", destinations from the same hosts")
+	}
+	fmt.Fprintf(&b, ", %d services (client ports 32768–60999 on the other side), %d interfaces a side, %d exporters, %s pre-built datagrams per exporter",
+		w.Services, w.Interfaces, w.Exporters, fmtRate(float64(w.Pool)))
+	switch {
+	case w.TupleRepeat == 1:
+		b.WriteString(", client ports rotated on every send (no tuple repeats until a datagram has been sent 28,232 times)")
+	case w.TupleRepeat > 1:
+		fmt.Fprintf(&b, ", client ports rotated every %d sends (each tuple sent %d times)", w.TupleRepeat, w.TupleRepeat)
+	default:
+		b.WriteString(", datagrams re-sent unchanged (each tuple repeats every time its datagram comes round)")
+	}
+	return b.String()
+}
+
+// workloadReport is the workload the sweep sent and, per format, how often
+// its flows repeated their tuple within a minute.
+func workloadReport(o *opts, all []*series) string {
+	var (
+		b       strings.Builder
+		formats []string
+		first   *workload
+	)
+	p := func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }
+	for _, s := range all {
+		if s.Workload != nil && first == nil {
+			first = s.Workload
+		}
+		if !slices.Contains(formats, s.Format) {
+			formats = append(formats, s.Format)
+		}
+	}
+	if first == nil {
+		return ""
+	}
+	p("Workload (from the generator's truth files): %s.\n\n", workloadText(first))
+	p("| Format | v9/IPFIX templates | Flows per distinct tuple and minute, at tmsd's max loss-free step | Over every step of the format (all collectors) |\n")
+	p("|---|---|---:|---:|\n")
+	for _, f := range formats {
+		var (
+			tmpl     = "—"
+			at       = "—"
+			lo, hi   float64
+			measured bool
+		)
+		for _, s := range all {
+			if s.Format != f {
+				continue
+			}
+			if s.Workload != nil && s.Workload.Templates != "" {
+				tmpl = s.Workload.Templates
+			}
+			if s.Kind == kTmsd && s.Best != nil && s.Best.Tuples != nil {
+				at = fmt.Sprintf("%.2f (%s flows/s, %s distinct tuples in %d minute(s))", s.Best.Tuples.FlowsPerTuple,
+					fmtRate(s.Best.Achieved), fmtRate(float64(s.Best.Tuples.Distinct)), s.Best.Tuples.Minutes)
+			}
+			for _, st := range s.Steps {
+				if st.Tuples == nil || st.Tuples.Distinct == 0 {
+					continue
+				}
+				v := st.Tuples.FlowsPerTuple
+				if !measured {
+					lo, hi, measured = v, v, true
+				}
+				lo, hi = min(lo, v), max(hi, v)
+			}
+		}
+		over := "—"
+		if measured {
+			over = fmt.Sprintf("%.2f–%.2f", lo, hi)
+		}
+		p("| %s | %s | %s | %s |\n", f, tmpl, at, over)
+	}
+	p("\nFlows per distinct tuple = flows sent / the sum over calendar minutes of the distinct (exporter, input and output interface, "+
+		"source and destination address and port, protocol) tuples sent in the minute, computed by flowgen from what it sent: "+
+		"1.00 means no flow shared its tuple with another of its minute, as in the real NetFlow and IPFIX exports of testdata/pcaps (1.00); "+
+		"their sFlow samples repeat (11.4× unsampled, 2.4× sampled 1 in N: samples of the same flow; flowgen's sFlow default is the harder 1.00). A step sends for %s only: where tuples repeat (the pool profile), a whole minute "+
+		"at the same rate repeats them up to %.0f× more.\n\n", o.duration, time.Minute.Seconds()/o.duration.Seconds())
+	return b.String()
+}
+
 // report is the Markdown of a sweep.
 func report(o *opts, all []*series, elapsed time.Duration, load0, load1 string) string {
 	var b strings.Builder
@@ -143,11 +238,12 @@ func report(o *opts, all []*series, elapsed time.Duration, load0, load1 string) 
 	}
 	p("Sweep: first rate %s flows/s, ×%g per step, %s of sending per step (and at most rate × %s flows), "+
 		"a step passes when loss ≤ %g%%%s; a failing step is repeated once: %v; one step between the last pass and the first failure: %v. "+
-		"Generator: bin/flowgen, %d exporters, seed %d, %s; it is the same binary and the same flags for every collector. "+
+		"Generator: bin/flowgen -profile %s%s, %d exporters, seed %d, %s; it is the same binary and the same flags for every collector. "+
 		"Collectors are unpinned (both CPUs, one shared with the generator), restarted with a fresh data directory for every step. "+
 		"Sweep time %s; load average before %s, after %s.\n\n",
 		fmtRate(o.startRate), o.factor, o.duration, o.duration, o.lossMax*100, lag, o.confirm, o.refine,
-		o.exporters, o.seed, genPin, elapsed.Round(time.Second), load0, load1)
+		o.profile, genFlagsText(o), o.exporters, o.seed, genPin, elapsed.Round(time.Second), load0, load1)
+	b.WriteString(workloadReport(o, all))
 
 	p("| Format | Collector | Max loss-free flows/s | Loss there | CPU %% | Flows per CPU-second | Peak RSS MiB | vs goflow2 | vs nfcapd (sFlow: sfacctd) | tmsd exact |\n")
 	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
@@ -229,8 +325,8 @@ func report(o *opts, all []*series, elapsed time.Duration, load0, load1 string) 
 	}
 
 	p("\n<details><summary>Every step</summary>\n\n")
-	p("| Format | Collector | Target flows/s | Achieved | Sent | Counted | Loss | CPU %% | RSS MiB | Still working after send, s | Collector counters | Exact | |\n")
-	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n")
+	p("| Format | Collector | Target flows/s | Achieved | Sent | Counted | Loss | CPU %% | RSS MiB | Still working after send, s | Flows per tuple | Collector counters | Exact | |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n")
 	for _, s := range all {
 		for _, st := range s.Steps {
 			ex := ""
@@ -262,8 +358,12 @@ func report(o *opts, all []*series, elapsed time.Duration, load0, load1 string) 
 			} else {
 				flags = append(flags, "FAIL (behind: still working after sending stopped)")
 			}
-			p("| %s | %s | %s | %s | %d | %d | %.4f%% | %.0f | %.0f | %.1f | %s | %s | %s |\n", s.Format, s.Label, fmtRate(st.Target), fmtRate(st.Achieved),
-				st.Sent, st.Counted, st.Loss*100, st.CPUPct, float64(st.HWMKiB)/1024, st.LagS, diagCell(st.Diag),
+			perTuple := "—"
+			if st.Tuples != nil && st.Tuples.Distinct > 0 {
+				perTuple = fmt.Sprintf("%.2f", st.Tuples.FlowsPerTuple)
+			}
+			p("| %s | %s | %s | %s | %d | %d | %.4f%% | %.0f | %.0f | %.1f | %s | %s | %s | %s |\n", s.Format, s.Label, fmtRate(st.Target), fmtRate(st.Achieved),
+				st.Sent, st.Counted, st.Loss*100, st.CPUPct, float64(st.HWMKiB)/1024, st.LagS, perTuple, diagCell(st.Diag),
 				strings.ReplaceAll(ex, "|", "/"), strings.ReplaceAll(strings.Join(flags, ", "), "|", "/"))
 		}
 	}

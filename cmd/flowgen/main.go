@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -35,9 +36,10 @@ type options struct {
 
 func parse(args []string, stderr io.Writer) (*options, error) {
 	var (
-		o       options
-		ports   string
-		sources string
+		o         options
+		ports     string
+		sources   string
+		templates string
 	)
 	fs := flag.NewFlagSet("flowgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -51,7 +53,18 @@ Exporters send from 127.0.0.2, 127.0.0.3... (-sources to change), each its
 own observation domain. Bytes and packets in the truth are multiplied by
 -sampling, as a collector should report them.
 
-`, flowgen.MaxDuration)
+Profiles (-profile): backbone (default) draws sources Zipf from 100,000
+addresses and destinations from 10,000 others, %d services (443/tcp, 80/tcp,
+443/udp, 53/udp...) with client ports in %d..%d, %d interfaces a side,
+resends templates every 100 data datagrams per exporter, and rotates client
+ports on every send, so no tuple comes back within a minute (-tuple-repeat N:
+N sends per tuple, e.g. 11 for sFlow samples as an unsampled capture repeats
+them). pool is the workload of flowgen before it (%d services, one pool of
+hosts for both ends, templates every 1s, each pre-built datagram re-sent
+unchanged), kept to reproduce old figures. Flags left at 0 or empty take the
+profile's value.
+
+`, flowgen.MaxDuration, len(flowgen.DefaultPorts), flowgen.EphemeralLo, flowgen.EphemeralHi-1, flowgen.Interfaces, len(flowgen.PoolPorts))
 		fs.PrintDefaults()
 	}
 	c := &o.cfg
@@ -62,12 +75,15 @@ own observation domain. Bytes and packets in the truth are multiplied by
 	fs.DurationVar(&c.Duration, "duration", 0, "how long to send (0 = until -count, at most 10m)")
 	fs.IntVar(&c.Exporters, "exporters", 4, "exporters, each from its own source address")
 	fs.Uint64Var(&c.Seed, "seed", 1, "random seed: same seed, same traffic")
-	fs.IntVar(&c.Hosts, "hosts", 100_000, "distinct hosts")
+	fs.StringVar(&c.Profile, "profile", flowgen.ProfileBackbone, "workload: backbone or pool (see above)")
+	fs.IntVar(&c.Hosts, "hosts", 0, "source addresses; pool profile: the hosts of both ends (0 = 100000)")
+	fs.IntVar(&c.DstHosts, "dst-hosts", 0, "destination addresses, a pool of their own (0 = backbone: 10000; the pool profile has none)")
 	fs.Float64Var(&c.Zipf, "zipf", 1.1, "Zipf exponent of host and service popularity")
-	fs.StringVar(&ports, "ports", strings.Join(flowgen.DefaultPorts, ","), "services PORT/PROTO, most popular first")
+	fs.StringVar(&ports, "ports", "", "services PORT/PROTO, comma-separated, most popular first (empty = the profile's)")
+	fs.IntVar(&c.TupleRepeat, "tuple-repeat", 0, "backbone: sends of a record per client port before it rotates (0 = 1: every send a new tuple)")
 	samp := fs.Uint("sampling", 1, "sampling rate announced in the export")
 	fs.IntVar(&c.Batch, "batch", 64, "datagrams per sendmmsg")
-	fs.DurationVar(&c.TemplatesEvery, "templates-every", time.Second, "v9/IPFIX template resend interval (negative: only at the start)")
+	fs.StringVar(&templates, "templates-every", "", "v9/IPFIX templates resent every N data datagrams per exporter (a number) or every D (a duration); negative: only at the start (empty = backbone: 100; pool: 1s)")
 	fs.Uint64Var(&c.Spread, "spread", 0, "give flows from all but the -spread-keep most popular sources a fresh source address per send, cycling through this many (0 = off)")
 	fs.IntVar(&c.SpreadKeep, "spread-keep", 0, "most popular source hosts that keep their address under -spread (0 = 100)")
 	fs.IntVar(&c.Pool, "pool", 0, "distinct pre-built datagrams per exporter (0 = 2048, fewer with over 16 exporters)")
@@ -83,6 +99,18 @@ own observation domain. Bytes and packets in the truth are multiplied by
 		return nil, fmt.Errorf("-sampling %d: want 1..%d", *samp, uint32(1<<32-1))
 	}
 	c.Sampling = uint32(*samp)
+	if templates != "" {
+		if n, err := strconv.Atoi(templates); err == nil {
+			c.TemplatesEveryDatagrams = n
+			if n == 0 {
+				return nil, errors.New("-templates-every 0: want N datagrams, a duration, or negative for only at the start")
+			}
+		} else if d, err := time.ParseDuration(templates); err == nil && d != 0 {
+			c.TemplatesEvery = d
+		} else {
+			return nil, fmt.Errorf("-templates-every %q: want a number of datagrams or a duration", templates)
+		}
+	}
 	if c.Zipf == 0 {
 		// Config takes 0 as "the default"; an exponent this small is uniform.
 		c.Zipf = math.SmallestNonzeroFloat64
@@ -137,8 +165,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	t, err := flowgen.Run(ctx, o.cfg)
 	if t != nil {
-		fmt.Fprintf(stderr, "flowgen: %s to %s: %d datagrams, %d flows in %.3fs, %.0f flows/s\n",
-			t.Format, o.cfg.Target, t.Sent.Datagrams, t.Sent.Flows, t.ElapsedS, t.RateFlowsPerS)
+		tuples := ""
+		if t.Tuples != nil {
+			tuples = fmt.Sprintf(", %.2f flows per distinct tuple and minute", t.Tuples.FlowsPerTuple)
+		}
+		fmt.Fprintf(stderr, "flowgen: %s to %s: %d datagrams, %d flows in %.3fs, %.0f flows/s (profile %s%s)\n",
+			t.Format, o.cfg.Target, t.Sent.Datagrams, t.Sent.Flows, t.ElapsedS, t.RateFlowsPerS, t.Workload.Profile, tuples)
 		if werr := output(t, o.truth, stdout); werr != nil {
 			err = errors.Join(err, werr)
 		}

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -214,9 +216,9 @@ func near(t *testing.T, want, got float64, msg string, args ...any) {
 type apiTopAnswer struct {
 	From, To string
 	Rows     []struct {
-		Key, Label string
-		Bps, Share float64
-		Bytes      uint64
+		Key, Label   string
+		Bps, Share   float64
+		Bytes, Flows uint64
 	}
 }
 
@@ -306,6 +308,12 @@ func TestDashboard(t *testing.T) {
 		var n int
 		b.eval(t, `document.querySelectorAll('[data-panel="exporters"] tbody tr').length`, &n)
 		require.Equal(t, 1, n, "the live exporter 127.0.0.1")
+		var row struct{ State, Status, Dot string }
+		b.eval(t, `(() => { const tr = document.querySelector('[data-panel="exporters"] tbody tr');
+			return {state: tr.dataset.state, status: tr.lastChild.textContent, dot: tr.querySelector('.dot').title} })()`, &row)
+		require.Equal(t, "ok", row.State, "flows decoded, no error")
+		require.Equal(t, "ok", row.Status)
+		require.Contains(t, row.Dot, "ok: flows decoded")
 		require.Empty(t, b.takeProblems())
 	})
 
@@ -373,8 +381,56 @@ func TestDashboard(t *testing.T) {
 		t.Logf("top apps as shown: %v", got)
 	})
 
+	t.Run("either-side shares say they add up to 200 %", func(t *testing.T) {
+		b.setHash(t, "#/?"+rng) // the overview of the captures
+		notes := evalJS[map[string]string](t, b, `Object.fromEntries([...document.querySelectorAll('#view [data-panel]')].map(p =>
+			[p.dataset.panel, (p.querySelector('table.top caption') || {}).textContent || '']))`)
+		require.Equal(t, "each flow counts at both ends: shares add up to 200 %", notes["port"], "the Ports panel (either side)")
+		for _, one := range []string{"app", "srcip", "dstip", "proto"} {
+			require.Empty(t, notes[one], "a flow counts once by %s", one)
+		}
+		b.setHash(t, "#/top?by=ip&"+rng)
+		require.Contains(t, evalJS[string](t, b, `document.querySelector('#view table.top caption').textContent`), "shares add up to 200")
+		b.setHash(t, "#/report?by=port&step=1h&"+rng)
+		require.Contains(t, evalJS[string](t, b, `document.querySelector('#view table.report caption').textContent`), "shares add up to 200")
+	})
+
+	t.Run("the TopN table shows bytes and flows with the rates", func(t *testing.T) {
+		b.setHash(t, "#/top?by=app&n=10&"+rng)
+		heads := evalJS[[]string](t, b, `[...document.querySelectorAll('#view table.top thead th')].map(e => e.textContent)`)
+		require.Equal(t, []string{"#", "app", "bps", "pps", "bytes", "flows", "share"}, heads)
+		var table struct{ From, To string }
+		b.eval(t, `(() => { const t = document.querySelector('#view table.top'); return {from: t.dataset.from, to: t.dataset.to} })()`, &table)
+		var want apiTopAnswer
+		getJSON(t, base+"/api/v1/top?"+url.Values{"by": {"app"}, "n": {"10"}, "from": {table.From}, "to": {table.To}}.Encode(), &want)
+		got := b.tableRows(t, `#view table.top`)
+		require.Len(t, got, len(want.Rows))
+		for i, w := range want.Rows {
+			require.Equal(t, w.Key, got[i].Key, "row %d", i)
+			near(t, float64(w.Bytes), parseShown(t, got[i].Cells[4]), "row %s bytes %q", w.Key, got[i].Cells[4])
+			near(t, float64(w.Flows), parseShown(t, got[i].Cells[5]), "row %s flows %q", w.Key, got[i].Cells[5])
+			near(t, w.Share, parseShown(t, got[i].Cells[6]), "row %s share %q", w.Key, got[i].Cells[6])
+		}
+	})
+
+	t.Run("the API menu links the OpenAPI description", func(t *testing.T) {
+		b.do(t, chromedp.Click(chromedp.CSS(`header details.api-menu summary`)))
+		var link struct {
+			Href    string
+			Visible bool
+		}
+		b.eval(t, `(() => { const a = document.querySelector('header .api-menu a[href="/api/v1/openapi.json"]');
+			return a ? {href: a.getAttribute('href'), visible: a.offsetParent !== null} : {} })()`, &link)
+		require.Equal(t, "/api/v1/openapi.json", link.Href)
+		require.True(t, link.Visible, "the menu opened on a click")
+		b.do(t, chromedp.Click(chromedp.CSS(`#view h1`))) // a click elsewhere closes it
+		require.False(t, evalJS[bool](t, b, `document.querySelector('header details.api-menu').open`))
+		require.Empty(t, b.takeProblems())
+	})
+
 	t.Run("a click on a row drills down and the URL changes", func(t *testing.T) {
 		require.NotEmpty(t, firstApp)
+		b.setHash(t, "#/?"+rng) // the overview of the captures
 		var before, after string
 		b.eval(t, `location.href`, &before)
 		b.do(t, chromedp.Click(chromedp.CSS(`[data-panel="app"] table.top tbody tr:first-child`)))
@@ -697,20 +753,38 @@ func TestDashboard(t *testing.T) {
 			}
 		}
 		require.NotEmpty(t, speeds, "pmacct's sFlow capture has counter samples")
+		// pmacct sends its counters under ifIndex 0x3fffffff ("unknown", with a
+		// made-up 100 Mbps), its flows under the same unknown interface: 0.
+		require.Contains(t, speeds, "127.0.0.1:0", "pmacct's counter samples are the unknown interface's")
+		for k := range want {
+			require.False(t, strings.HasSuffix(k, ":1073741823"), "interface %s", k)
+		}
 		got := b.tableRows(t, `#view table.ifaces`)
 		require.Len(t, got, len(want))
+		unknown := 0
 		for _, g := range got {
 			w, ok := want[g.Key]
 			require.True(t, ok, "interface %s is not in the API's answer", g.Key)
-			require.True(t, strings.HasSuffix(g.Key, ":"+g.Cells[0]), "ifIndex cell %q of %s", g.Cells[0], g.Key)
 			near(t, w[0], parseShown(t, g.Cells[1]), "%s in bps %q", g.Key, g.Cells[1])
 			near(t, w[1], parseShown(t, g.Cells[2]), "%s out bps %q", g.Key, g.Cells[2])
+			if strings.HasSuffix(g.Key, ":0") {
+				unknown++
+				require.Equal(t, "unknown", g.Cells[0], "%s: no interface number", g.Key)
+				require.Equal(t, []string{"—", "—", "—"}, g.Cells[3:6], "%s: no speed, no utilization", g.Key)
+				continue
+			}
+			require.True(t, strings.HasSuffix(g.Key, ":"+g.Cells[0]), "ifIndex cell %q of %s", g.Cells[0], g.Key)
 			if sp, ok := speeds[g.Key]; ok && sp > 0 {
 				near(t, float64(sp), parseShown(t, g.Cells[3]), "%s speed %q", g.Key, g.Cells[3])
 				require.Contains(t, g.Cells[4], "%", "%s: utilization against ifSpeed", g.Key)
 			}
 		}
+		require.NotZero(t, unknown, "the captures' flows carry the unknown interface")
 		b.screenshot(t, shots, "interfaces.png")
+		// The TopN by interface names it too, as the API labels it.
+		b.setHash(t, "#/top?by=in_if&"+rng)
+		cell := evalJS[string](t, b, `document.querySelector('#view table.top tbody tr[data-key="127.0.0.1:0"] td.key').textContent`)
+		require.Equal(t, "127.0.0.1 unknown interface", cell)
 	})
 
 	t.Run("the capacity report equals the API, and so does its CSV", func(t *testing.T) {
@@ -845,6 +919,144 @@ func TestDashboard(t *testing.T) {
 		resp.Body.Close()
 		require.NoError(t, err)
 		require.Equal(t, string(apiCSV), pageCSV)
+	})
+
+	t.Run("the report's date fields show the range reported, widened to whole steps", func(t *testing.T) {
+		// Edges inside steps: the report covers the steps holding them.
+		af, at := from.Truncate(5*time.Minute).Add(2*time.Minute), to.Truncate(5*time.Minute).Add(-2*time.Minute)
+		q := url.Values{"by": {"app"}, "step": {"5m"}, "from": {af.UTC().Format(time.RFC3339)}, "to": {at.UTC().Format(time.RFC3339)}}
+		b.open(t, base+"/#/report?"+q.Encode())
+		var shown struct{ TableFrom, TableTo, FieldFrom, FieldTo, Open string }
+		b.eval(t, `(() => { const t = document.querySelector('#view table.report'); const f = (n) => document.querySelector('#view .range input[name='+n+']').value;
+			return {tableFrom: t.dataset.from, tableTo: t.dataset.to, fieldFrom: f('from'), fieldTo: f('to'), open: document.querySelector('#view .note').dataset.openStep} })()`, &shown)
+		wf, wt := af.Truncate(5*time.Minute), at.Add(5*time.Minute-time.Second).Truncate(5*time.Minute)
+		require.Equal(t, wf.UTC().Format(time.RFC3339), shown.TableFrom, "from widened to its step")
+		require.Equal(t, wt.UTC().Format(time.RFC3339), shown.TableTo, "to widened to the end of its step")
+		require.Equal(t, wf.Local().Format("2006-01-02T15:04"), shown.FieldFrom, "the field shows the answer's from")
+		require.Equal(t, wt.Local().Format("2006-01-02T15:04"), shown.FieldTo, "the field shows the answer's to")
+		require.Empty(t, shown.Open, "a range in the past has no open step")
+
+		// Up to now: the step holding now is reported, marked as open (partial).
+		b.open(t, base+"/#/report?by=app&from=-2h")
+		b.eval(t, `(() => { const t = document.querySelector('#view table.report'); const f = (n) => document.querySelector('#view .range input[name='+n+']').value;
+			return {tableFrom: t.dataset.from, tableTo: t.dataset.to, fieldFrom: f('from'), fieldTo: f('to'), open: document.querySelector('#view .note').dataset.openStep} })()`, &shown)
+		end, err := time.Parse(time.RFC3339, shown.TableTo)
+		require.NoError(t, err)
+		require.True(t, end.After(time.Now().Add(-time.Second)), "the report ends after now (%s): the open step is in", end)
+		require.Equal(t, end.Add(-5*time.Minute).UTC().Format(time.RFC3339), shown.Open)
+		require.Equal(t, end.Local().Format("2006-01-02T15:04"), shown.FieldTo)
+		require.Contains(t, evalJS[string](t, b, `document.querySelector('#view .note').textContent`), "is still open: its figures are partial")
+		require.Empty(t, b.takeProblems())
+	})
+
+	t.Run("an exporter that sends only junk is marked failing, not ok", func(t *testing.T) {
+		pj := startDashboard(t, t.TempDir(), nil)
+		bj := "http://" + pj.api.Addr().String()
+		conn, err := net.Dial("udp", pj.netflowAddrs()[0])
+		require.NoError(t, err)
+		defer conn.Close()
+		random := rand.New(rand.NewPCG(3, 4))
+		const junk = 40
+		for i := range junk {
+			d := make([]byte, 20+random.IntN(300))
+			for j := range d {
+				d[j] = byte(random.Uint32())
+			}
+			d[0], d[1] = 0, byte(9+i%2) // v9 or IPFIX (10), past the version check
+			_, err := conn.Write(d)
+			require.NoError(t, err)
+		}
+		require.Eventually(t, func() bool {
+			e := pj.decoder.Exporters()
+			return len(e) == 1 && e[0].Datagrams == junk
+		}, 30*time.Second, 10*time.Millisecond, "datagrams received")
+		require.Zero(t, pj.decoder.Exporters()[0].Flows, "junk decodes into no flow")
+		tb := b.tab(t)
+		state := func() (s struct{ State, Status, Dot, Legend string }) {
+			tb.eval(t, `(() => { const tr = document.querySelector('[data-panel="exporters"] tbody tr');
+				return {state: tr.dataset.state, status: tr.lastChild.textContent, dot: tr.querySelector('.dot').title,
+					legend: document.querySelector('[data-panel="exporters"] .legend').textContent} })()`, &s)
+			return s
+		}
+		tb.open(t, bj+"/")
+		got := state()
+		require.Equal(t, "failing", got.State)
+		require.Equal(t, "only errors", got.Status, "said in words, not only by the dot's colour")
+		require.Contains(t, got.Dot, "none decoded into a flow")
+		for _, word := range []string{"ok", "errors", "only errors", "no flows", "silent"} {
+			require.Contains(t, got.Legend, word+":", "the legend explains %q", word)
+		}
+		// Real datagrams after the junk: flows, with errors alongside.
+		sent := replayPcap(t, pj.netflowAddrs()[0], "../../testdata/pcaps/softflowd-v9.pcap")
+		require.Eventually(t, func() bool { return pj.decoder.Exporters()[0].Datagrams == junk+sent }, 30*time.Second, 10*time.Millisecond)
+		tb.open(t, bj+"/")
+		got = state()
+		require.Equal(t, "errors", got.State)
+		require.Equal(t, "errors", got.Status)
+		tb.takeProblems()
+	})
+
+	t.Run("a store imported from a capture says where its data is, and goes there", func(t *testing.T) {
+		// A store holding only the captures' minutes (days ago), nothing live:
+		// every view opens on a range without traffic.
+		dd := t.TempDir()
+		require.NoError(t, run(append([]string{"import", "--data", dd, "--retention", "36500d"}, files...), io.Discard, io.Discard))
+		pi := startDashboard(t, dd, nil)
+		bi := "http://" + pi.api.Addr().String()
+		var data struct{ From, To string }
+		getJSON(t, bi+"/api/v1/data", &data)
+		df, err := time.Parse(time.RFC3339, data.From)
+		require.NoError(t, err)
+		dt, err := time.Parse(time.RFC3339, data.To)
+		require.NoError(t, err)
+		require.False(t, df.Before(from) || dt.After(to), "the data %s – %s is the captures' (%s – %s)", df, dt, from, to)
+		tb := b.tab(t)
+		views := []struct {
+			hash, traffic string // traffic: a JS expression true once the view shows some
+		}{
+			{"#/", `[...document.querySelectorAll('#view [data-panel="app"] table.top tbody tr[data-key]')].length > 0`},
+			{"#/top?by=app", `document.querySelectorAll('#view table.top tbody tr[data-key]').length > 0`},
+			{"#/key?by=app&key=https", `!document.querySelector('#view .chart').classList.contains('chart-empty')`},
+			{"#/interfaces", `document.querySelectorAll('#view table.ifaces tbody tr').length > 0`},
+			{"#/report?by=app", `document.querySelectorAll('#view table.report tbody tr[data-key]').length > 0`},
+		}
+		for _, v := range views {
+			tb.open(t, bi+"/"+v.hash)
+			var note struct{ State, From, To, Text, JumpFrom, JumpTo string }
+			tb.eval(t, `(() => { const n = document.querySelector('#view .where-data'); const j = n.querySelector('button.jump') || {dataset: {}};
+				return {state: n.dataset.state || '', from: n.dataset.from || '', to: n.dataset.to || '', text: n.textContent,
+					jumpFrom: j.dataset.from || '', jumpTo: j.dataset.to || ''} })()`, &note)
+			require.Equal(t, "elsewhere", note.State, "%s: the view says where the data is", v.hash)
+			require.Equal(t, data.From, note.From, v.hash)
+			require.Equal(t, data.To, note.To, v.hash)
+			require.Contains(t, note.Text, "No traffic in this range", v.hash)
+			require.Contains(t, note.Text, df.Local().Format("2006-01-02 15:04"), "%s: the data's first minute, in the browser's zone", v.hash)
+			require.Contains(t, note.Text, dt.Local().Format("2006-01-02 15:04"), "%s: the data's end", v.hash)
+			require.False(t, evalJS[bool](t, tb, v.traffic), "%s: nothing shown before the jump", v.hash)
+			// One click: the view on a range holding the data.
+			tb.do(t, chromedp.Click(chromedp.CSS(`#view .where-data button.jump`)))
+			tb.waitReady(t)
+			hash := evalJS[string](t, tb, `location.hash`)
+			_, query, _ := strings.Cut(hash, "?")
+			hq, err := url.ParseQuery(query)
+			require.NoError(t, err, hash)
+			require.Equal(t, note.JumpFrom, hq.Get("from"), hash)
+			require.Equal(t, note.JumpTo, hq.Get("to"), hash)
+			jf, err := time.Parse(time.RFC3339, note.JumpFrom)
+			require.NoError(t, err)
+			jt, err := time.Parse(time.RFC3339, note.JumpTo)
+			require.NoError(t, err)
+			require.True(t, jf.Before(dt) && jt.After(df), "%s: the jump %s – %s holds data", hash, jf, jt)
+			require.True(t, evalJS[bool](t, tb, v.traffic), "%s: the view shows the traffic", hash)
+			require.True(t, evalJS[bool](t, tb, `document.querySelector('#view .where-data').hidden`), "%s: no note on a range with traffic", hash)
+		}
+		require.Empty(t, tb.takeProblems())
+
+		// An empty store says so, with no jump.
+		pe := startDashboard(t, t.TempDir(), nil)
+		tb.open(t, "http://"+pe.api.Addr().String()+"/#/top?by=app")
+		require.Equal(t, "none", evalJS[string](t, tb, `document.querySelector('#view .where-data').dataset.state`))
+		require.Zero(t, evalJS[int](t, tb, `document.querySelectorAll('#view .where-data button').length`))
 	})
 
 	require.Empty(t, b.takeProblems(), "console errors, exceptions or failed loads")

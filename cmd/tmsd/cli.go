@@ -15,15 +15,16 @@ import (
 
 // `tmsd top` and `tmsd report` are thin clients of a running tmsd's API:
 // they build the query from flags, and print the answer as an aligned table
-// in human units, or the server's own CSV with --csv. Any failure (server
-// down, token refused, bad parameter relayed from the 400) is one line and a
-// non-zero exit.
+// in human units, or the server's own CSV with --csv. --last is sent as a
+// relative time (from=-1h): the server's clock resolves it and widens it to
+// whole steps, and the footer prints the range it answered, with the step
+// still open. Any failure (server down, token refused, bad parameter relayed
+// from the 400) is one line and a non-zero exit.
 
 // cliEnv is what the client commands take from their surroundings.
 type cliEnv struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
-	now            func() time.Time
 	client         *http.Client
 }
 
@@ -98,16 +99,8 @@ func clientCommand(name string, args []string, env cliEnv) error {
 		if err != nil || d <= 0 {
 			return fmt.Errorf("%s: --last %q is not a duration such as 15m, 24h or 7d", name, *last)
 		}
-		end := env.now().UTC()
-		if name == "report" {
-			// A report's range must be whole steps: end at the last full one.
-			sd, err := api.ParseDuration(*step)
-			if err == nil && sd > 0 {
-				end = end.Truncate(sd)
-			}
-		}
-		q.Set("from", end.Add(-d).Format(time.RFC3339))
-		q.Set("to", end.Format(time.RFC3339))
+		q.Set("from", "-"+*last) // to: now, by the server's clock
+
 	}
 	if *token == "" {
 		*token = env.getenv("TMSD_TOKEN")
@@ -183,6 +176,7 @@ type cliAmounts struct {
 
 type cliTop struct {
 	By, Metric, Scope, From, To string
+	OpenStep                    string `json:"open_step"`
 	Exact                       bool
 	Tiers                       []string
 	Rows                        []struct {
@@ -210,6 +204,15 @@ func footer(w io.Writer, from, to, extra string, tiers []string, exact bool, not
 	fmt.Fprintf(w, "%s – %s%s, from the %s tier(s); %s\n", from, to, extra, strings.Join(tiers, ", "), how)
 }
 
+// openNote marks the step of a range still open: its traffic is partial,
+// and how says how its figures read.
+func openNote(openStep, what, how string) string {
+	if openStep == "" {
+		return ""
+	}
+	return "; the " + what + " from " + openStep + " is still open: partial (" + how + ")"
+}
+
 func printTop(w io.Writer, body []byte) error {
 	var t cliTop
 	if err := json.Unmarshal(body, &t); err != nil {
@@ -231,7 +234,8 @@ func printTop(w io.Writer, body []byte) error {
 	line("(other keys)", t.Other)
 	line("(total)", t.Total)
 	fmt.Fprint(w, alignTable(rows))
-	footer(w, t.From, t.To, "", t.Tiers, t.Exact, "rows marked ~ are lower bounds (tables cut below a threshold)")
+	footer(w, t.From, t.To, openNote(t.OpenStep, "minute", "its traffic so far: the rates can only rise"), t.Tiers, t.Exact,
+		"rows marked ~ are lower bounds (tables cut below a threshold)")
 	bothEnds(w, t.CountsPerFlow)
 	return nil
 }
@@ -256,6 +260,7 @@ type cliReportRow struct {
 
 type cliReport struct {
 	By, Step, From, To string
+	OpenStep           string `json:"open_step"`
 	Exact              bool
 	Tiers              []string
 	Compare            *struct{ Period, From, To string }
@@ -298,6 +303,7 @@ func printReport(w io.Writer, body []byte) error {
 	line(r.Total)
 	fmt.Fprint(w, alignTable(rows))
 	extra := ", step " + r.Step + ", p95 by nearest rank"
+	extra += openNote(r.OpenStep, "step", "its traffic so far over the whole step: the figures can only rise")
 	if r.Compare != nil {
 		extra += "; compared with " + r.Compare.From + " – " + r.Compare.To + " (" + r.Compare.Period + ")"
 	}

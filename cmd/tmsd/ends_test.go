@@ -103,7 +103,7 @@ func TestEitherSideOtherAndShareOnACapture(t *testing.T) {
 
 	// The CLI prints the same figures and says why the shares pass 100 %.
 	var out bytes.Buffer
-	env := cliEnv{stdout: &out, stderr: io.Discard, getenv: func(string) string { return "" }, now: time.Now, client: &http.Client{}}
+	env := cliEnv{stdout: &out, stderr: io.Discard, getenv: func(string) string { return "" }, client: &http.Client{}}
 	span := []string{"--server", base, "--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339)}
 	require.NoError(t, clientCommand("top", append([]string{"--by", "port", "--n", "5"}, span...), env))
 	a := get("/api/v1/top", url.Values{"by": {"port"}, "n": {"5"}})

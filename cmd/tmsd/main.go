@@ -130,7 +130,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "token":
 		return tokenCommand(args, stdout, stderr)
 	case "top", "report":
-		return clientCommand(cmd, args, cliEnv{stdout: stdout, stderr: stderr, getenv: os.Getenv, now: time.Now, client: &http.Client{}})
+		return clientCommand(cmd, args, cliEnv{stdout: stdout, stderr: stderr, getenv: os.Getenv, client: &http.Client{}})
 	case "version":
 		if err := parseArgs(newFlagSet("version"), args, stdout); err != nil {
 			return err

@@ -198,18 +198,17 @@ func TestReportWeekOverWeek(t *testing.T) {
 	t.Run("cli", func(t *testing.T) { testCLI(t, base, g) })
 }
 
-func runCLI(t *testing.T, base string, now time.Time, args ...string) (string, error) {
+func runCLI(t *testing.T, base string, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	env := cliEnv{stdout: &out, stderr: &errOut, getenv: func(string) string { return "" },
-		now: func() time.Time { return now }, client: &http.Client{}}
+	env := cliEnv{stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }, client: &http.Client{}}
 	err := clientCommand(args[0], append([]string{"--server", base}, args[1:]...), env)
 	return out.String(), err
 }
 
 func testCLI(t *testing.T, base string, g twoWeeks) {
-	now := g.t0.Add(14*day + 30*time.Minute)
-	out, err := runCLI(t, base, now, "report", "--by", "app", "--last", "7d", "--step", "1h", "--compare", "7d")
+	week2 := g.t0.Add(7 * day).Format(time.RFC3339)
+	out, err := runCLI(t, base, "report", "--by", "app", "--from", week2, "--to", g.t0.Add(14*day).Format(time.RFC3339), "--step", "1h", "--compare", "7d")
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 6, out) // head, https, ssh, other, total, footer
@@ -218,29 +217,62 @@ func testCLI(t *testing.T, base string, g twoWeeks) {
 	require.Contains(t, lines[5], "2026-10-12T00:00:00Z – 2026-10-19T00:00:00Z, step 1h")
 	require.Contains(t, lines[5], "exact")
 
-	out, err = runCLI(t, base, now, "top", "--by", "app", "--last", "24h", "--csv")
+	out, err = runCLI(t, base, "top", "--by", "app", "--last", "24h", "--csv")
 	require.NoError(t, err)
 	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
 	require.NoError(t, err)
 	require.Equal(t, "row", recs[0][0])
 	require.Equal(t, "https", recs[1][1])
 
-	out, err = runCLI(t, base, now, "top", "--by", "app", "--from", g.t0.Add(13*day).Format(time.RFC3339), "--to", g.t0.Add(14*day).Format(time.RFC3339))
+	out, err = runCLI(t, base, "top", "--by", "app", "--from", g.t0.Add(13*day).Format(time.RFC3339), "--to", g.t0.Add(14*day).Format(time.RFC3339))
 	require.NoError(t, err)
 	require.Regexp(t, `(?m)^https\s+1\.10 GiB\s+109 kbps\s+14 pps\s+1440\s+79\.6%$`, out)
 
 	// Failures are one line and an error: a bad parameter relayed, a server down.
-	_, err = runCLI(t, base, now, "report", "--by", "app", "--step", "1h", "--compare", "2w")
+	_, err = runCLI(t, base, "report", "--by", "app", "--step", "1h", "--compare", "2w")
 	require.ErrorContains(t, err, `bad request: parameter "compare": unknown period "2w"`)
-	_, err = runCLI(t, base, now, "top", "--by", "nope")
+	_, err = runCLI(t, base, "top", "--by", "nope")
 	require.ErrorContains(t, err, `parameter "by"`)
-	_, err = runCLI(t, base, now, "top")
+	_, err = runCLI(t, base, "top")
 	require.ErrorContains(t, err, "--by is required")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	closed := "http://" + ln.Addr().String()
 	require.NoError(t, ln.Close())
-	_, err = runCLI(t, closed, now, "top", "--by", "app")
+	_, err = runCLI(t, closed, "top", "--by", "app")
 	require.ErrorContains(t, err, "cannot reach tmsd at "+closed)
 	require.NotContains(t, err.Error(), "\n")
+}
+
+// tmsd report --last 1h at 14:29:17 reports what the server has up to now,
+// the step from 14:25 included and marked open, not a range ending at 14:25
+// (empty, on a collector started at 14:26).
+func TestCLIShowsTheOpenStep(t *testing.T) {
+	at := time.Date(2026, 11, 2, 14, 29, 17, 0, time.UTC)
+	var now atomic.Int64
+	now.Store(at.UnixNano())
+	p := startAccelerated(t, t.TempDir(), &now, nil)
+	a := func(s string) flow.Addr { return flow.AddrFrom(netip.MustParseAddr(s)) }
+	var recs []flow.Record
+	for m := 26; m <= 29; m++ {
+		ms := time.Date(2026, 11, 2, 14, m, 5, 0, time.UTC).UnixMilli()
+		recs = append(recs, flow.Record{Exporter: a("192.0.2.1"), SrcAddr: a("10.0.0.1"), DstAddr: a("10.0.0.2"), SrcPort: 40000, DstPort: 443,
+			Proto: 6, Bytes: 1_000_000, Packets: 1000, End: ms, Received: ms, SamplingRate: 1})
+	}
+	feed(t, p, recs)
+	base := "http://" + p.api.Addr().String()
+
+	out, err := runCLI(t, base, "report", "--by", "app", "--last", "1h")
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 5, out) // head, https, other keys, total, footer
+	require.Regexp(t, `^https\s+3\.81 MiB\s`, lines[1])
+	require.Regexp(t, `^\(total\)\s+3\.81 MiB\s`, lines[3])
+	require.Contains(t, lines[4], "2026-11-02T13:25:00Z – 2026-11-02T14:30:00Z, step 5m")
+	require.Contains(t, lines[4], "the step from 2026-11-02T14:25:00Z is still open: partial")
+
+	out, err = runCLI(t, base, "top", "--by", "app", "--last", "1h")
+	require.NoError(t, err)
+	require.Regexp(t, `(?m)^https\s+3\.81 MiB\s`, out)
+	require.Contains(t, out, "2026-11-02T13:29:00Z – 2026-11-02T14:30:00Z; the minute from 2026-11-02T14:29:00Z is still open: partial")
 }

@@ -247,6 +247,12 @@ func (dg *datagram) sflowCounterSample(x *xdr, expanded bool) {
 		}
 		r := xdr{b: data}
 		c := InterfaceCounters{IfIndex: r.u32()}
+		if c.IfIndex == sflowIfUnknown {
+			// pmacct's sfprobe reports its counters under the "unknown"
+			// interface of the flow samples (with a made-up 100 Mbps ifSpeed):
+			// 0, as the flow samples' in_if and out_if, not interface 1073741823.
+			c.IfIndex = 0
+		}
 		r.u32() // ifType
 		c.Speed = r.u64()
 		c.Direction = r.u32()

@@ -2,11 +2,13 @@ package decode
 
 import (
 	"net/netip"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/tmsd/tmsd/internal/flow"
+	"github.com/tmsd/tmsd/internal/pcapsrc"
 )
 
 var exporterS = netip.MustParseAddr("192.0.2.9")
@@ -102,4 +104,35 @@ func TestSFlowCounters(t *testing.T) {
 	require.Equal(t, uint32(10), s.SamplingRate)
 	require.Equal(t, "sample", s.SamplingSource)
 	require.Equal(t, uint64(1), s.Flows)
+}
+
+// pmacct's counter samples name the interface 0x3fffffff, the flow samples'
+// "unknown": both come out as ifIndex 0, never interface 1073741823.
+func TestSFlowCountersOfTheUnknownInterface(t *testing.T) {
+	d := newTestDecoder(t, DefaultConfiguration())
+	p := sflowDatagram("127.0.0.1", 0, sfCounterSample(sflowInterfaceCountersRecord(InterfaceCounters{IfIndex: sflowIfUnknown, Speed: 100_000_000, InOctets: 7})))
+	_, err := d.Decode(exporterS, p, testReceived, nil)
+	require.NoError(t, err)
+	s := statsOf(t, d, "192.0.2.9")
+	require.Len(t, s.Interfaces, 1)
+	require.Equal(t, uint32(0), s.Interfaces[0].IfIndex)
+	require.Equal(t, uint64(7), s.Interfaces[0].InOctets, "the counters are kept")
+
+	// The real capture: sfprobe's three counter samples and every flow sample.
+	d = newTestDecoder(t, DefaultConfiguration())
+	var recs []flow.Record
+	_, err = pcapsrc.Read(filepath.Join("..", "..", "testdata", "pcaps", "pmacct-sflow.pcap"), func(dg pcapsrc.Datagram) error {
+		var derr error
+		recs, derr = d.Decode(dg.Src.Addr(), dg.Payload, testReceived, recs[:0])
+		for _, r := range recs {
+			require.Zero(t, r.InIf)
+			require.Zero(t, r.OutIf)
+		}
+		return derr
+	})
+	require.NoError(t, err)
+	list := d.Exporters()
+	require.Len(t, list, 1)
+	require.Len(t, list[0].Interfaces, 1)
+	require.Equal(t, uint32(0), list[0].Interfaces[0].IfIndex, "%+v", list[0].Interfaces[0])
 }

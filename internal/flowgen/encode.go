@@ -22,7 +22,15 @@ type datagram struct {
 	// base is the time the records' times were last patched to (sysUptime
 	// or unix ms, as the codec counts); patches add the difference.
 	base uint64
+	// eph are the ephemeral ports the backbone profile rotates, one per
+	// record with ports; step is the rotation they are written at.
+	eph  []ephSlot
+	step uint32
 }
+
+// ephSlot is one rotated port: where it is in buf and its value at step 0
+// as an offset from EphemeralLo.
+type ephSlot struct{ off, base uint16 }
 
 // stamp is the time of a batch, read once and written into every datagram of it.
 type stamp struct {
@@ -72,6 +80,9 @@ type codec interface {
 	templates(src *source) *datagram
 	// putSource overwrites the source address of record i of d with spread address a.
 	putSource(d *datagram, i int, a uint32)
+	// portsAt is the offset in d.buf of record i's source port, followed
+	// by its destination port.
+	portsAt(d *datagram, i int) int
 }
 
 func codecFor(format string) codec {
@@ -157,3 +168,5 @@ func (v5Codec) templates(*source) *datagram { return nil }
 func (v5Codec) putSource(d *datagram, i int, a uint32) {
 	binary.BigEndian.PutUint32(d.buf[v5Header+i*v5Record:], a)
 }
+
+func (v5Codec) portsAt(_ *datagram, i int) int { return v5Header + i*v5Record + 32 }

@@ -1,8 +1,9 @@
 // Package flowgen owns flowgen, a load generator that sends synthetic NetFlow
 // v5/v9, IPFIX and sFlow v5 over UDP from several loopback exporters and
 // reports the exact truth of what it sent. Each exporter pre-builds a pool of
-// datagrams from a seeded Zipf traffic model, then only patches headers and
-// times and sends batches with sendmmsg; the truth is the pool × send counts.
+// datagrams from a seeded Zipf traffic model, then only patches headers,
+// times and (the backbone profile) rotated client ports and sends batches
+// with sendmmsg; the truth is the pool × send counts, rotations accounted.
 package flowgen
 
 import (
@@ -12,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -27,6 +29,23 @@ const (
 // MaxDuration bounds every run, also one bounded by Count only.
 const MaxDuration = 10 * time.Minute
 
+// Workload profiles (Config.Profile).
+const (
+	// ProfileBackbone is the default: Zipf over 100,000 sources and 10,000
+	// destinations (two pools), the 60 services of DefaultPorts, 48
+	// interfaces a side, templates resent every 100 data datagrams per
+	// exporter, and client ports rotated on every send so that a flow's
+	// tuple does not come back within a minute, as in real NetFlow/IPFIX
+	// exports (testdata/pcaps: 1.00 flows per distinct tuple and minute).
+	ProfileBackbone = "backbone"
+	// ProfilePool is flowgen's workload before the backbone profile, kept
+	// so that its figures reproduce: one pool of 100,000 hosts for both
+	// ends, the 20 services of PoolPorts, templates every second, and a
+	// pool of datagrams re-sent unchanged, so each tuple repeats every
+	// time its datagram comes round (hundreds of times a minute).
+	ProfilePool = "pool"
+)
+
 // Config of a run. Zero values take the defaults noted.
 type Config struct {
 	Format string // v5, v9, ipfix or sflow
@@ -41,17 +60,38 @@ type Config struct {
 	// bound to 127.0.0.2, 127.0.0.3... (see Sources) and observation domain.
 	Exporters int
 	Seed      uint64
-	Hosts     int     // distinct hosts (default 100000)
-	Zipf      float64 // exponent of host and service popularity (default 1.1)
-	// Ports are the services, "PORT/PROTO", most popular first (default DefaultPorts).
+	// Profile is the workload, ProfileBackbone (default) or ProfilePool;
+	// the fields below default to its values.
+	Profile string
+	// Hosts is the number of source addresses (default 100000); in the
+	// pool profile, of the hosts both ends are drawn from.
+	Hosts int
+	// DstHosts is the number of destination addresses, a pool of their own
+	// (backbone default 10000; the pool profile has none).
+	DstHosts int
+	Zipf     float64 // exponent of host and service popularity (default 1.1)
+	// Ports are the services, "PORT/PROTO", most popular first (default
+	// DefaultPorts; pool profile: PoolPorts).
 	Ports []string
 	// Sampling is the rate the export announces (default 1); the truth's
 	// bytes and packets are multiplied by it.
 	Sampling uint32
 	Batch    int // datagrams per sendmmsg (default 64)
-	// TemplatesEvery is how often v9/IPFIX templates are resent (default 1s;
-	// negative: only at the start).
-	TemplatesEvery time.Duration
+	// TemplatesEveryDatagrams resends the v9/IPFIX templates after this
+	// many data datagrams of an exporter, as routers do (backbone default
+	// 100); TemplatesEvery after this long (pool profile default 1s). When
+	// either is set the other is off; negative: only at the start.
+	TemplatesEveryDatagrams int
+	TemplatesEvery          time.Duration
+	// TupleRepeat is how many sends of a record keep its client port before
+	// it moves to the next (backbone default 1: every send a new tuple).
+	// sFlow samples of one flow do repeat in real exports, the less the
+	// sparser the sampling: in testdata/pcaps 11.4 samples per tuple and
+	// minute unsampled, 2.4 sampled; on a backbone sampling 1 in thousands
+	// most flows are sampled once a minute at most, so sFlow too defaults
+	// to 1, the hard case for a collector; TupleRepeat 11 models the
+	// unsampled capture. The pool profile never rotates ports.
+	TupleRepeat int
 	// Pool is the number of distinct datagrams per exporter (default 2048,
 	// fewer with over 16 exporters so that pools stay within ~50 MB).
 	Pool int
@@ -118,20 +158,20 @@ func (cfg *Config) defaults() error {
 	if len(cfg.Sources) > 0 && len(cfg.Sources) < cfg.Exporters {
 		return fmt.Errorf("flowgen: %d exporters but %d sources", cfg.Exporters, len(cfg.Sources))
 	}
-	if cfg.Hosts == 0 {
-		cfg.Hosts = 100_000
+	if err := cfg.profileDefaults(); err != nil {
+		return err
 	}
 	if cfg.Hosts < 2 || cfg.Hosts > 1<<24 {
 		return fmt.Errorf("flowgen: %d hosts: want 2..%d", cfg.Hosts, 1<<24)
+	}
+	if cfg.DstHosts < 0 || cfg.Hosts+cfg.DstHosts > 1<<24 {
+		return fmt.Errorf("flowgen: %d destination hosts: want 1..%d with %d sources", cfg.DstHosts, 1<<24-cfg.Hosts, cfg.Hosts)
 	}
 	if cfg.Zipf == 0 {
 		cfg.Zipf = 1.1
 	}
 	if cfg.Zipf < 0 {
 		return fmt.Errorf("flowgen: zipf exponent %g is negative", cfg.Zipf)
-	}
-	if len(cfg.Ports) == 0 {
-		cfg.Ports = DefaultPorts
 	}
 	if cfg.Sampling == 0 {
 		cfg.Sampling = 1
@@ -144,9 +184,6 @@ func (cfg *Config) defaults() error {
 	}
 	if cfg.Batch < 1 || cfg.Batch > 1024 {
 		return fmt.Errorf("flowgen: batch %d: want 1..1024", cfg.Batch)
-	}
-	if cfg.TemplatesEvery == 0 {
-		cfg.TemplatesEvery = time.Second
 	}
 	if cfg.Pool == 0 {
 		cfg.Pool = min(2048, max(128, 32768/cfg.Exporters))
@@ -167,6 +204,61 @@ func (cfg *Config) defaults() error {
 		return fmt.Errorf("flowgen: spread-keep %d: want 1..%d", cfg.SpreadKeep, cfg.Hosts-1)
 	}
 	return nil
+}
+
+// profileDefaults checks the profile and fills in its defaults.
+func (cfg *Config) profileDefaults() error {
+	if cfg.Profile == "" {
+		cfg.Profile = ProfileBackbone
+	}
+	if cfg.Hosts == 0 {
+		cfg.Hosts = 100_000
+	}
+	if cfg.TupleRepeat < 0 {
+		return fmt.Errorf("flowgen: tuple repeat %d is negative", cfg.TupleRepeat)
+	}
+	if cfg.TemplatesEvery != 0 && cfg.TemplatesEveryDatagrams != 0 {
+		return errors.New("flowgen: templates every N datagrams or every D, not both")
+	}
+	switch cfg.Profile {
+	case ProfileBackbone:
+		if cfg.DstHosts == 0 {
+			cfg.DstHosts = 10_000
+		}
+		if len(cfg.Ports) == 0 {
+			cfg.Ports = DefaultPorts
+		}
+		if cfg.TemplatesEvery == 0 && cfg.TemplatesEveryDatagrams == 0 {
+			cfg.TemplatesEveryDatagrams = 100
+		}
+		if cfg.TupleRepeat == 0 {
+			cfg.TupleRepeat = 1
+		}
+	case ProfilePool:
+		if cfg.DstHosts != 0 {
+			return errors.New("flowgen: the pool profile draws both ends from its hosts: no destination hosts")
+		}
+		if cfg.TupleRepeat != 0 {
+			return errors.New("flowgen: the pool profile does not rotate ports: no tuple repeat")
+		}
+		if len(cfg.Ports) == 0 {
+			cfg.Ports = PoolPorts
+		}
+		if cfg.TemplatesEvery == 0 && cfg.TemplatesEveryDatagrams == 0 {
+			cfg.TemplatesEvery = time.Second
+		}
+	default:
+		return fmt.Errorf("flowgen: profile %q: want %s or %s", cfg.Profile, ProfileBackbone, ProfilePool)
+	}
+	return nil
+}
+
+// rotation is how the run rotates client ports.
+func (cfg *Config) rotation() rotation {
+	if cfg.Profile == ProfilePool {
+		return rotation{}
+	}
+	return rotation{repeat: uint64(cfg.TupleRepeat)}
 }
 
 // target resolves the collector's address.
@@ -225,7 +317,7 @@ func Run(ctx context.Context, cfg Config) (*Truth, error) {
 			return nil, fmt.Errorf("flowgen: exporter address %s and target %s are of different families", src, dst)
 		}
 		names[i] = src.String()
-		x := &exporter{codec: c, src: source{addr: src, domain: uint32(i + 1), sampling: cfg.Sampling, m: m}}
+		x := &exporter{codec: c, src: source{addr: src, domain: uint32(i + 1), sampling: cfg.Sampling, m: m}, rot: cfg.rotation()}
 		if cfg.Spread > 0 {
 			share := cfg.Spread / uint64(len(exps))
 			x.spreadBase, x.spreadN = uint32(uint64(i)*share), uint32(share)
@@ -291,19 +383,21 @@ func Run(ctx context.Context, cfg Config) (*Truth, error) {
 
 // truth computes the truth from the exporters' pools and send counts.
 func truth(cfg *Config, m *model, names []string, exps []*exporter, elapsed time.Duration) *Truth {
-	t := &Truth{Format: cfg.Format, Exporters: names, Sampling: cfg.Sampling, ElapsedS: elapsed.Seconds()}
-	ty := newTally(m, cfg.Sampling, names)
+	t := &Truth{Format: cfg.Format, Exporters: names, Sampling: cfg.Sampling, ElapsedS: elapsed.Seconds(),
+		Workload: cfg.workload()}
+	ty := newTally(m, cfg.Sampling, names, cfg.rotation())
 	for i, x := range exps {
 		if x == nil {
 			continue
 		}
 		for j, d := range x.pool {
 			for k := range d.recs {
-				ty.add(i, &d.recs[k], x.counts[j])
+				n := x.counts[j]
+				if j == x.partialPos && k < len(x.partial) {
+					n++ // the truncated last datagram: one more send of these
+				}
+				ty.add(i, &d.recs[k], n)
 			}
-		}
-		for k := range x.partial {
-			ty.add(i, &x.partial[k], 1)
 		}
 		t.Sent.Datagrams += x.datagrams
 		t.Sent.Flows += x.flows
@@ -313,6 +407,8 @@ func truth(cfg *Config, m *model, names []string, exps []*exporter, elapsed time
 	t.Top = ty.top()
 	if cfg.Spread > 0 {
 		t.Spread = &SpreadTruth{Distinct: cfg.Spread, Keep: cfg.SpreadKeep, Counters: ty.spread}
+	} else {
+		t.Tuples = tupleStats(exps, cfg.rotation())
 	}
 	if t.ElapsedS > 0 {
 		t.RateFlowsPerS = float64(t.Sent.Flows) / t.ElapsedS
@@ -325,11 +421,14 @@ func truth(cfg *Config, m *model, names []string, exps []*exporter, elapsed time
 type exporter struct {
 	codec codec
 	src   source
+	rot   rotation
 	conn  *net.UDPConn
 	snd   *sender
 	count uint64 // flows to send, 0 = until the deadline
 	boot  time.Time
 	ctr   counters
+	// sinceTemplates counts the data datagrams sent since the templates.
+	sinceTemplates int
 
 	pool []*datagram
 	tmpl *datagram // v9/IPFIX templates, nil for other formats
@@ -340,7 +439,9 @@ type exporter struct {
 
 	// What was sent.
 	counts            []uint64  // full sends of each pool datagram
-	partial           []flowRec // the records of a last, truncated datagram
+	partial           []flowRec // the records of a last, truncated datagram: a prefix of pool[partialPos]
+	partialPos        int
+	marks             []minuteMark // counts as each calendar minute of sending began
 	datagrams         uint64
 	flows             uint64
 	templateDatagrams uint64
@@ -381,11 +482,34 @@ func (x *exporter) build(cfg *Config, i int) {
 			have = false
 		}
 		recs := append(append(make([]flowRec, 0, len(v4)+len(v6)), v4...), v6...)
-		x.pool = append(x.pool, x.codec.encode(&x.src, recs))
+		x.pool = append(x.pool, x.encode(recs))
 		total += uint64(len(recs))
 	}
 	x.counts = make([]uint64, len(x.pool))
+	x.partialPos = -1
 	x.tmpl = x.codec.templates(&x.src)
+}
+
+// encode encodes a data datagram of recs and, with rotation, lists its client ports.
+func (x *exporter) encode(recs []flowRec) *datagram {
+	d := x.codec.encode(&x.src, recs)
+	if x.rot.on() {
+		ephSlots(x.codec, d)
+	}
+	return d
+}
+
+// templatesDue reports whether the templates are to be sent before the next data.
+func (x *exporter) templatesDue(cfg *Config, now, last time.Time) bool {
+	switch {
+	case x.tmpl == nil:
+		return false
+	case last.IsZero():
+		return true
+	case cfg.TemplatesEveryDatagrams > 0:
+		return x.sinceTemplates >= cfg.TemplatesEveryDatagrams
+	}
+	return cfg.TemplatesEvery > 0 && now.Sub(last) >= cfg.TemplatesEvery
 }
 
 // run is the send loop: per batch it reads the clock once, resends the
@@ -418,7 +542,10 @@ func (x *exporter) run(ctx context.Context, cfg *Config, deadline time.Time, rat
 			return nil
 		}
 		st := newStamp(now, x.boot)
-		if x.tmpl != nil && (lastTemplates.IsZero() || cfg.TemplatesEvery > 0 && now.Sub(lastTemplates) >= cfg.TemplatesEvery) {
+		if minute := int64(st.unixMs / 60_000); len(x.marks) == 0 || x.marks[len(x.marks)-1].minute != minute {
+			x.marks = append(x.marks, minuteMark{minute: minute, counts: slices.Clone(x.counts)})
+		}
+		if x.templatesDue(cfg, now, lastTemplates) {
 			ok, err := x.sendTemplates(&st)
 			if err != nil {
 				return err
@@ -428,6 +555,7 @@ func (x *exporter) run(ctx context.Context, cfg *Config, deadline time.Time, rat
 				continue
 			}
 			lastTemplates = now
+			x.sinceTemplates = 0
 		}
 
 		budget := remaining
@@ -446,8 +574,12 @@ func (x *exporter) run(ctx context.Context, cfg *Config, deadline time.Time, rat
 			budget = min(budget, uint64(tokens))
 		}
 
+		batch := cfg.Batch
+		if x.tmpl != nil && cfg.TemplatesEveryDatagrams > 0 {
+			batch = min(batch, cfg.TemplatesEveryDatagrams-x.sinceTemplates)
+		}
 		k, flows := 0, uint64(0)
-		for k < cfg.Batch && pos+k < len(x.pool) {
+		for k < batch && pos+k < len(x.pool) {
 			f := uint64(len(x.pool[pos+k].recs))
 			if flows+f > budget {
 				break
@@ -468,9 +600,13 @@ func (x *exporter) run(ctx context.Context, cfg *Config, deadline time.Time, rat
 
 		saved := x.ctr
 		for i := range k {
-			x.codec.patch(x.pool[pos+i], &x.ctr, &st)
+			d := x.pool[pos+i]
+			x.codec.patch(d, &x.ctr, &st)
+			if x.rot.on() {
+				rotate(d, x.rot.step(x.counts[pos+i]))
+			}
 			if x.spreadN > 0 {
-				x.spread(x.pool[pos+i])
+				x.spread(d)
 			}
 		}
 		n, err := x.snd.send(pos, k)
@@ -496,6 +632,7 @@ func (x *exporter) run(ctx context.Context, cfg *Config, deadline time.Time, rat
 			flows += uint64(len(x.pool[pos+i].recs))
 		}
 		x.datagrams += uint64(n)
+		x.sinceTemplates += n
 		x.flows += flows
 		remaining -= flows
 		tokens -= float64(flows)
@@ -552,9 +689,12 @@ func (x *exporter) sendTemplates(st *stamp) (bool, error) {
 // no error) means the kernel had no buffer for it: try again.
 func (x *exporter) sendPartial(st *stamp, pos int, n uint64) (bool, error) {
 	recs := x.pool[pos].recs[:n]
-	d := x.codec.encode(&x.src, recs)
+	d := x.encode(recs)
 	saved := x.ctr
 	x.codec.patch(d, &x.ctr, st)
+	if x.rot.on() {
+		rotate(d, x.rot.step(x.counts[pos])) // the next send of pool[pos], cut short
+	}
 	if x.spreadN > 0 {
 		x.spread(d)
 	}
@@ -563,8 +703,9 @@ func (x *exporter) sendPartial(st *stamp, pos int, n uint64) (bool, error) {
 		x.ctr = saved
 		return false, err
 	}
-	x.partial = recs
+	x.partial, x.partialPos = recs, pos
 	x.datagrams++
+	x.sinceTemplates++
 	x.flows += n
 	return true, nil
 }

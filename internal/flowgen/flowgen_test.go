@@ -23,6 +23,7 @@ import (
 type packet struct {
 	src     netip.Addr
 	payload []byte
+	at      time.Time // arrival
 }
 
 // receiver keeps copies of every datagram sent to it, in arrival order.
@@ -48,7 +49,7 @@ func newReceiver(t *testing.T) *receiver {
 				return
 			}
 			r.mu.Lock()
-			r.got = append(r.got, packet{src: from.Addr(), payload: append([]byte(nil), buf[:n]...)})
+			r.got = append(r.got, packet{src: from.Addr(), payload: append([]byte(nil), buf[:n]...), at: time.Now()})
 			r.mu.Unlock()
 		}
 	}()

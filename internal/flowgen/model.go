@@ -17,12 +17,40 @@ const (
 	protoUDP  = 17
 )
 
-// DefaultPorts are the services flows are drawn from, most popular first.
+// DefaultPorts are the services of the backbone profile, most popular
+// first: web and QUIC, DNS, mail, VPNs, voice and video, databases and
+// queues, management, file sharing, games. None is in the ephemeral range
+// (EphemeralLo..EphemeralHi), so a service port and a client's port never coincide.
 var DefaultPorts = []string{
+	"443/tcp", "80/tcp", "443/udp", "53/udp", "22/tcp", "8080/tcp", "123/udp", "993/tcp",
+	"53/tcp", "8443/tcp", "25/tcp", "3478/udp", "587/tcp", "4500/udp", "1194/udp", "3389/tcp",
+	"5060/udp", "995/tcp", "143/tcp", "465/tcp", "500/udp", "1935/tcp", "8801/udp", "5222/tcp",
+	"3306/tcp", "5432/tcp", "6379/tcp", "27017/tcp", "9092/tcp", "1433/tcp", "11211/tcp", "9200/tcp",
+	"5672/tcp", "1883/tcp", "8883/tcp", "161/udp", "514/udp", "179/tcp", "389/tcp", "636/tcp",
+	"88/udp", "445/tcp", "2049/tcp", "873/tcp", "21/tcp", "69/udp", "853/tcp", "5353/udp",
+	"1812/udp", "6443/tcp", "2379/tcp", "9090/tcp", "8000/tcp", "3074/udp", "27015/udp", "6881/tcp",
+	"110/tcp", "5061/tcp", "10250/tcp", "1723/tcp",
+}
+
+// PoolPorts are the services of the pool profile, flowgen's workload
+// before the backbone profile: kept as they were so its figures reproduce.
+var PoolPorts = []string{
 	"443/tcp", "80/tcp", "53/udp", "443/udp", "22/tcp", "8080/tcp", "123/udp", "993/tcp",
 	"25/tcp", "3306/tcp", "5432/tcp", "8443/tcp", "1194/udp", "3389/tcp", "5060/udp",
 	"6379/tcp", "9092/tcp", "27017/tcp", "161/udp", "514/udp",
 }
+
+// Ephemeral (client) ports are drawn from [EphemeralLo, EphemeralHi), Linux's default
+// ip_local_port_range; the backbone profile rotates them within it.
+const (
+	EphemeralLo = 32768
+	EphemeralHi = 61000
+	ephRange    = EphemeralHi - EphemeralLo
+)
+
+// Interfaces is the number of interfaces a side flows enter and leave by
+// (ifIndex 1..Interfaces), drawn uniformly.
+const Interfaces = 48
 
 // service is a server port and IP protocol flows are for.
 type service struct {
@@ -109,12 +137,28 @@ type flowRec struct {
 	proto, flags     uint8
 	v6               bool
 	spread           bool // the source is rewritten on each send (Config.Spread)
+	// eph says which port is the client's ephemeral one (the other is the
+	// service's): ephNone, ephSrc or ephDst. With rotation (the backbone
+	// profile) that port is srcPort/dstPort + the send's step, mod ephRange.
+	eph uint8
 }
+
+// flowRec.eph values.
+const (
+	ephNone = iota
+	ephSrc
+	ephDst
+)
 
 // model is the traffic model shared by every exporter: who talks to whom,
 // for which service, how much.
 type model struct {
-	hosts    zipf
+	hosts zipf // sources (the pool profile: both ends)
+	// dsts are the destinations, ranks hosts..hosts+DstHosts-1, so that one
+	// rank → address map serves both pools and their addresses never meet;
+	// nil in the pool profile.
+	dsts     *zipf
+	nHosts   uint32
 	services []service
 	svc      zipf
 	perm     uint32 // seed-dependent offset of the rank → address permutation
@@ -127,14 +171,20 @@ func newModel(cfg *Config, services []service) *model {
 	if cfg.Format == FormatV5 {
 		v6 = 0
 	}
-	return &model{
+	m := &model{
 		hosts:    newZipf(cfg.Hosts, cfg.Zipf),
+		nHosts:   uint32(cfg.Hosts),
 		services: services,
 		svc:      newZipf(len(services), cfg.Zipf),
 		perm:     uint32(cfg.Seed*0x9e3779b97f4a7c15>>40) & 0xffffff,
 		v6Share:  v6,
 		sflow:    cfg.Format == FormatSFlow,
 	}
+	if cfg.DstHosts > 0 {
+		z := newZipf(cfg.DstHosts, cfg.Zipf)
+		m.dsts = &z
+	}
+	return m
 }
 
 // hostBits maps a rank to 24 address bits. Multiplying by an odd constant
@@ -164,11 +214,41 @@ func (m *model) putAddr(b []byte, rank uint32, v6 bool) {
 	b[13], b[14], b[15] = byte(h>>16), byte(h>>8), byte(h)
 }
 
-// flow draws one flow. Both ends come from the same Zipf host distribution
-// (never the same host, so "either side" aggregates count a flow twice);
-// half the flows are the server's answer, so service ports show up as
+// flow draws one flow. The backbone profile draws the source from the
+// source pool and the destination from the destination pool; the pool
+// profile draws both from one pool (never the same host, so "either side"
+// aggregates count a flow twice), with the random draws it always made.
+// Half the flows are the server's answer, so service ports show up as
 // source ports too.
 func (m *model) flow(r *rand.Rand) flowRec {
+	if m.dsts == nil {
+		return m.poolFlow(r)
+	}
+	src := uint32(m.hosts.draw(r))
+	dst := m.nHosts + uint32(m.dsts.draw(r))
+	svc := m.services[m.svc.draw(r)]
+	f := flowRec{
+		proto: svc.proto,
+		inIf:  uint16(1 + r.IntN(Interfaces)),
+		outIf: uint16(1 + r.IntN(Interfaces)),
+		v6:    r.Float64() < m.v6Share,
+	}
+	f.src, f.dst = src, dst
+	if hasPorts(svc.proto) {
+		eph := uint16(EphemeralLo + r.IntN(ephRange))
+		if r.IntN(2) == 0 {
+			f.srcPort, f.dstPort, f.eph = eph, svc.port, ephSrc
+		} else {
+			f.srcPort, f.dstPort, f.eph = svc.port, eph, ephDst
+		}
+	}
+	m.amounts(r, &f)
+	return f
+}
+
+// poolFlow is the pool profile's flow, drawn exactly as before the backbone
+// profile existed so that a seed gives the same traffic.
+func (m *model) poolFlow(r *rand.Rand) flowRec {
 	n := len(m.hosts.cdf)
 	a := m.hosts.draw(r)
 	b := m.hosts.draw(r)
@@ -180,22 +260,27 @@ func (m *model) flow(r *rand.Rand) flowRec {
 		b = m.hosts.draw(r)
 	}
 	svc := m.services[m.svc.draw(r)]
-	eph := uint16(32768 + r.IntN(61000-32768))
+	eph := uint16(EphemeralLo + r.IntN(ephRange))
 	f := flowRec{
 		proto: svc.proto,
-		inIf:  uint16(1 + r.IntN(48)),
-		outIf: uint16(1 + r.IntN(48)),
+		inIf:  uint16(1 + r.IntN(Interfaces)),
+		outIf: uint16(1 + r.IntN(Interfaces)),
 		v6:    r.Float64() < m.v6Share,
 	}
 	if r.IntN(2) == 0 {
-		f.src, f.dst, f.srcPort, f.dstPort = uint32(a), uint32(b), eph, svc.port
+		f.src, f.dst, f.srcPort, f.dstPort, f.eph = uint32(a), uint32(b), eph, svc.port, ephSrc
 	} else {
-		f.src, f.dst, f.srcPort, f.dstPort = uint32(b), uint32(a), svc.port, eph
+		f.src, f.dst, f.srcPort, f.dstPort, f.eph = uint32(b), uint32(a), svc.port, eph, ephDst
 	}
 	if !hasPorts(svc.proto) {
-		f.srcPort, f.dstPort = 0, 0
+		f.srcPort, f.dstPort, f.eph = 0, 0, ephNone
 	}
+	m.amounts(r, &f)
+	return f
+}
 
+// amounts draws a flow's packets, bytes, duration and TCP flags.
+func (m *model) amounts(r *rand.Rand, f *flowRec) {
 	if m.sflow {
 		f.packets, f.bytes = 1, frameLength(r)
 	} else {
@@ -216,7 +301,6 @@ func (m *model) flow(r *rand.Rand) flowRec {
 			f.flags = 0x1b // FIN SYN PSH ACK
 		}
 	}
-	return f
 }
 
 // frameLength draws an Ethernet frame length (FCS included) for a sampled

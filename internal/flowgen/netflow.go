@@ -153,6 +153,13 @@ func (c nfCodec) putSource(d *datagram, i int, a uint32) {
 	binary.BigEndian.PutUint32(d.buf[c.header()+setHeader+i*c.recordLen(false):], a)
 }
 
+func (c nfCodec) portsAt(d *datagram, i int) int {
+	if i < d.nv4 {
+		return c.header() + setHeader + i*c.recordLen(false) + 2*addrLen(false)
+	}
+	return c.header() + c.setLen(d.nv4, false) + setHeader + (i-d.nv4)*c.recordLen(true) + 2*addrLen(true)
+}
+
 func (c nfCodec) patch(d *datagram, ctr *counters, t *stamp) {
 	b := d.buf
 	if c.version == 9 {

@@ -79,6 +79,14 @@ func (sflowCodec) putSource(d *datagram, i int, a uint32) {
 	binary.BigEndian.PutUint16(ip[10:], ipv4Checksum(ip[:20]))
 }
 
+func (sflowCodec) portsAt(d *datagram, i int) int {
+	off := len(d.buf) - (len(d.recs)-i)*sflowSample + 64 + 14 // the IP header
+	if d.recs[i].v6 {
+		return off + 40
+	}
+	return off + 20
+}
+
 // putFrame writes the first bytes of the Ethernet frame of a sampled packet.
 func putFrame(h []byte, src *source, f *flowRec) {
 	// Locally administered MACs, derived from the interfaces.

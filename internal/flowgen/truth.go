@@ -15,18 +15,63 @@ const TopN = 100
 // Truth is exactly what a run sent, as a collector should report it: bytes
 // and packets multiplied by the sampling rate, one flow per record (sFlow:
 // per sample).
+//
+// Every counter and top list is exact, the port lists too under the
+// backbone profile's client port rotation (rotate.go): a record's k-th
+// send carries client port drawn+k/TupleRepeat (mod the ephemeral range),
+// and the truth counts every port each record went through, so srcport and
+// dstport hold service and client ports alike, as a collector sees them.
 type Truth struct {
-	Format        string   `json:"format"`
-	Exporters     []string `json:"exporters"`
-	Sampling      uint32   `json:"sampling"`
-	Sent          Sent     `json:"sent"`
-	ElapsedS      float64  `json:"elapsed_s"`
-	RateFlowsPerS float64  `json:"rate_flows_per_s"`
-	Total         Counters `json:"total"`
-	Top           *Top     `json:"top,omitempty"`
+	Format        string    `json:"format"`
+	Exporters     []string  `json:"exporters"`
+	Sampling      uint32    `json:"sampling"`
+	Workload      *Workload `json:"workload,omitempty"`
+	Sent          Sent      `json:"sent"`
+	ElapsedS      float64   `json:"elapsed_s"`
+	RateFlowsPerS float64   `json:"rate_flows_per_s"`
+	Total         Counters  `json:"total"`
+	// Tuples says how often flows repeated their tuple within a minute
+	// (not computed under Spread, which rewrites sources on every send).
+	Tuples *TupleStats `json:"tuples,omitempty"`
+	Top    *Top        `json:"top,omitempty"`
 	// Spread is set when sources were spread (Config.Spread); the srcip
 	// and ip top lists then hold the kept hosts only.
 	Spread *SpreadTruth `json:"spread,omitempty"`
+}
+
+// Workload is the run's traffic model, as configured.
+type Workload struct {
+	Profile    string  `json:"profile"`
+	Sources    int     `json:"sources"`      // source addresses (pool profile: hosts, both ends)
+	DstHosts   int     `json:"destinations"` // destination addresses; 0: the sources' pool
+	Zipf       float64 `json:"zipf"`
+	Services   int     `json:"services"`
+	Interfaces int     `json:"interfaces"` // a side
+	Exporters  int     `json:"exporters"`
+	Pool       int     `json:"pool"` // pre-built datagrams per exporter
+	// Templates is how often v9/IPFIX templates are resent: "every 100
+	// datagrams", "every 1s", "at the start"; empty for v5 and sFlow.
+	Templates string `json:"templates,omitempty"`
+	// TupleRepeat is the sends per client port; 0: ports never rotate.
+	TupleRepeat int `json:"tuple_repeat"`
+}
+
+// workload describes cfg (defaults filled in).
+func (cfg *Config) workload() *Workload {
+	w := &Workload{Profile: cfg.Profile, Sources: cfg.Hosts, DstHosts: cfg.DstHosts, Zipf: cfg.Zipf,
+		Services: len(cfg.Ports), Interfaces: Interfaces, Exporters: cfg.Exporters, Pool: cfg.Pool,
+		TupleRepeat: int(cfg.rotation().repeat)}
+	if cfg.Format == FormatV9 || cfg.Format == FormatIPFIX {
+		switch {
+		case cfg.TemplatesEveryDatagrams > 0:
+			w.Templates = fmt.Sprintf("every %d datagrams", cfg.TemplatesEveryDatagrams)
+		case cfg.TemplatesEvery > 0:
+			w.Templates = "every " + cfg.TemplatesEvery.String()
+		default:
+			w.Templates = "at the start"
+		}
+	}
+	return w
 }
 
 // SpreadTruth is what was sent from spread source addresses.
@@ -102,6 +147,8 @@ func SortEntries(e []Entry) {
 type tally struct {
 	m        *model
 	sampling uint64
+	rot      rotation
+	eph      ephTally // rotated client ports
 
 	total            Counters
 	spread           Counters
@@ -112,9 +159,9 @@ type tally struct {
 	exporterNames    []string
 }
 
-func newTally(m *model, sampling uint32, exporters []string) *tally {
+func newTally(m *model, sampling uint32, exporters []string, rot rotation) *tally {
 	return &tally{
-		m: m, sampling: uint64(sampling),
+		m: m, sampling: uint64(sampling), rot: rot,
 		src: map[uint64]*Counters{}, dst: map[uint64]*Counters{}, ip: map[uint64]*Counters{},
 		dstPort: map[uint32]*Counters{}, srcPort: map[uint32]*Counters{},
 		exporter: make([]Counters, len(exporters)), exporterNames: exporters,
@@ -138,10 +185,14 @@ func (c *Counters) add(d *Counters) {
 	c.Flows += d.Flows
 }
 
-// add counts record f of exporter exp, sent times times.
+// add counts record f of exporter exp, sent times times (send numbers 0..times-1).
 func (t *tally) add(exp int, f *flowRec, times uint64) {
 	if times == 0 {
 		return
+	}
+	if t.rot.on() && f.eph != ephNone {
+		one := Counters{Bytes: uint64(f.bytes) * t.sampling, Packets: uint64(f.packets) * t.sampling, Flows: 1}
+		t.eph.add(f, times, t.rot, one)
 	}
 	// sFlow: a sample stands for rate packets of its frame's length.
 	c := Counters{
@@ -162,13 +213,25 @@ func (t *tally) add(exp int, f *flowRec, times uint64) {
 	}
 	bump(t.dst, v6|uint64(f.dst), &c)
 	bump(t.ip, v6|uint64(f.dst), &c)
-	bump(t.dstPort, uint32(f.dstPort)<<8|uint32(f.proto), &c)
-	bump(t.srcPort, uint32(f.srcPort)<<8|uint32(f.proto), &c)
+	rotated := t.rot.on() && f.eph != ephNone
+	if !rotated || f.eph != ephDst {
+		bump(t.dstPort, uint32(f.dstPort)<<8|uint32(f.proto), &c)
+	}
+	if !rotated || f.eph != ephSrc {
+		bump(t.srcPort, uint32(f.srcPort)<<8|uint32(f.proto), &c)
+	}
 	t.proto[f.proto].add(&c)
 	t.exporter[exp].add(&c)
 }
 
 func (t *tally) top() *Top {
+	t.eph.each(func(srcSide bool, port uint16, proto uint8, c *Counters) {
+		m := t.dstPort
+		if srcSide {
+			m = t.srcPort
+		}
+		bump(m, uint32(port)<<8|uint32(proto), c)
+	})
 	host := func(m map[uint64]*Counters) []Entry {
 		return topOf(m, func(k uint64) string { return t.m.addr(uint32(k), k>>32 != 0).String() })
 	}

@@ -283,7 +283,7 @@ func TestBroadcastSlowConsumerGatesProducers(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		fast, fastErr = drain(r.Consumer(0), 16, stop, time.Now().Add(30 * time.Second), nil)
+		fast, fastErr = drain(r.Consumer(0), 16, stop, time.Now().Add(30*time.Second), nil)
 	}()
 	var wg sync.WaitGroup
 	for p := range producers {

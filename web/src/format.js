@@ -73,3 +73,11 @@ export function timeText(el, d, withSeconds) {
   el.title = utcTime(d);
   return el;
 }
+
+// localRange is a range in the browser's zone, the end's date left out
+// when it is the start's: "2026-11-22 19:47 – 19:51".
+export function localRange(a, b) {
+  const from = localTime(a);
+  const to = localTime(b);
+  return from + ' – ' + (to.slice(0, 10) === from.slice(0, 10) ? to.slice(11) : to);
+}

@@ -105,6 +105,10 @@ function tokenBox() {
   mark();
 }
 
+// The API menu closes on a click elsewhere, as menus do.
+document.addEventListener('click', (e) => {
+  for (const m of document.querySelectorAll('details.api-menu[open]')) if (!m.contains(e.target)) m.open = false;
+});
 document.getElementById('banner').querySelector('button').addEventListener('click', clearBanner);
 tokenBox();
 window.addEventListener('hashchange', render);

@@ -92,7 +92,32 @@ export function rangePicker(from, to, onChange, presetList = PRESETS) {
     class: from === '-' + p && (!to || to === 'now') ? 'preset active' : 'preset',
     onclick: () => onChange({ from: '-' + p, to: 'now' }),
   }, p));
-  return h('div', { class: 'range' }, h('span', { class: 'presets' }, presets), form);
+  const el = h('div', { class: 'range' }, h('span', { class: 'presets' }, presets), form);
+  // shown sets the fields to the range an answer covered (the report widens
+  // a range to whole steps), which Apply then asks as it is.
+  el.shown = (a, b) => {
+    fromIn.value = localInput(a);
+    toIn.value = localInput(b);
+    fromIn.title = fmt.utcTime(a);
+    toIn.title = fmt.utcTime(b);
+  };
+  return el;
+}
+
+// EITHER_SIDE are the dimensions where a flow counts under both of its ends.
+const EITHER_SIDE = ['ip', 'port'];
+
+// countsPerFlow is how many keys of an answer's dimension each flow counts
+// under: the API's counts_per_flow, else 2 for ip and port (either side).
+export const countsPerFlow = (resp) => resp.counts_per_flow ?? (EITHER_SIDE.includes(resp.by) ? 2 : 1);
+
+// eitherSideNote says, next to the shares of an either-side dimension, why
+// they add up to 200 %.
+export function eitherSideNote(resp) {
+  const n = countsPerFlow(resp);
+  if (n < 2 || !resp.rows.length) return null;
+  return h('caption', { class: 'either-side', title: 'a flow from 10.0.0.1:40000 to 10.0.0.2:443 counts under both addresses and both ports' },
+    `each flow counts at both ends: shares add up to ${n * 100} %`);
 }
 
 // metricRate is a row's rate in the metric's unit per second.
@@ -118,17 +143,22 @@ function deltaCell(r, metric) {
     (v >= 0 ? '+' : '') + v.toFixed(Math.abs(v) >= 10 ? 0 : 1) + '\u202f%');
 }
 
-// topTable renders a /top answer: rank, label, rate, bps, pps, share (as a
-// bar), the error bound only when some row has one, and, when the answer has
-// a comparison (compare=), each row's change as the API computed it.
+// topTable renders a /top answer: rank, label, bps, pps (flows/s when ranked
+// by flows), bytes and flows over the range, share (as a bar; a compact panel
+// shows only the metric's rate and the share), the error bound only when some
+// row has one, and, when the answer has a comparison (compare=), each row's
+// change as the API computed it. Shares of an either-side dimension say why
+// they add up to 200 %.
 export function topTable(resp, { metric = 'bytes', colors, onRow, compact } = {}) {
   const prev = !!resp.compare;
   const secs = rangeSeconds(resp);
   const hasErr = resp.rows.some((r) => r.error > 0);
-  // Rate columns: the metric's own when compact, else bps and pps (and flows/s when ranked by flows).
+  // Rate columns: the metric's own when compact, else bps and pps (and flows/s when ranked by flows),
+  // then the volumes over the range: bytes and flows.
   const rates = compact ? [metric] : metric === 'flows' ? ['bytes', 'packets', 'flows'] : ['bytes', 'packets'];
   const rateName = { bytes: 'bps', packets: 'pps', flows: 'flows/s' };
-  const cols = ['#', resp.by, ...rates.map((m) => rateName[m]), 'share'];
+  const volumes = compact ? [] : ['bytes', 'flows'];
+  const cols = ['#', resp.by, ...rates.map((m) => rateName[m]), ...volumes, 'share'];
   if (hasErr) cols.push('error ±');
   if (prev) cols.push('Δ');
   const head = h('tr', {}, cols.map((c, i) => h('th', { class: i > 1 ? 'num' : '' }, c)));
@@ -137,6 +167,8 @@ export function topTable(resp, { metric = 'bytes', colors, onRow, compact } = {}
       h('td', { class: 'rank' }, colors && colors[i] ? h('span', { class: 'swatch', style: `background:${colors[i]}` }) : '', extra.rank ?? i + 1),
       h('td', { class: 'key', title: r.key }, r.label || r.key),
       ...rates.map((m) => h('td', { class: 'num' }, fmt.rate(m, metricRate(r, m, secs)))),
+      ...volumes.map((m) => h('td', { class: 'num volume', title: m === 'bytes' ? fmt.count(r.packets) + ' packets' : null },
+        m === 'bytes' ? fmt.bytes(r.bytes) : fmt.count(r.flows))),
       h('td', { class: 'num share' }, h('span', { class: 'bar', style: `width:${Math.min(100, r.share * 100).toFixed(1)}%` }), h('span', {}, fmt.percent(r.share))),
     ];
     if (hasErr) cells.push(h('td', { class: 'num err', title: 'the most this row may be under-counted by' }, r.error > 0 ? fmt.amount(metric, r.error) : ''));
@@ -151,6 +183,6 @@ export function topTable(resp, { metric = 'bytes', colors, onRow, compact } = {}
   if (!resp.rows.length) {
     body.push(h('tr', {}, h('td', { colspan: cols.length, class: 'nodata' }, 'No traffic in this range')));
   }
-  return h('table', { class: 'top', dataset: { by: resp.by, from: resp.from, to: resp.to, metric } },
+  return h('table', { class: 'top', dataset: { by: resp.by, from: resp.from, to: resp.to, metric } }, eitherSideNote(resp),
     h('thead', {}, head), h('tbody', {}, body), foot.length ? h('tfoot', {}, foot) : null);
 }

@@ -8,6 +8,7 @@ import { TimeChart, PALETTE } from '../charts.js';
 import { h, showError, panelError, rangePicker, topTable } from '../ui.js';
 import { go, href, isLive, chooseStep, compareStep, compareOffset, rfc3339 } from '../state.js';
 import { DIMS, COMPARES, SCOPES, stateOf, scopeOf, scopeText, perSecond } from './top.js';
+import { dataNote, noteBox } from '../nodata.js';
 
 // BREAKDOWNS: what to list inside a key of each dimension (an app → its hosts
 // and ports; a host → its apps and peers; an interface → its apps, hosts,
@@ -58,6 +59,7 @@ export function drillView(root, params, ctx) {
   const bpsEl = h('div');
   const ppsEl = h('div');
   const facts = h('div', { class: 'kpis' });
+  const where = noteBox();
   const onZoom = (a, b) => set({ from: rfc3339(a), to: rfc3339(b) });
   const bpsChart = ctx.own(new TimeChart(bpsEl, { height: 240, fmt: fmt.bps, onZoom }));
   const ppsChart = ctx.own(new TimeChart(ppsEl, { height: 140, fmt: fmt.pps, onZoom }));
@@ -71,7 +73,7 @@ export function drillView(root, params, ctx) {
       rangePicker(s.from, s.to, set)),
     h('div', { class: 'controls' }, h('label', {}, 'compare with ', compareSel),
       within ? h('span', { class: 'scope' }, within) : null),
-    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Traffic of ' + name), facts),
+    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', {}, 'Traffic of ' + name), facts), where,
       h('h3', {}, 'bits per second'), bpsEl, h('h3', {}, 'packets per second'), ppsEl),
     panelsEl,
   );
@@ -111,6 +113,8 @@ export function drillView(root, params, ctx) {
     if (prev) items.push(fact('change', fmt.delta(kb, sum(prev.points, 'bytes')), 'vs ' + label));
     if (err > 0) items.push(fact('error ±', fmt.bytes(err), 'most it may be under-counted'));
     facts.replaceChildren(...items);
+    // The key had nothing here: say where the data is (this key's or not, the range has none at all).
+    await dataNote(where, { empty: !kb, from: t.from, to: t.to, scoped: true, onJump: (r) => set(r), signal: ctx.signal });
   }
 
   async function loadPanel(p) {

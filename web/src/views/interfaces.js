@@ -5,8 +5,12 @@ import * as api from '../api.js';
 import * as fmt from '../format.js';
 import { h, showError, panelError, rangePicker } from '../ui.js';
 import { go, isLive } from '../state.js';
+import { dataNote, noteBox } from '../nodata.js';
 
 const REFRESH_MS = 10_000;
+// UNKNOWN_IF is the ifIndex of no known interface: the decoder maps sFlow's
+// 0x3fffffff to it, and NetFlow exporters send it.
+const UNKNOWN_IF = 0;
 
 // splitIf splits "exporter:ifIndex" (the exporter may be IPv6).
 export function splitIf(key) {
@@ -18,10 +22,14 @@ export function interfacesView(root, params, ctx) {
   const from = params.get('from') || '-1h';
   const to = params.get('to') || 'now';
   const body = h('div', { class: 'panel-body' }, h('p', { class: 'loading' }, 'loading…'));
+  const where = noteBox();
+  const setRange = (r) => go('/interfaces', r);
   root.replaceChildren(
-    h('div', { class: 'toolbar' }, h('h1', {}, 'Interfaces'), rangePicker(from, to, (r) => go('/interfaces', r))),
+    h('div', { class: 'toolbar' }, h('h1', {}, 'Interfaces'), rangePicker(from, to, setRange)),
     h('p', { class: 'muted note' }, 'In and out bps from the flows (ifIndex as the exporters report it). Utilization needs sFlow counter samples: ',
-      'it is the octet counters\u2019 rate between two of them against ifSpeed; until a second sample arrives, the flows\u2019 rate is used (marked ≈).'),
+      'it is the octet counters\u2019 rate between two of them against ifSpeed; until a second sample arrives, the flows\u2019 rate is used (marked ≈). ',
+      'ifIndex 0 (sFlow\u2019s 0x3fffffff) is the exporter\u2019s unknown interface: traffic it could not place, with no speed.'),
+    where,
     body,
   );
   // The last counters seen per exporter:ifIndex, to take rates from.
@@ -55,6 +63,7 @@ export function interfacesView(root, params, ctx) {
         last.set(k, c);
       }
     }
+    await dataNote(where, { empty: !inT.total.bytes && !outT.total.bytes, from: inT.from, to: inT.to, onJump: setRange, signal: ctx.signal });
     if (!rows.size) {
       body.replaceChildren(h('p', { class: 'nodata' }, 'No interface in this range: no flow carried an ifIndex and no sFlow counter sample arrived.'));
       return;
@@ -67,7 +76,9 @@ export function interfacesView(root, params, ctx) {
           h('tbody', {}, ifs.map(([idx, r]) => {
             const key = exp + ':' + idx;
             const c = r.counters;
-            const speed = c && c.Speed ? c.Speed : 0;
+            // The unknown interface has no link to fill: pmacct gives it a made-up 100 Mbps.
+            const unknown = idx === UNKNOWN_IF;
+            const speed = c && c.Speed && !unknown ? c.Speed : 0;
             const cr = rates.get(key);
             const util = (flowBps, counterBps) => {
               if (!speed) return h('td', { class: 'num' }, '—');
@@ -75,8 +86,9 @@ export function interfacesView(root, params, ctx) {
               return h('td', { class: 'num util', title: counterBps != null ? `from sFlow counters over ${cr.dt.toFixed(0)} s` : 'from the flows (no second counter sample yet)' },
                 h('span', { class: 'bar', style: `width:${Math.min(100, v * 100).toFixed(1)}%` }), (counterBps != null ? '' : '≈') + fmt.percent(v));
             };
-            return h('tr', { class: 'clickable', dataset: { key }, tabindex: '0', onclick: () => go('/key', { by: 'in_if', key, from, to }) },
-              h('td', {}, String(idx)),
+            return h('tr', { class: 'clickable' + (unknown ? ' unknown-if' : ''), dataset: { key }, tabindex: '0',
+              onclick: () => go('/key', { by: 'in_if', key, label: unknown ? exp + ' unknown interface' : '', from, to }) },
+              unknown ? h('td', { title: 'ifIndex 0: the exporter named no interface (sFlow 0x3fffffff, NetFlow 0)' }, 'unknown') : h('td', {}, String(idx)),
               h('td', { class: 'num' }, fmt.bps(r.in)),
               h('td', { class: 'num' }, fmt.bps(r.out)),
               h('td', { class: 'num' }, speed ? fmt.bps(speed) : '—'),

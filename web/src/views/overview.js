@@ -5,6 +5,7 @@ import * as fmt from '../format.js';
 import { TimeChart, PALETTE } from '../charts.js';
 import { h, panelError, showError, rangePicker, topTable } from '../ui.js';
 import { go, href, isLive, resolveTime, chooseStep, rfc3339 } from '../state.js';
+import { dataNote, noteBox } from '../nodata.js';
 
 export const PANELS = [
   { by: 'app', title: 'Applications' },
@@ -25,6 +26,7 @@ export function overview(root, params, ctx) {
   const setRange = (r) => go('/', { ...keep, ...r });
 
   const kpis = h('div', { class: 'kpis' });
+  const where = noteBox();
   const bpsEl = h('div');
   const ppsEl = h('div');
   const onZoom = (a, b) => setRange({ from: rfc3339(a), to: rfc3339(b) });
@@ -37,7 +39,7 @@ export function overview(root, params, ctx) {
     h('div', { class: 'toolbar' }, h('h1', {}, 'Overview'), rangePicker(from, to, setRange),
       scope.exporter || scope.proto ? h('span', { class: 'scope' }, 'scope: ' + (scope.exporter ? 'exporter ' + scope.exporter : 'proto ' + scope.proto),
         h('a', { href: href('/', { from, to }) }, ' ×')) : null),
-    h('section', { class: 'card traffic' }, h('div', { class: 'card-head' }, h('h2', {}, 'Traffic'), kpis),
+    h('section', { class: 'card traffic' }, h('div', { class: 'card-head' }, h('h2', {}, 'Traffic'), kpis), where,
       h('h3', {}, 'bits per second'), bpsEl, h('h3', {}, 'packets per second'), ppsEl),
     h('section', { class: 'panels' }, panels.map((p) => h('div', { class: 'card panel', dataset: { panel: p.by } },
       h('div', { class: 'card-head' }, h('h2', {}, h('a', { href: href('/top', { by: p.by, ...keep }) }, p.title)),
@@ -56,6 +58,8 @@ export function overview(root, params, ctx) {
     bpsChart.setData(xs, [{ label: 'bps', color: PALETTE[0], values: s.points.map((p) => p.bps) }]);
     ppsChart.setData(xs, [{ label: 'pps', color: PALETTE[2], values: s.points.map((p) => p.pps) }]);
     kpis.replaceChildren(...trafficKpis(s, step, now, isLive(to)));
+    await dataNote(where, { empty: s.points.every((p) => !p.bytes), from: s.from, to: s.to,
+      scoped: !!(scope.exporter || scope.proto), onJump: setRange, signal });
   }
 
   async function loadPanel(p, signal) {
@@ -111,6 +115,26 @@ function kpi(label, value, sub, title, cls) {
   return h('div', { class: 'kpi ' + (cls || ''), title }, h('span', { class: 'label' }, label), h('span', { class: 'value' }, value), h('span', { class: 'sub' }, sub));
 }
 
+// EXPORTER_STATES are an exporter's health, worst first, as the exporters
+// table shows it: a word and a dot (its colour is never the only sign).
+export const EXPORTER_STATES = {
+  failing: { text: 'only errors', dot: 'bad', help: 'datagrams arrived, none decoded into a flow: every one was an error' },
+  silent: { text: 'silent', dot: 'stale', help: 'nothing received for over 5 minutes' },
+  noflows: { text: 'no flows', dot: 'stale', help: 'datagrams arrived, without a flow so far (templates or sFlow counters only)' },
+  errors: { text: 'errors', dot: 'warn', help: 'flows decoded, and some datagrams refused (errors by reason on hover)' },
+  ok: { text: 'ok', dot: 'ok', help: 'flows decoded, no error' },
+};
+
+// exporterState reads an exporter of /exporters: its flows and errors since
+// tmsd started, and when it last sent.
+export function exporterState(e, now = new Date()) {
+  const nerr = Object.values(e.errors || {}).reduce((a, n) => a + n, 0);
+  if (!e.flows && nerr) return 'failing';
+  if (now - new Date(e.last_seen) > 5 * 60e3) return 'silent';
+  if (!e.flows) return 'noflows';
+  return nerr ? 'errors' : 'ok';
+}
+
 function exportersTable(list, recent, onRow) {
   if (!list.length) return h('p', { class: 'nodata' }, 'No exporter has sent anything since tmsd started.');
   const secs = (Date.parse(recent.to) - Date.parse(recent.from)) / 1000;
@@ -120,9 +144,10 @@ function exportersTable(list, recent, onRow) {
     const seen = new Date(e.last_seen);
     const errs = Object.entries(e.errors || {});
     const nerr = errs.reduce((a, [, n]) => a + n, 0);
-    const stale = now - seen > 5 * 60e3;
-    return h('tr', { class: 'clickable', dataset: { key: e.address }, tabindex: '0', onclick: () => onRow(e.address) },
-      h('td', {}, h('span', { class: 'dot ' + (stale ? 'stale' : 'ok'), title: stale ? 'silent for over 5 minutes' : 'sending' }), e.address),
+    const state = exporterState(e, now);
+    const st = EXPORTER_STATES[state];
+    return h('tr', { class: 'clickable', dataset: { key: e.address, state }, tabindex: '0', onclick: () => onRow(e.address) },
+      h('td', {}, h('span', { class: 'dot ' + st.dot, title: st.text + ': ' + st.help }), e.address),
       h('td', {}, (e.protocols || []).join(', ')),
       h('td', { title: fmt.utcTime(seen) }, fmt.ago(seen, now)),
       h('td', { class: 'num' }, fmt.fps(flows.get(e.address) || 0)),
@@ -131,9 +156,12 @@ function exportersTable(list, recent, onRow) {
       h('td', { class: 'num' }, e.templates),
       h('td', { class: 'num', title: e.sampling_source ? 'from ' + e.sampling_source : '' }, e.sampling_rate > 1 ? '1:' + e.sampling_rate : e.sampling_rate === 1 ? 'none' : '—'),
       h('td', { class: 'num', title: 'flows whose timestamp tmsd replaced by the receive time' }, fmt.count(e.time_corrections)),
+      h('td', { class: 'state state-' + state, title: st.help }, st.text),
     );
   });
-  return h('table', { class: 'exporters' },
-    h('thead', {}, h('tr', {}, ['exporter', 'protocols', 'last seen', 'flows/s (5 min)', 'datagrams', 'errors', 'templates', 'sampling', 'time fixes'].map((c, i) => h('th', { class: i >= 3 ? 'num' : '' }, c)))),
-    h('tbody', {}, rows));
+  const legend = h('p', { class: 'muted note legend' }, h('span', {}, 'status:'), Object.values(EXPORTER_STATES).map((st) =>
+    h('span', { class: 'legend-item', dataset: { state: st.text } }, h('span', { class: 'dot ' + st.dot }), h('b', {}, st.text), ': ' + st.help)));
+  return h('div', {}, h('table', { class: 'exporters' },
+    h('thead', {}, h('tr', {}, ['exporter', 'protocols', 'last seen', 'flows/s (5 min)', 'datagrams', 'errors', 'templates', 'sampling', 'time fixes', 'status'].map((c, i) => h('th', { class: i >= 3 && i < 9 ? 'num' : '' }, c)))),
+    h('tbody', {}, rows)), legend);
 }

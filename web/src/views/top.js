@@ -7,6 +7,7 @@ import * as fmt from '../format.js';
 import { TimeChart, PALETTE, OTHER_COLOR } from '../charts.js';
 import { h, showError, panelError, rangePicker, topTable } from '../ui.js';
 import { go, isLive, chooseStep, compareStep, rfc3339, compareOffset } from '../state.js';
+import { dataNote, noteBox } from '../nodata.js';
 
 export const DIMS = {
   app: 'application', srcip: 'source IP', dstip: 'destination IP', ip: 'IP (either side)',
@@ -92,13 +93,14 @@ export function topView(root, params, ctx) {
   const chartEl = h('div');
   const tableEl = h('div', { class: 'panel-body' }, h('p', { class: 'loading' }, 'loading…'));
   const note = h('p', { class: 'muted note' });
+  const where = noteBox();
   const rateFmt = (v) => fmt.rate(s.metric, v);
   const chart = ctx.own(new TimeChart(chartEl, { height: 320, fmt: rateFmt, stacked: true,
     onZoom: (a, b) => set({ from: rfc3339(a), to: rfc3339(b) }) }));
   root.replaceChildren(
     h('div', { class: 'toolbar' }, h('h1', {}, 'Top ' + s.n + ' by ' + (DIMS[s.by] || s.by)), rangePicker(s.from, s.to, set)),
     controls,
-    h('section', { class: 'card' }, chartEl, note),
+    h('section', { class: 'card' }, where, chartEl, note),
     h('section', { class: 'card' }, tableEl),
   );
 
@@ -126,7 +128,7 @@ export function topView(root, params, ctx) {
     const lists = await Promise.all(['in_if', 'out_if'].map((by) =>
       api.top({ by, n: IF_LIST_N, metric: 'bytes', from: s.from, to: s.to }, ctx.signal)));
     const labels = new Map();
-    for (const r of lists.flatMap((l) => l.rows)) labels.set(r.key, r.label && r.label !== r.key ? r.key + ' (' + r.label + ')' : r.key);
+    for (const r of lists.flatMap((l) => l.rows)) labels.set(r.key, r.label || r.key); // "192.0.2.1 unknown interface" for ifIndex 0
     labels.delete(s.if); // already there, selected
     const keys = [...labels.keys()].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
     ifSel.append(...keys.map((k) => h('option', { value: k }, labels.get(k))));
@@ -168,6 +170,8 @@ export function topView(root, params, ctx) {
     tableEl.replaceChildren(topTable(top, { metric: s.metric, colors,
       onRow: (r) => go('/key', { by: s.by, key: r.key, label: r.label !== r.key ? r.label : '', metric: s.metric, from: s.from, to: s.to, compare: s.compare, ...scope }) }));
     root.dataset.exact = String(top.exact);
+    await dataNote(where, { empty: !top.total.bytes, from: top.from, to: top.to, scoped: SCOPES.some((k) => s[k]),
+      onJump: (r) => set(r), signal: ctx.signal });
   }
 
   ctx.refreshing(isLive(s.to), 60_000, async (first) => {
