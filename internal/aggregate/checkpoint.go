@@ -200,6 +200,7 @@ func appendSection(b []byte, shard int, m *minuteAgg, limit int, mu *sync.Mutex,
 			sc.copy.slots = append(sc.copy.slots[:0], t.slots...)
 			sc.copy.scopeN = append(sc.copy.scopeN[:0], t.scopeN...)
 			sc.copy.evicted = append(sc.copy.evicted[:0], t.evicted...)
+			sc.copy.nonzero = append(sc.copy.nonzero[:0], t.nonzero...)
 			sc.copy.n, sc.copy.shift, sc.copy.scoped, sc.copy.base = t.n, t.shift, t.scoped, t.base
 			mu.Unlock()
 			t = &sc.copy
@@ -259,6 +260,10 @@ func appendTable(b []byte, i int, t *table, limit int, sc *scratch) []byte {
 	for _, e := range evicted {
 		b = appendCounters(b, e)
 	}
+	b = binary.AppendUvarint(b, uint64(len(t.nonzero)))
+	for _, nz := range t.nonzero {
+		b = appendCounters(b, nz)
+	}
 	if cuts == nil {
 		b = binary.AppendUvarint(b, uint64(t.n))
 		for j := range t.slots {
@@ -300,7 +305,11 @@ func appendTable(b []byte, i int, t *table, limit int, sc *scratch) []byte {
 //	           nv6 (uvarint) | nv6 × address (16) |
 //	           ntables (uvarint) | ntables × table
 //	table:     spec (uvarint) | base (3 uvarint) | nscopes (uvarint) | nscopes × bound (3 uvarint) |
+//	           nnz (uvarint) | nnz × counted (3 uvarint) |
 //	           n (uvarint) | n × (key (uvarint) | counters (3 uvarint))
+//
+// counted: per scope, what a table that leaves out value 0 (countries, ASes)
+// counted, its zero row being the scope's total less it.
 //
 // A section is one shard's minute (or a pending one's); a key's scope and
 // value are ids of the section's dictionaries (layout.go). Restored, each
@@ -422,11 +431,20 @@ func (a *Aggregator) decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, erro
 			for s := range evicted {
 				evicted[s] = d.counters()
 			}
+			nnz := d.uvarint()
+			if d.bad || nnz > ns || (nnz > 0 && !specs[i].elides()) {
+				return nil, corrupt("bad count of scopes counted")
+			}
+			nonzero := make([]topn.Counters, nnz)
+			for s := range nonzero {
+				nonzero[s] = d.counters()
+			}
 			n := d.uvarint()
 			if d.bad || n > uint64(len(d.b)/4) {
 				return nil, corrupt("bad key count")
 			}
 			t := newTable(int(n), specs[i].kind != scNone)
+			t.nonzero = nonzero
 			t.scopeN = make([]int32, ns)
 			t.evicted, t.base = evicted, base
 			for range n {

@@ -125,10 +125,22 @@ func (m *minuteAgg) partMerged(sc topn.Scope, d topn.Dim) *merged {
 		for pid, ok := range keep {
 			if ok {
 				mg.bound.Add(t.bound(uint64(pid)))
+				m.addZeroRow(mg, i, scPart, uint64(pid))
 			}
 		}
 	}
 	return mg
+}
+
+// addZeroRow adds to mg the zero row of scope id in table i, when the table
+// leaves it out (spec.elides): the scope's total less what the table counted.
+func (m *minuteAgg) addZeroRow(mg *merged, i int, k scopeKind, id uint64) {
+	if !specs[i].elides() {
+		return
+	}
+	if z := m.tables[i].zeroRow(id, m.total(k, id)); !z.IsZero() {
+		mg.vals.add(0, z)
+	}
 }
 
 // scopeMerged is dimension d of scope id of a scoped kind (an interface, an
@@ -146,6 +158,7 @@ func (m *minuteAgg) scopeMerged(k scopeKind, id uint64, d topn.Dim) *merged {
 			}
 		})
 		mg.bound.Add(t.bound(id))
+		m.addZeroRow(mg, i, k, id)
 	}
 	return mg
 }
@@ -260,6 +273,14 @@ func topSlots(t *table, limit int, metrics []topn.Metric) []bool {
 func (a *Aggregator) scopeTable(ms []*minuteAgg, sc topn.Scope, d topn.Dim, limit int) *topn.Table {
 	switch sc.Kind {
 	case topn.ScopeAll, topn.ScopeExporter, topn.ScopeProto:
+		if sc.Kind == topn.ScopeAll && isPortDim(d) {
+			src := sources(scAll, d)
+			m, tm := owner(ms, src[0]), owner(ms, specIndex(scPart, 0))
+			if m == nil || tm == nil {
+				return nil
+			}
+			return m.namedBy(m.scopeMerged(scAll, 0, d), d, tm.partTotal(sc), limit, byBytes, a)
+		}
 		first := specIndex(scPart, 0)
 		if d != topn.DimExporter && d != topn.DimProto {
 			src := sources(scPart, d)
@@ -548,10 +569,18 @@ func (a *Aggregator) closeShard(m *minuteAgg, out *intervals) {
 		}
 		return ds
 	}
+	if hasAny(m, scAll) {
+		for _, d := range []topn.Dim{topn.DimSrcPort, topn.DimDstPort, topn.DimPort} {
+			out.put(topn.Scope{}, d, m.named(m.scopeMerged(scAll, 0, d), d, topn.Counters{}, a.cfg.TopK, a))
+		}
+	}
 	if hasAny(m, scPart) {
 		pt := specIndex(scPart, 0)
 		for _, sc := range a.partScopes(m) {
 			for _, d := range dimsOf(scPart, sc) {
+				if sc.Kind == topn.ScopeAll && isPortDim(d) {
+					continue // the whole network's own tables (scAll)
+				}
 				out.put(sc, d, m.named(m.partMerged(sc, d), d, topn.Counters{}, a.cfg.TopK, a))
 			}
 			if m.tables[pt] != nil {
@@ -614,25 +643,36 @@ func (a *Aggregator) closeGrouped(m *minuteAgg, k scopeKind, out *intervals, sco
 				m.tables[j].group(sc)
 				tabs, scs = append(tabs, m.tables[j]), append(scs, sc)
 			}
-			for id := 0; id < len(tabs[0].scopeN) || (len(tabs) > 1 && id < len(tabs[1].scopeN)); id++ {
+			ids := len(tabs[0].scopeN)
+			if len(tabs) > 1 {
+				ids = max(ids, len(tabs[1].scopeN))
+			}
+			elides := specs[src[0]].elides()
+			if elides {
+				ids = max(ids, len(m.tables[specIndex(k, 0)].scopeN))
+			}
+			for id := 0; id < ids; id++ {
 				n := 0
 				for x := range tabs {
 					if id+1 < len(scs[x].start) {
 						n += int(scs[x].start[id+1] - scs[x].start[id])
 					}
 				}
-				if n == 0 {
+				if n == 0 && (!elides || m.total(k, uint64(id)).IsZero()) {
 					continue
 				}
 				sc, ok := scopeOf(uint64(id))
 				if !ok {
 					continue
 				}
-				mg := newMerged(n)
+				mg := newMerged(n + 1)
 				for x, t := range tabs {
 					if id+1 < len(scs[x].start) {
 						mg.addGroup(t, scs[x].idx[scs[x].start[id]:scs[x].start[id+1]], t.bound(uint64(id)))
+					} else {
+						mg.bound.Add(t.bound(uint64(id)))
 					}
+					m.addZeroRow(mg, src[x], k, uint64(id))
 				}
 				out.put(sc, d, m.named(mg, d, topn.Counters{}, a.cfg.TopK, a))
 			}
@@ -641,6 +681,10 @@ func (a *Aggregator) closeGrouped(m *minuteAgg, k scopeKind, out *intervals, sco
 			}
 		}
 	}
+}
+
+func isPortDim(d topn.Dim) bool {
+	return d == topn.DimSrcPort || d == topn.DimDstPort || d == topn.DimPort
 }
 
 // outputDims are the dimensions a table of dimension d feeds: itself, and

@@ -195,6 +195,9 @@ func (m *minuteAgg) keyOf(d topn.Dim, v uint64, apps appKeys) topn.Key {
 	case topn.DimSrcIP, topn.DimDstIP, topn.DimIP, topn.DimPeer:
 		return topn.AddrKey(m.addr(v))
 	case topn.DimSrcPort, topn.DimDstPort, topn.DimPort:
+		if v>>8 == portRange {
+			return topn.PortRangeKey(uint8(v))
+		}
 		return topn.PortKey(uint16(v>>8), uint8(v))
 	case topn.DimApp:
 		return apps.appKey(uint16(v))
@@ -215,6 +218,10 @@ func (m *minuteAgg) keyOf(d topn.Dim, v uint64, apps appKeys) topn.Key {
 type appKeys interface {
 	appKey(id uint16) topn.Key
 }
+
+// portRange is the port value of the dynamic range's row (topn.PortRangeKey):
+// one past the ports, so that it is none of them.
+const portRange = 1 << 16
 
 // flowFields are one flow's fields (field order) and counters.
 type flowFields struct {
@@ -252,11 +259,11 @@ func (m *minuteAgg) fields(r *flow.Record, need uint32, app uint16, ff *flowFiel
 	f[fSrcPort] = uint64(r.SrcPort)<<8 | uint64(r.Proto)
 	f[fDstPort] = uint64(r.DstPort)<<8 | uint64(r.Proto)
 	f[fSrcPortS], f[fDstPortS] = f[fSrcPort], f[fDstPort]
-	if r.SrcPort >= 32768 {
-		f[fSrcPortS] = 32768<<8 | uint64(r.Proto)
+	if r.SrcPort >= topn.DynamicPorts {
+		f[fSrcPortS] = portRange<<8 | uint64(r.Proto)
 	}
-	if r.DstPort >= 32768 {
-		f[fDstPortS] = 32768<<8 | uint64(r.Proto)
+	if r.DstPort >= topn.DynamicPorts {
+		f[fDstPortS] = portRange<<8 | uint64(r.Proto)
 	}
 	f[fSrcCC] = uint64(r.SrcCountry[0])<<8 | uint64(r.SrcCountry[1])
 	f[fDstCC] = uint64(r.DstCountry[0])<<8 | uint64(r.DstCountry[1])
@@ -285,8 +292,15 @@ func (m *minuteAgg) count(i int, ffs []flowFields, maxKeys int, over func(t *tab
 			prefetch(uintptr(unsafe.Pointer(&t.slots[t.home(k+1)&mask])))
 		}
 	}
+	elides := specs[i].elides()
 	added := 0
 	for j, k := range keys {
+		if elides {
+			if valueOf(k) == 0 {
+				continue // unknown: the zero row is derived (spec.elides)
+			}
+			t.addNonzero(scopeOf(k), ffs[j].c)
+		}
 		// add's probe, inlined: a hit (most updates) costs no call.
 		stored := k + 1
 		mask := uint64(len(t.slots) - 1)
@@ -423,6 +437,11 @@ func (m *minuteAgg) mergeTable(src *minuteAgg, i int, maxKeys int) {
 		dt.add(x.scope(sp.kind, scopeOf(k))<<valueBits|x.value(sp.value, valueOf(k)), c)
 	})
 	dt.base.Add(st.base)
+	for sc, nz := range st.nonzero {
+		if !nz.IsZero() {
+			dt.addNonzero(x.scope(sp.kind, uint64(sc)), nz)
+		}
+	}
 	for sc, e := range st.evicted {
 		if e.IsZero() {
 			continue

@@ -41,6 +41,9 @@ type table struct {
 	// base is a bound of every scope, beyond its own: what a minute restored
 	// without these tables (an older checkpoint) may have had in any of them.
 	base topn.Counters
+	// nonzero, in a table that leaves out value 0 (spec.elides), is what it
+	// counted per scope: the scope's total less it is the zero row, exact.
+	nonzero []topn.Counters
 }
 
 type slot struct {
@@ -132,6 +135,23 @@ func (t *table) growScopes(sc int) {
 	t.evicted = append(t.evicted, make([]topn.Counters, n-len(t.evicted))...)
 }
 
+// addNonzero counts c as counted in scope sc (spec.elides).
+func (t *table) addNonzero(sc uint64, c topn.Counters) {
+	if sc >= uint64(len(t.nonzero)) {
+		t.nonzero = append(t.nonzero, make([]topn.Counters, max(int(sc)+1, 2*len(t.nonzero))-len(t.nonzero))...)
+	}
+	t.nonzero[sc].Add(c)
+}
+
+// zeroRow is the zero row of scope sc, whose total is total, in a table that
+// leaves it out.
+func (t *table) zeroRow(sc uint64, total topn.Counters) topn.Counters {
+	if sc < uint64(len(t.nonzero)) {
+		total.Sub(t.nonzero[sc])
+	}
+	return total
+}
+
 func (t *table) rehash(n int) {
 	old := t.slots
 	t.slots, t.shift, t.n = make([]slot, n), shiftFor(n), 0
@@ -156,7 +176,7 @@ func (t *table) insert(s *slot) {
 
 // bytes is what the table holds in memory.
 func (t *table) bytes() int64 {
-	return int64(cap(t.slots))*slotBytes + int64(cap(t.scopeN))*4 + int64(cap(t.evicted))*24
+	return int64(cap(t.slots))*slotBytes + int64(cap(t.scopeN))*4 + int64(cap(t.evicted)+cap(t.nonzero))*24
 }
 
 // bound is the bound of scope sc: what any of its keys may be under-counted by.
