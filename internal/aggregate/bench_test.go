@@ -111,7 +111,6 @@ func BenchmarkAdd(b *testing.B) {
 		{"no-drill", func(c *Configuration) { c.DrillDowns = 0 }},
 		{"no-interface", func(c *Configuration) { c.ScopeInterface = false }},
 		{"neither", func(c *Configuration) { c.DrillDowns, c.ScopeInterface = 0, false }},
-
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			a := newBenchAggregator(b, bc.mod)

@@ -126,7 +126,6 @@ func (a *Aggregator) checkpoint() error {
 	return nil
 }
 
-
 // checkpointCap bounds what one checkpoint pass writes: the keys of a quarter
 // of the memory budget (at 192 bytes a key in memory, 16 encoded). Past it,
 // under a flood of distinct addresses, each scope of each table saves its top

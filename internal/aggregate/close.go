@@ -427,7 +427,9 @@ func (m *minuteAgg) addrValueOf(a *flow.Addr) (uint64, bool) {
 	return v6Tag | uint64(id), ok
 }
 
-func binaryBE32(b []byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+func binaryBE32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
 
 // ipScopeTable is dimension d (app or peer) of the drill-down of address ip.
 func (a *Aggregator) ipScopeTable(ms []*minuteAgg, ip flow.Addr, d topn.Dim, limit int) *topn.Table {

@@ -62,7 +62,7 @@ const (
 type scopeKind uint8
 
 const (
-	scAll  scopeKind = iota + 1 // the whole network alone: its exact port tables
+	scAll scopeKind = iota + 1 // the whole network alone: its exact port tables
 	scPart
 	scIn
 	scOut

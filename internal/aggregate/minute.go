@@ -92,9 +92,9 @@ type minuteAgg struct {
 	// flowCount is the flows counted: it only grows, so an unchanged count
 	// means an unchanged minute (checkpoints skip it).
 	flowCount uint64
-	keys      int   // keys held by all its tables
-	bytes     int64 // memory held, tables and dictionaries
-	keyBuf []uint64 // count's keys of a batch
+	keys      int      // keys held by all its tables
+	bytes     int64    // memory held, tables and dictionaries
+	keyBuf    []uint64 // count's keys of a batch
 	// the exporter of the previous record: records come in runs of one datagram
 	lastExp   flow.Addr
 	lastExpID uint32
