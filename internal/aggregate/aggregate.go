@@ -178,6 +178,12 @@ type Aggregator struct {
 	ckBytes        atomic.Int64 // bytes the last checkpoint wrote
 	metrics        *metrics
 
+	// hold and barrier align the shards for a flush (align): while hold is
+	// set no shard reads past barrier, and none at all while barrier is 0.
+	hold    atomic.Bool
+	barrier atomic.Uint64 // the position plus one; 0: none yet
+	running atomic.Bool   // the shard workers run
+
 	// appIDs are the classifier's ids by application key, for drill-down
 	// scopes (made once, on the first need).
 	appIDsOnce sync.Once
@@ -221,6 +227,7 @@ type shard struct {
 	corrections map[flow.Addr]uint64
 	applied     atomic.Uint64
 	flows       atomic.Uint64
+	paused      atomic.Uint64 // its ring position plus one, while it waits for an aligning flush
 	// the worker's buffers, reused batch after batch
 	fields []flowFields
 	mins   []int64
@@ -297,6 +304,7 @@ func (a *Aggregator) Start() error {
 		a.wg.Add(1)
 		go a.runShard(s)
 	}
+	a.running.Store(true)
 	a.wg.Add(1)
 	go a.runFlusher()
 	if a.cfg.CheckpointInterval > 0 {
@@ -313,6 +321,7 @@ func (a *Aggregator) Start() error {
 func (a *Aggregator) Stop() error {
 	close(a.stop)
 	a.wg.Wait()
+	a.running.Store(false)
 	err := a.FlushAll()
 	if err != nil && a.cfg.CheckpointInterval > 0 {
 		if cerr := a.checkpoint(); cerr != nil {
@@ -328,7 +337,23 @@ func (a *Aggregator) runShard(s *shard) {
 	idle := time.NewTimer(time.Hour)
 	defer idle.Stop()
 	for {
-		n := s.cur.PopBatch(buf)
+		limit := len(buf)
+		if a.hold.Load() {
+			// A flush aligns the shards (align): say where this one is, and
+			// read up to the barrier once there is one.
+			b, pos := a.barrier.Load(), s.cur.Pos()
+			if b == 0 || pos >= b-1 {
+				s.paused.Store(pos + 1)
+				idle.Reset(50 * time.Microsecond)
+				select {
+				case <-idle.C:
+				case <-a.stop:
+				}
+				continue
+			}
+			limit = int(min(uint64(limit), b-1-pos))
+		}
+		n := s.cur.PopBatch(buf[:limit])
 		if n == 0 {
 			select {
 			case <-a.stop:
@@ -592,6 +617,8 @@ func (a *Aggregator) flush(closed func(start int64) bool) error {
 // swapClosed moves the closed minutes out of the shards into pending, where
 // queries still see them, merged with a pending minute of the same start.
 func (a *Aggregator) swapClosed(closed func(start int64) bool) {
+	a.align()
+	defer a.hold.Store(false)
 	a.viewMu.Lock()
 	defer a.viewMu.Unlock()
 	for _, s := range a.shards {
@@ -617,6 +644,55 @@ func (a *Aggregator) swapClosed(closed func(start int64) bool) {
 		s.mu.Unlock()
 	}
 	a.pendingCount.Store(int64(len(a.pending) + len(a.finals)))
+}
+
+// align brings every shard to one position of the ring, the furthest any
+// has read, and holds them there until hold is cleared: the minutes swapped
+// out then hold the same flows in every shard, so that a minute's totals and
+// its tables, which different shards count, agree. The laggards catch up
+// while the others wait: the backlog between shards, a few batches. With
+// the workers not running (before Start, in Stop) they are where they stay.
+func (a *Aggregator) align() {
+	a.barrier.Store(0)
+	a.hold.Store(true)
+	if !a.running.Load() {
+		return
+	}
+	for _, s := range a.shards {
+		s.paused.Store(0)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	wait := func(ready func(s *shard) bool) bool {
+		for {
+			done := true
+			for _, s := range a.shards {
+				done = done && ready(s)
+			}
+			if done {
+				return true
+			}
+			select {
+			case <-a.stop:
+				return false
+			default:
+			}
+			if time.Now().After(deadline) {
+				a.deps.Logger.Warn("shards not aligned for a flush after 10 s: the minute's tables may disagree with its totals by the flows in flight")
+				return false
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+	// Every shard stops before its next batch and says where it is.
+	if !wait(func(s *shard) bool { return s.paused.Load() != 0 }) {
+		return
+	}
+	var p uint64
+	for _, s := range a.shards {
+		p = max(p, s.paused.Load()-1)
+	}
+	a.barrier.Store(p + 1)
+	wait(func(s *shard) bool { return s.applied.Load() >= p })
 }
 
 // writePending closes the pending minutes, oldest first. Each is merged with

@@ -468,7 +468,9 @@ func (a *Aggregator) closeMinute(cm *closingMinute) ([]store.Interval, error) {
 	}
 	wg.Wait()
 	for _, p := range parts {
-		out.absorb(p)
+		if p != nil {
+			out.absorb(p)
+		}
 	}
 	// The drill-downs of the minute's top applications and addresses, from
 	// the whole network's tables just built.
