@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tmsd/tmsd/internal/rollup"
+	"github.com/tmsd/tmsd/internal/store"
 )
 
 // Retention is how long each tier is kept, written `retention: {minute: 14d,
@@ -201,8 +202,28 @@ func (c *Config) checkTiers(path string, serving, retentionFlag bool) error {
 	case serving && time.Duration(c.Retention.Hour) <= 24*time.Hour+rc.Delay:
 		return fmt.Errorf("%s (%s) must be longer than a day plus rollup.delay (%s): hours must outlive their day's rollup",
 			c.retentionWhere(where, "hour", false), time.Duration(c.Retention.Hour), 24*time.Hour+rc.Delay)
+	case rc.MaxDisk > 0 && rc.MaxDisk < rollup.MinMaxDisk():
+		// In whole MB, rounded up, as the user would write it back.
+		smallest := (rollup.MinMaxDisk() + 999_999) / 1_000_000
+		return fmt.Errorf("%s (%s) is too small: Badger's working files (memtable logs, level-0 tables, value log file) may take %s "+
+			"however little the store holds, and the cap evicts down to 90%% of itself; the smallest cap that works is %dMB",
+			where("store.max_disk", "store", "max_disk"), sizeText(rc.MaxDisk), humanBytes(uint64(store.WorkingDisk())), smallest)
 	}
 	return nil
+}
+
+// sizeText writes a configured size back in the unit it was most likely
+// given in: 100MB, 64MiB, else bytes.
+func sizeText(b int64) string {
+	switch {
+	case b%1_000_000 == 0:
+		return fmt.Sprintf("%dMB", b/1_000_000)
+	case b%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", b>>20)
+	case b%1000 == 0:
+		return fmt.Sprintf("%dKB", b/1000)
+	}
+	return fmt.Sprintf("%d bytes", b)
 }
 
 // retentionWhere names a tier's retention for an error: the flag when it set
