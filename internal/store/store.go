@@ -104,7 +104,7 @@ type Configuration struct {
 	// mmap'd sparse files (memtable WAL, value log, new tables): when the filesystem is
 	// full, a store into a fresh page of one of them is a SIGBUS that kills the process
 	// rather than an error (a 48 MiB tmpfs filled by Put crashed in table.CreateTable).
-	// Stopping early leaves Badger room to flush its memtables (2 × 16 MiB files) and to
+	// Stopping early leaves Badger room to flush its memtables (8 MiB files) and to
 	// compact (L0 and base level tables, up to ~100 MiB of new tables before the old go).
 	MinFreeSpace int64
 }
