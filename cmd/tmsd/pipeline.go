@@ -197,6 +197,9 @@ func checkAddresses(cfg Config) error {
 		addrs         []string
 	}{{"netflow", "udp", cfg.NetFlow}, {"sflow", "udp", cfg.SFlow}, {"http", "tcp", []string{cfg.HTTP}}} {
 		for _, addr := range a.addrs {
+			if addr == "" {
+				continue // the listener reports it
+			}
 			if err := listen.CheckFree(a.name, a.network, addr); err != nil {
 				return err
 			}
