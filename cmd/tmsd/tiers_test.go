@@ -80,9 +80,9 @@ func TestBadTierConfigNamesFileLineAndReason(t *testing.T) {
 	f("store:\n  max_disk: lots\n", "2", `bad size "lots"`)
 	f("store:\n  max_disk: -5GB\n", "2", `bad size "-5GB"`)
 	f("store:\n  min_free_space: 0\n  max_disk: 50MB\n", "3", "store.max_disk (50MB) is too small: Badger's working files "+
-		"(memtable logs, level-0 tables, value log file) may take 85.8 MiB however little the store holds, "+
-		"and the cap evicts down to 90% of itself; the smallest cap that works is 100MB")
-	f("store:\n  max_disk: 99000001\n", "2", "store.max_disk (99000001 bytes) is too small")
+		"(memtable logs, level-0 tables, value log file) may take 69.8 MiB however little the store holds, "+
+		"and the cap evicts down to 90% of itself; the smallest cap that works is 82MB")
+	f("store:\n  max_disk: 81000000\n", "2", "store.max_disk (81MB) is too small")
 	f("store:\n  max_size: 5GB\n", "2", "field max_size not found")
 	f("rollup:\n  hour_k: 5\n", "2", "field hour_k not found")
 	f("rollup:\n  hour_top_k: many\n", "2", `rollup.hour_top_k: "many" is not a whole number`)
