@@ -150,8 +150,12 @@ func (p *pipeline) startCore() error {
 }
 
 // startServe starts everything: store, aggregator, API, the decoder state
-// (restored before any datagram), then the listeners.
+// (restored before any datagram), then the listeners. An address another
+// process holds stops it before anything is opened.
 func (p *pipeline) startServe(cfg Config) error {
+	if err := checkAddresses(cfg); err != nil {
+		return err
+	}
 	if err := p.startCore(); err != nil {
 		return err
 	}
@@ -188,6 +192,27 @@ func (p *pipeline) startServe(cfg Config) error {
 		}
 		p.listeners = append(p.listeners, ln)
 		p.started = append(p.started, ln.Stop)
+	}
+	return nil
+}
+
+// checkAddresses refuses the start when another process holds one of the
+// UDP or HTTP addresses (listen.CheckFree), before the store is opened: a
+// second tmsd would otherwise share the exporters through SO_REUSEPORT. The
+// listeners check again when they bind (a process started at the same moment).
+func checkAddresses(cfg Config) error {
+	for _, a := range []struct {
+		name, network string
+		addrs         []string
+	}{{"netflow", "udp", cfg.NetFlow}, {"sflow", "udp", cfg.SFlow}, {"http", "tcp", []string{cfg.HTTP}}} {
+		for _, addr := range a.addrs {
+			if addr == "" {
+				continue // the listener reports it
+			}
+			if err := listen.CheckFree(a.name, a.network, addr); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

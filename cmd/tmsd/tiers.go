@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tmsd/tmsd/internal/rollup"
+	"github.com/tmsd/tmsd/internal/store"
 )
 
 // Retention is how long each tier is kept, written `retention: {minute: 14d,
@@ -167,8 +168,28 @@ func (c *Config) checkTiers(src configSource, serving bool) error {
 		k := src.pick(append([]string{"retention.hour"}, delayKeys...)...)
 		return src.errorf(k, "%s must be longer than a day plus %s: hours must outlive their day's rollup",
 			about(k, "retention.hour", hour), about("", "rollup.delay", delay))
+	case rc.MaxDisk > 0 && rc.MaxDisk < rollup.MinMaxDisk():
+		// In whole MB, rounded up, as the user would write it back.
+		smallest := (rollup.MinMaxDisk() + 999_999) / 1_000_000
+		return src.errorf("store.max_disk", "%s is too small: Badger's working files (memtable logs, level-0 tables, value log file) may take %s "+
+			"however little the store holds, and the cap evicts down to 90%% of itself; the smallest cap that works is %dMB",
+			sizeText(rc.MaxDisk), humanBytes(uint64(store.WorkingDisk())), smallest)
 	}
 	return nil
+}
+
+// sizeText writes a configured size back in the unit it was most likely
+// given in: 100MB, 64MiB, else bytes.
+func sizeText(b int64) string {
+	switch {
+	case b%1_000_000 == 0:
+		return fmt.Sprintf("%dMB", b/1_000_000)
+	case b%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", b>>20)
+	case b%1000 == 0:
+		return fmt.Sprintf("%dKB", b/1000)
+	}
+	return fmt.Sprintf("%d bytes", b)
 }
 
 // locate is the line of the value at keys in a YAML document (0: not there),

@@ -49,7 +49,8 @@ func TestStoreMaxDisk(t *testing.T) {
 	f("50GiB", 50<<30)
 	f("500MB", 500e6)
 	f("1.5TB", 1.5e12)
-	f("1048576", 1<<20)
+	f("104857600", 100<<20)
+	f("100MB", 100e6)
 	f("0", 0)
 }
 
@@ -78,6 +79,10 @@ func TestBadTierConfigNamesFileLineAndReason(t *testing.T) {
 	f("retention: [14d]\n", "1: retention", "want a duration (the minute tier) or a mapping")
 	f("store:\n  max_disk: lots\n", "2: store.max_disk", `bad size "lots"`)
 	f("store:\n  max_disk: -5GB\n", "2: store.max_disk", `bad size "-5GB"`)
+	f("store:\n  min_free_space: 0\n  max_disk: 50MB\n", "3: store.max_disk", "50MB is too small: Badger's working files "+
+		"(memtable logs, level-0 tables, value log file) may take 69.8 MiB however little the store holds, "+
+		"and the cap evicts down to 90% of itself; the smallest cap that works is 82MB")
+	f("store:\n  max_disk: 81000000\n", "2: store.max_disk", "81MB is too small")
 	f("store:\n  max_size: 5GB\n", "2: store.max_size", "unknown key: store takes min_free_space, max_disk")
 	f("rollup:\n  hour_k: 5\n", "2: rollup.hour_k", "unknown key: rollup takes hour_top_k, day_top_k, delay")
 	f("rollup:\n  hour_top_k: many\n", "2: rollup.hour_top_k", `want a whole number, got "many"`)

@@ -16,6 +16,15 @@ func evictChunk(tier store.Tier) time.Duration {
 	return 24 * time.Hour
 }
 
+// MinMaxDisk is the smallest MaxDisk that works: the cap evicts down to 90 %
+// of itself, which must stay above what Badger's working files may take
+// (store.WorkingDisk), or a store that holds almost nothing evicts its tiers
+// for room it cannot get back. Leave room above it for the history.
+func MinMaxDisk() int64 {
+	w := store.WorkingDisk()
+	return (w*10 + 8) / 9
+}
+
 // enforceCap keeps the store under MaxDisk. Over it, it evicts the oldest
 // intervals of the finest tier first (minutes, then hours, then days) until it
 // has deleted what brings the store down to 90% of the cap, so it does not evict
@@ -23,8 +32,10 @@ func evictChunk(tier store.Tier) time.Duration {
 // (minutes before the hour watermark, hours before the day watermark) and never
 // the newest day: what it evicts lives on, coarser.
 //
-// Badger gives the space back only when compaction rewrites the tables that
-// held the deleted keys, and measures its files once a minute, so the disk
+// The disk is measured as the blocks the store's files occupy
+// (store.DiskUsage), not their length: Badger's value log and memtable logs
+// are sparse files created at full length. Badger gives the space back only
+// when compaction rewrites the tables that held the deleted keys, so the disk
 // cannot be re-measured right after a delete: the amount to delete is counted
 // in the deleted keys' and values' sizes before compression, which is more than
 // the disk gets back (it errs on evicting too little), and the next measure

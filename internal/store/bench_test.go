@@ -97,3 +97,49 @@ func BenchmarkDecodeTableInto(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFinalWrite is the final write of one minute on disk as the
+// aggregator does it (BeginFinal, a PutInterval per scope, EndFinal): 50
+// scopes of 7 tables of K=1000, ~6 MB encoded, so the memtables flush and the
+// value log (the redo record) rotates as in a large deployment. The Badger
+// options (memtable and value log file sizes) weigh on it.
+func BenchmarkFinalWrite(b *testing.B) {
+	const scopes, k = 50, 1000
+	cfg := testConfig(b)
+	cfg.MinFreeSpace = 0
+	s := startStore(b, cfg)
+	r := rand.New(rand.NewPCG(7, 8))
+	dims := []topn.Dim{topn.DimSrcIP, topn.DimDstIP, topn.DimSrcPort, topn.DimDstPort, topn.DimApp, topn.DimInIf, topn.DimOutIf}
+	ivs := make([]Interval, scopes)
+	var encoded int
+	for i := range ivs {
+		var ex flow.Addr
+		ex[10], ex[11], ex[15] = 0xff, 0xff, byte(i+1)
+		sc := topn.Scope{}
+		if i > 0 {
+			sc = topn.Scope{Kind: topn.ScopeExporter, Exporter: ex}
+		}
+		ivs[i] = Interval{Tier: TierMinute, Scope: sc, Tables: map[topn.Dim]*topn.Table{}}
+		for _, d := range dims {
+			t := benchTable(r, k)
+			ivs[i].Tables[d], ivs[i].Total = t, t.Total
+			encoded += len(EncodeTable(t))
+		}
+	}
+	m := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		start := t0.Add(time.Duration(m) * time.Minute)
+		m++
+		for i := range ivs {
+			ivs[i].Start = start
+		}
+		require.NoError(b, s.BeginFinal(ivs))
+		for _, iv := range ivs {
+			require.NoError(b, s.PutInterval(start.Add(time.Minute), iv))
+		}
+		require.NoError(b, s.EndFinal(TierMinute, start))
+	}
+	b.SetBytes(int64(encoded))
+}

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"time"
@@ -33,10 +32,58 @@ import (
 //
 // After a crash, Finals lists the redo records left, and the owner repeats 2 and 3.
 
-// checkpointChunk bounds one Badger value of a checkpoint. Values above 1 MiB go
-// to the value log, whose entries must be smaller than its 128 MiB file, and a
-// minute at the default max_memory (2.8M keys) encodes to ~45 MB. A variable for tests.
-var checkpointChunk = 16 << 20
+// valueChunk bounds one Badger value of a checkpoint or a redo record. Values
+// above 1 MiB go to the value log, whose entries must be smaller than its
+// file (16 MiB, kept small so that a small store.max_disk works: WorkingDisk),
+// and a minute at the default max_memory (2.8M keys) encodes to a ~45 MB
+// checkpoint. A variable for tests.
+var valueChunk = 8 << 20
+
+// putChunked stores value under prefix in chunks of valueChunk, the keys
+// prefix|index (uint16 BE), deleting what is left of an older, longer value
+// and an unchunked one (the key prefix itself, as an older tmsd wrote redo
+// records). The others are overwritten.
+func putChunked(txn *badger.Txn, prefix, value []byte) error {
+	n := max(1, (len(value)+valueChunk-1)/valueChunk)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	var stale [][]byte
+	for it.Seek(prefix); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		if len(k) == len(prefix) || (len(k) == len(prefix)+2 && int(binary.BigEndian.Uint16(k[len(prefix):])) >= n) {
+			stale = append(stale, it.Item().KeyCopy(nil))
+		}
+	}
+	it.Close()
+	for _, k := range stale {
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	for i := range n {
+		chunk := value[min(i*valueChunk, len(value)):min((i+1)*valueChunk, len(value))]
+		key := binary.BigEndian.AppendUint16(bytes.Clone(prefix), uint16(i))
+		if err := txn.Set(key, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteChunked deletes every key under prefix: the chunks of a value.
+func deleteChunked(txn *badger.Txn, prefix []byte) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+	var keys [][]byte
+	for it.Seek(prefix); it.Valid(); it.Next() {
+		keys = append(keys, it.Item().KeyCopy(nil))
+	}
+	it.Close()
+	for _, k := range keys {
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // PutCheckpoint replaces the checkpoint of the minute starting at start with
 // value, in one transaction: a reader sees the old value or the new, never a mix.
@@ -44,33 +91,7 @@ func (s *Store) PutCheckpoint(start time.Time, value []byte) error {
 	if err := checkStart(TierMinute, start); err != nil {
 		return err
 	}
-	prefix := checkpointPrefix(start.Unix())
-	n := max(1, (len(value)+checkpointChunk-1)/checkpointChunk)
-	err := s.update(func(txn *badger.Txn) error {
-		// Delete the chunks of a longer previous value; the others are overwritten.
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-		var stale [][]byte
-		for it.Seek(prefix); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			if len(k) == len(prefix)+2 && int(binary.BigEndian.Uint16(k[len(prefix):])) >= n {
-				stale = append(stale, it.Item().KeyCopy(nil))
-			}
-		}
-		it.Close()
-		for _, k := range stale {
-			if err := txn.Delete(k); err != nil {
-				return err
-			}
-		}
-		for i := range n {
-			chunk := value[min(i*checkpointChunk, len(value)):min((i+1)*checkpointChunk, len(value))]
-			key := binary.BigEndian.AppendUint16(bytes.Clone(prefix), uint16(i))
-			if err := txn.Set(key, chunk); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.update(func(txn *badger.Txn) error { return putChunked(txn, checkpointPrefix(start.Unix()), value) })
 	if err != nil {
 		return fmt.Errorf("put checkpoint of %s: %w", start.UTC().Format(time.RFC3339), err)
 	}
@@ -90,19 +111,7 @@ func (s *Store) DeleteCheckpoint(start time.Time) error {
 }
 
 func deleteCheckpoint(txn *badger.Txn, start int64) error {
-	prefix := checkpointPrefix(start)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
-	var keys [][]byte
-	for it.Seek(prefix); it.Valid(); it.Next() {
-		keys = append(keys, it.Item().KeyCopy(nil))
-	}
-	it.Close()
-	for _, k := range keys {
-		if err := txn.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return deleteChunked(txn, checkpointPrefix(start))
 }
 
 // Checkpoints calls fn with each checkpoint, oldest first. The value is only
@@ -161,7 +170,7 @@ func (s *Store) BeginFinal(ivs []Interval) error {
 	}
 	value := encodeFinal(ivs)
 	err := s.update(func(txn *badger.Txn) error {
-		if err := txn.Set(finalKey(tier, start.Unix()), value); err != nil {
+		if err := putChunked(txn, finalKey(tier, start.Unix()), value); err != nil {
 			return err
 		}
 		if tier == TierMinute {
@@ -180,7 +189,7 @@ func (s *Store) EndFinal(tier Tier, start time.Time) error {
 	if err := checkStart(tier, start); err != nil {
 		return err
 	}
-	err := s.update(func(txn *badger.Txn) error { return txn.Delete(finalKey(tier, start.Unix())) })
+	err := s.update(func(txn *badger.Txn) error { return deleteChunked(txn, finalKey(tier, start.Unix())) })
 	if err != nil {
 		return fmt.Errorf("end final write of %s %s: %w", tier, start.UTC().Format(time.RFC3339), err)
 	}
@@ -192,29 +201,41 @@ func (s *Store) EndFinal(tier Tier, start time.Time) error {
 // stays until EndFinal deletes it. An error from fn stops the walk and is returned.
 func (s *Store) Finals(fn func(tier Tier, start time.Time, ivs []Interval, err error) error) error {
 	prefix := []byte{spaceFinal, keyVersion}
+	record := len(prefix) + 1 + startLen // a record's key; its chunks' add the index
 	return s.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
+		var (
+			cur   []byte // the record being read: its key
+			value []byte
+		)
+		flush := func() error {
+			if cur == nil {
+				return nil
+			}
+			tier, start := Tier(cur[2]), time.Unix(int64(binary.BigEndian.Uint64(cur[3:])), 0).UTC()
+			ivs, err := decodeFinal(value, tier, start)
+			cur, value = nil, value[:0]
+			return fn(tier, start, ivs, err)
+		}
 		for it.Seek(prefix); it.Valid(); it.Next() {
 			k := it.Item().Key()
-			if len(k) != len(prefix)+1+startLen {
+			if len(k) != record && len(k) != record+2 {
 				return fmt.Errorf("%w: final key %x", ErrCorrupt, k)
 			}
-			tier, start := Tier(k[2]), time.Unix(int64(binary.BigEndian.Uint64(k[3:])), 0).UTC()
-			var ivs []Interval
-			err := it.Item().Value(func(v []byte) error {
-				var err error
-				ivs, err = decodeFinal(v, tier, start)
-				return err
-			})
-			if err != nil && !errors.Is(err, ErrCorrupt) {
-				return err
+			if cur != nil && !bytes.Equal(cur, k[:record]) {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
-			if err := fn(tier, start, ivs, err); err != nil {
+			if cur == nil {
+				cur = bytes.Clone(k[:record])
+			}
+			if err := it.Item().Value(func(v []byte) error { value = append(value, v...); return nil }); err != nil {
 				return err
 			}
 		}
-		return nil
+		return flush()
 	})
 }
 

@@ -33,9 +33,9 @@ func checkpoints(t *testing.T, s *Store) map[time.Time][]byte {
 }
 
 func TestCheckpointReplaceAndDelete(t *testing.T) {
-	old := checkpointChunk
-	checkpointChunk = 4
-	t.Cleanup(func() { checkpointChunk = old })
+	old := valueChunk
+	valueChunk = 4
+	t.Cleanup(func() { valueChunk = old })
 	s := startStore(t, testConfig(t))
 	require.Empty(t, checkpoints(t, s))
 
@@ -115,12 +115,13 @@ func TestCorruptFinal(t *testing.T) {
 	require.NoError(t, s.BeginFinal([]Interval{interval(minute(1), global, 1, topn.DimApp)}))
 	require.NoError(t, s.BeginFinal(good))
 	require.NoError(t, s.update(func(txn *badger.Txn) error {
-		item, err := txn.Get(finalKey(TierMinute, minute(1).Unix()))
+		chunk := binary.BigEndian.AppendUint16(finalKey(TierMinute, minute(1).Unix()), 0)
+		item, err := txn.Get(chunk)
 		require.NoError(t, err)
 		v, err := item.ValueCopy(nil)
 		require.NoError(t, err)
 		v[len(v)/2] ^= 0x40
-		return txn.Set(finalKey(TierMinute, minute(1).Unix()), v)
+		return txn.Set(chunk, v)
 	}))
 	var errs []error
 	var ok [][]Interval
@@ -135,6 +136,52 @@ func TestCorruptFinal(t *testing.T) {
 	require.Len(t, errs, 1)
 	require.ErrorIs(t, errs[0], ErrCorrupt)
 	require.Equal(t, [][]Interval{good}, ok)
+}
+
+// A redo record bigger than a value chunk is stored in chunks and read back
+// whole; one an older tmsd wrote unchunked (the bare key) still reads, and
+// the next BeginFinal or EndFinal of its minute removes it.
+func TestFinalChunks(t *testing.T) {
+	old := valueChunk
+	valueChunk = 40
+	t.Cleanup(func() { valueChunk = old })
+	s := startStore(t, testConfig(t))
+	big := []Interval{interval(minute(1), global, 40, topn.DimApp, topn.DimSrcIP), interval(minute(1), exporterA, 30, topn.DimApp)}
+	require.Greater(t, len(encodeFinal(big)), 4*valueChunk)
+	legacy := []Interval{interval(minute(2), global, 3, topn.DimApp)}
+	require.NoError(t, s.BeginFinal(big))
+	require.NoError(t, s.update(func(txn *badger.Txn) error {
+		return txn.Set(finalKey(TierMinute, minute(2).Unix()), encodeFinal(legacy))
+	}))
+	read := func() map[time.Time][]Interval {
+		out := map[time.Time][]Interval{}
+		require.NoError(t, s.Finals(func(_ Tier, start time.Time, ivs []Interval, err error) error {
+			require.NoError(t, err)
+			out[start] = ivs
+			return nil
+		}))
+		return out
+	}
+	require.Equal(t, map[time.Time][]Interval{minute(1): big, minute(2): legacy}, read())
+
+	// A shorter record replaces a longer one and the legacy one whole.
+	small := []Interval{interval(minute(1), global, 1, topn.DimApp)}
+	require.NoError(t, s.BeginFinal(small))
+	require.NoError(t, s.BeginFinal(legacy))
+	require.Equal(t, map[time.Time][]Interval{minute(1): small, minute(2): legacy}, read())
+	require.NoError(t, s.EndFinal(TierMinute, minute(1)))
+	require.NoError(t, s.EndFinal(TierMinute, minute(2)))
+	require.Empty(t, read())
+	var keys int
+	require.NoError(t, s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{spaceFinal, keyVersion}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys++
+		}
+		return nil
+	}))
+	require.Zero(t, keys, "no chunk left")
 }
 
 // FuzzDecodeFinal: no input panics; what decodes re-encodes to itself.

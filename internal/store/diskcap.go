@@ -2,25 +2,83 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/tmsd/tmsd/internal/topn"
 )
 
-// DiskUsage returns the bytes Badger's files take (LSM tables and value log), as
-// Badger last measured them: it refreshes the figure about once a minute, and
-// space freed by deletes and expiry comes back only when compaction rewrites
-// the tables that held them. 0 for an in-memory store.
+// DiskUsage returns the bytes the store's files occupy on disk now: the
+// blocks allocated to each file of the data directory (st_blocks × 512).
+// Badger creates its value log file (2 × ValueLogFileSize) and its memtable
+// logs (2 × MemTableSize) as sparse files of their full length and fills
+// them as it writes: their length, which Badger's own Size and `ls` report,
+// is mostly preallocation that takes no disk (a fresh store: 49 MiB long,
+// 24 KiB allocated; 288 MiB long with the earlier options). Space freed by deletes and expiry comes back only when
+// compaction rewrites the tables that held them. 0 for an in-memory store.
 func (s *Store) DiskUsage() (int64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.db == nil {
 		return 0, ErrNotStarted
 	}
-	lsm, vlog := s.db.Size()
-	return lsm + vlog, nil
+	if s.cfg.InMemory {
+		return 0, nil
+	}
+	return allocated(s.cfg.Path)
+}
+
+// allocated sums the blocks allocated to the files of dir (not recursing:
+// Badger keeps its files flat). A file removed while it walks (compaction
+// deletes tables) is skipped.
+func allocated(dir string) (int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("disk usage: %w", err)
+	}
+	var total int64
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("disk usage: %w", err)
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			total += int64(st.Blocks) * 512
+		} else {
+			total += info.Size()
+		}
+	}
+	return total, nil
+}
+
+// WorkingDisk is the most Badger's working files may occupy whatever the
+// history holds, the floor under a disk cap (rollup.MinMaxDisk): the memtable
+// logs (the one written, NumMemtables queued to flush and the one flushing,
+// each rotated once it passes MemTableSize, by at most one batch: 15 %), the
+// level-0 tables they flush to until compaction merges them
+// (NumLevelZeroTables, at most a memtable each: ZSTD halves them in practice),
+// the value log file written (ValueLogFileSize, passed by at most the
+// transaction that fills it: a value chunk), and the 1 MiB DISCARD file.
+// Value log files already rotated hold checkpoints and redo records over
+// 1 MiB (minutes of many keys) until compaction and the value log GC reclaim
+// them: more traffic, more of them (docs/STORAGE.md).
+func WorkingDisk() int64 {
+	o := badgerOptions(DefaultConfiguration(), nil)
+	memtables := (int64(o.NumMemtables) + 2) * o.MemTableSize * 115 / 100
+	level0 := int64(o.NumLevelZeroTables) * o.MemTableSize
+	vlog := o.ValueLogFileSize + int64(valueChunk)
+	return memtables + level0 + vlog + 1<<20
 }
 
 // DeleteBefore deletes every interval of tier that starts before before: its

@@ -1,6 +1,7 @@
 // Package listen owns the UDP sockets that receive flow export datagrams (NetFlow, IPFIX, sFlow).
 // Each configured address gets N SO_REUSEPORT sockets, each read by its own goroutine in batches
 // (recvmmsg on Linux) into reused buffers that are handed to a Handler, one batch at a time.
+// An address another process holds is refused, naming it (inuse.go): the group is one process's.
 // An optional allow-list of prefixes drops other sources' datagrams before the Handler, and
 // counts them per source in a fixed-size Space-Saving table (Offenders) that spoofing cannot grow.
 package listen
@@ -213,7 +214,15 @@ func (l *Listener) Start() error {
 		}
 		return err
 	}
-	for _, address := range l.cfg.Addresses {
+	for _, configured := range l.cfg.Addresses {
+		// Another process on the address would share its traffic through
+		// SO_REUSEPORT: refuse it (inuse.go).
+		if err := CheckFree(l.name, "udp", configured); err != nil {
+			return fail(err)
+		}
+		address := configured
+		own := map[uint64]bool{}
+		var local *net.UDPAddr
 		for i := 0; i < l.cfg.Sockets; i++ {
 			pc, err := lc.ListenPacket(context.Background(), "udp", address)
 			if err != nil {
@@ -221,15 +230,26 @@ func (l *Listener) Start() error {
 			}
 			conn := pc.(*net.UDPConn)
 			conns = append(conns, conn)
+			if ino, ok := socketInode(conn); ok {
+				own[ino] = true
+			} else {
+				own = nil // cannot tell ours from others
+			}
 			if i > 0 {
 				continue
 			}
-			local := conn.LocalAddr()
+			local = conn.LocalAddr().(*net.UDPAddr)
 			addrs = append(addrs, local)
 			host, port, _ := net.SplitHostPort(address)
 			if port == "0" || port == "" {
 				// Bind the remaining sockets to the port the kernel chose.
-				address = net.JoinHostPort(host, fmt.Sprint(local.(*net.UDPAddr).Port))
+				address = net.JoinHostPort(host, fmt.Sprint(local.Port))
+			}
+		}
+		// A process that probed at the same moment may have joined the group.
+		if own != nil {
+			if err := l.checkAlone(configured, local.AddrPort(), own); err != nil {
+				return fail(err)
 			}
 		}
 	}

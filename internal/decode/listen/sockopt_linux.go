@@ -4,6 +4,7 @@ package listen
 
 import (
 	"fmt"
+	"net"
 	"syscall"
 	"unsafe"
 
@@ -97,4 +98,18 @@ func parseDrops(oob []byte) (uint32, bool) {
 		oob = oob[space:]
 	}
 	return 0, false
+}
+
+// socketInode is the inode of a socket, as /proc/net/udp lists it.
+func socketInode(c *net.UDPConn) (uint64, bool) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var st unix.Stat_t
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.Fstat(int(fd), &st) }); err != nil || serr != nil {
+		return 0, false
+	}
+	return st.Ino, true
 }

@@ -2,7 +2,10 @@
 
 package listen
 
-import "syscall"
+import (
+	"net"
+	"syscall"
+)
 
 // Outside Linux: one socket per address, system receive buffer, no drop counter.
 const (
@@ -21,3 +24,6 @@ type mmsgState struct{}
 func newMmsgState(*reader) *mmsgState { return nil }
 
 func (r *reader) runBatch() bool { return true }
+
+// socketInode: no /proc to match sockets against outside Linux.
+func socketInode(*net.UDPConn) (uint64, bool) { return 0, false }
