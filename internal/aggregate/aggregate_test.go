@@ -322,7 +322,7 @@ func TestOpenMinuteViewIsCutWithBounds(t *testing.T) {
 	// A budget of 280 keys: a checkpoint may write 70, and past them each
 	// scope's table is cut to at least 64 keys.
 	h := startAggregator(t, func(c *Configuration) { c.Shards, c.TopK, c.MaxKeys = 1, 5, 10_000 })
-	h.agg.cfg.MaxMemory = 280 * 192
+	h.agg.cfg.MaxMemory = 280 * 64
 	var recs []flow.Record
 	for i := range 200 { // source i sends i+1 bytes; 10.9.9.9 is the heavy hitter
 		recs = append(recs, rec(fmt.Sprintf("10.1.0.%d", i), "10.0.0.2", 40000, 443, uint64(i+1), base.Add(5*time.Second)))

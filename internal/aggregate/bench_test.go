@@ -170,3 +170,103 @@ func cpuTime() int64 {
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// fillBench counts n flows of benchRecords into a's shards, one minute.
+func fillBench(a *Aggregator, n int) {
+	recs := benchRecords(1<<18, 2)
+	cls, _ := apps.New(nil)
+	for i := range recs {
+		recs[i].App = cls.ClassifyID(&recs[i])
+	}
+	for i := 0; i < n; i += 256 {
+		j := i % len(recs)
+		if j == 0 && i > 0 {
+			freshPorts(recs, i/len(recs))
+		}
+		for _, s := range a.shards {
+			a.addBatch(s, recs[j:j+256])
+		}
+	}
+}
+
+// BenchmarkCheckpoint is the checkpoint of one minute of 2M flows of
+// benchRecords (two shards, every default table), encoded alone and encoded
+// then written to an on-disk store.
+func BenchmarkCheckpoint(b *testing.B) {
+	cls, err := apps.New(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	scfg := store.DefaultConfiguration()
+	scfg.Path = b.TempDir()
+	scfg.MinFreeSpace = 0
+	st, err := store.New(scfg, store.Dependencies{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Stop() })
+	cfg := DefaultConfiguration()
+	cfg.Shards = 2
+	a, err := New(cfg, Dependencies{Ring: ring.NewBroadcast(1024, 2), Store: st, Classifier: cls})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fillBench(a, 2_000_000)
+	var start int64
+	for s := range a.shards[0].minutes {
+		start = s
+	}
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		var buf []byte
+		for b.Loop() {
+			buf, _ = a.encodeCheckpoint(buf[:0], start)
+		}
+		b.ReportMetric(float64(len(buf)), "bytes/checkpoint")
+	})
+	b.Run("write", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			clear(a.ckFlows)
+			if err := a.checkpoint(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(a.ckBytes.Load()), "bytes/checkpoint")
+	})
+}
+
+// BenchmarkCloseMinute is the minute flush's build: one minute of 2M flows
+// of benchRecords in two shards (every default table), made into every
+// scope's top-K tables. B/op is the transient memory it costs at each minute
+// boundary.
+func BenchmarkCloseMinute(b *testing.B) {
+	cfg := DefaultConfiguration()
+	cfg.Shards = 2
+	cls, err := apps.New(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := New(cfg, Dependencies{Ring: ring.NewBroadcast(1024, 2), Store: nopStore{}, Classifier: cls})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fillBench(a, 2_000_000)
+	var cm *closingMinute
+	for start := range a.shards[0].minutes {
+		cm = &closingMinute{start: start, shards: []*minuteAgg{a.shards[0].minutes[start], a.shards[1].minutes[start]}}
+	}
+	b.ReportAllocs()
+	var scopes int
+	for b.Loop() {
+		ivs, err := a.closeMinute(cm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		scopes = len(ivs)
+	}
+	b.ReportMetric(float64(scopes), "scopes")
+}

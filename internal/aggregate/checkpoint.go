@@ -127,14 +127,14 @@ func (a *Aggregator) checkpoint() error {
 }
 
 // checkpointCap bounds what one checkpoint pass writes: the keys of a quarter
-// of the memory budget (at 192 bytes a key in memory, 16 encoded). Past it,
-// under a flood of distinct addresses, each scope of each table saves its top
-// cap keys by bytes, at least 64. Writing every key of a flood took 25-50 MB a
-// pass into Badger's memory-mapped value log, 245 MB of RSS in 45 s until
-// the log GC reclaimed it. Ordinary traffic stays under the bound and
-// restores exactly.
+// of the memory budget (at 64 bytes a key held, BenchmarkAdd's 60-90 B/key;
+// 12-16 bytes encoded). Past it, under a flood of distinct addresses, each
+// scope of each table saves its top cap keys by bytes, at least 64. Writing
+// every key of a flood took 25-50 MB a pass into Badger's memory-mapped value
+// log, 245 MB of RSS in 45 s until the log GC reclaimed it. Ordinary traffic
+// stays under the bound and restores exactly.
 func (a *Aggregator) checkpointCap(held, scopes int) int {
-	budget := int(a.cfg.MaxMemory / 192 / 4)
+	budget := int(a.cfg.MaxMemory / 64 / 4)
 	if held <= budget || scopes == 0 {
 		return 0
 	}

@@ -444,7 +444,7 @@ func TestCheckpointCutToItsBudget(t *testing.T) {
 	s.mu.Lock()
 	m := s.minutes[base.Unix()]
 	s.mu.Unlock()
-	budget := int(h.agg.cfg.MaxMemory / 192 / 4)
+	budget := int(h.agg.cfg.MaxMemory / 64 / 4)
 	require.Zero(t, h.agg.checkpointCap(m.keys, 40), "within the budget: whole")
 	require.Equal(t, 64, h.agg.checkpointCap(budget+1, 1_000_000), "over it, many scopes: at least 64")
 	require.Equal(t, budget/10, h.agg.checkpointCap(budget+1, 10), "over it: the budget shared by the scopes")

@@ -86,18 +86,17 @@ func partFilter(m *minuteAgg, sc topn.Scope) func(pid uint64) bool {
 }
 
 // partMerged is dimension d of a partition-union scope in m.
-func (m *minuteAgg) partMerged(sc topn.Scope, d topn.Dim) *merged {
+func (m *minuteAgg) partMerged(sc topn.Scope, d topn.Dim, grouped func(i int) *scratch) *merged {
 	in := partFilter(m, sc)
 	keep := make([]bool, len(m.parts.keys))
 	for pid := range keep {
 		keep[pid] = in(uint64(pid))
 	}
-	var mg *merged
 	switch d {
 	case topn.DimExporter, topn.DimProto:
 		// Constant in a partition: its rows are partition totals.
 		t := m.tables[specIndex(scPart, 0)]
-		mg = newMerged(len(keep))
+		mg := newMerged(len(keep))
 		t.each(func(k uint64, c topn.Counters) {
 			pid := scopeOf(k)
 			if pid >= uint64(len(keep)) || !keep[pid] {
@@ -112,16 +111,35 @@ func (m *minuteAgg) partMerged(sc topn.Scope, d topn.Dim) *merged {
 		})
 		return mg
 	}
-	for _, i := range sources(scPart, d) {
+	src := sources(scPart, d)
+	hint := 0
+	for _, i := range src {
 		t := m.tables[i]
-		if mg == nil {
-			mg = newMerged(t.n)
-		}
-		t.each(func(k uint64, c topn.Counters) {
-			if pid := scopeOf(k); pid < uint64(len(keep)) && keep[pid] {
-				mg.vals.add(valueOf(k), c)
+		for pid, ok := range keep {
+			if ok && pid < len(t.scopeN) {
+				hint += int(t.scopeN[pid])
 			}
-		})
+		}
+	}
+	mg := newMerged(hint)
+	for _, i := range src {
+		t := m.tables[i]
+		if grouped != nil {
+			// A close reads every scope of the partitions: one grouping of
+			// the table for all of them, not a scan each.
+			g := grouped(i)
+			for pid, ok := range keep {
+				if ok && pid+1 < len(g.start) {
+					mg.addGroup(t, g.idx[g.start[pid]:g.start[pid+1]], topn.Counters{})
+				}
+			}
+		} else {
+			t.each(func(k uint64, c topn.Counters) {
+				if pid := scopeOf(k); pid < uint64(len(keep)) && keep[pid] {
+					mg.vals.add(valueOf(k), c)
+				}
+			})
+		}
 		for pid, ok := range keep {
 			if ok {
 				mg.bound.Add(t.bound(uint64(pid)))
@@ -146,12 +164,16 @@ func (m *minuteAgg) addZeroRow(mg *merged, i int, k scopeKind, id uint64) {
 // scopeMerged is dimension d of scope id of a scoped kind (an interface, an
 // application) in m, by a scan of its tables.
 func (m *minuteAgg) scopeMerged(k scopeKind, id uint64, d topn.Dim) *merged {
-	var mg *merged
-	for _, i := range sources(k, d) {
-		t := m.tables[i]
-		if mg == nil {
-			mg = newMerged(64)
+	src := sources(k, d)
+	hint := 1
+	for _, i := range src {
+		if t := m.tables[i]; id < uint64(len(t.scopeN)) {
+			hint += int(t.scopeN[id])
 		}
+	}
+	mg := newMerged(hint)
+	for _, i := range src {
+		t := m.tables[i]
 		t.each(func(key uint64, c topn.Counters) {
 			if scopeOf(key) == id {
 				mg.vals.add(valueOf(key), c)
@@ -185,26 +207,38 @@ var (
 // namedBy is named, cut by the given metrics (a query of a flooded open
 // minute cuts by bytes alone, as a checkpoint does).
 func (m *minuteAgg) namedBy(mg *merged, d topn.Dim, total topn.Counters, limit int, metrics []topn.Metric, a *Aggregator) *topn.Table {
-	out := &topn.Table{Total: total, Threshold: mg.bound}
 	t := mg.vals
-	keep := topSlots(t, limit, metrics)
-	out.Entries = make([]topn.Entry, 0, len(keep))
-	var dropped topn.Counters
-	kept := 0
+	idx := make([]int32, 0, t.n)
 	for i := range t.slots {
-		s := &t.slots[i]
-		if s.key == 0 {
-			continue
+		if t.slots[i].key != 0 {
+			idx = append(idx, int32(i))
 		}
-		if keep != nil && !keep[i] {
+	}
+	return m.namedIdx(t, idx, mg.bound, d, total, limit, metrics, a)
+}
+
+// namedIdx makes the slots idx of t (a merged table's, or one scope's group
+// of a table whose values are unique in it) a topn.Table of dimension d, as
+// named does.
+func (m *minuteAgg) namedIdx(t *table, idx []int32, bound topn.Counters, d topn.Dim, total topn.Counters, limit int, metrics []topn.Metric, a *Aggregator) *topn.Table {
+	out := &topn.Table{Total: total, Threshold: bound}
+	keep := topIdx(t, idx, limit, metrics)
+	n := len(idx)
+	if keep != nil {
+		n = min(n, limit*len(metrics))
+	}
+	out.Entries = make([]topn.Entry, 0, n)
+	var dropped topn.Counters
+	for j, i := range idx {
+		s := &t.slots[i]
+		if keep != nil && !keep[j] {
 			dropped.Max(s.c)
 			continue
 		}
-		kept++
-		out.Entries = append(out.Entries, topn.Entry{Key: m.keyOfValue(d, s.key-1, a), Value: s.c, Error: mg.bound})
+		out.Entries = append(out.Entries, topn.Entry{Key: m.keyOfValue(d, valueOf(s.key-1), a), Value: s.c, Error: bound})
 	}
-	if kept < t.n {
-		dropped.Add(mg.bound)
+	if len(out.Entries) < len(idx) {
+		dropped.Add(bound)
 		out.Threshold.Max(dropped)
 	}
 	return out
@@ -218,41 +252,34 @@ func (m *minuteAgg) keyOfValue(d topn.Dim, v uint64, a *Aggregator) topn.Key {
 	return m.keyOf(d, v, a)
 }
 
-// topSlots marks the slots of t among the top limit by bytes, by packets or
-// by flows (nil: all, limit <= 0 or no more keys than it). Ties at the cut go
-// to the lower value, so the choice does not depend on slot order.
-func topSlots(t *table, limit int, metrics []topn.Metric) []bool {
-	if limit <= 0 || t.n <= limit {
+// topIdx marks the slots idx of t among the top limit by each of metrics
+// (keep[j] for idx[j]; nil: all, limit <= 0 or no more keys than it). Ties
+// at the cut go to the lower key, so the choice does not depend on slot order.
+func topIdx(t *table, idx []int32, limit int, metrics []topn.Metric) []bool {
+	if limit <= 0 || len(idx) <= limit {
 		return nil
 	}
-	keep := make([]bool, len(t.slots))
-	vals := make([]uint64, 0, t.n)
+	keep := make([]bool, len(idx))
+	vals := make([]uint64, len(idx))
 	var ties []int
 	for _, metric := range metrics {
-		vals = vals[:0]
-		for i := range t.slots {
-			if t.slots[i].key != 0 {
-				vals = append(vals, t.slots[i].c.Get(metric))
-			}
+		for j, i := range idx {
+			vals[j] = t.slots[i].c.Get(metric)
 		}
 		cut := nthLargest(vals, limit)
 		left := limit
 		ties = ties[:0]
-		for i := range t.slots {
-			s := &t.slots[i]
-			if s.key == 0 {
-				continue
-			}
-			switch v := s.c.Get(metric); {
+		for j, i := range idx {
+			switch v := t.slots[i].c.Get(metric); {
 			case v > cut:
-				keep[i] = true
+				keep[j] = true
 				left--
 			case v == cut:
-				ties = append(ties, i)
+				ties = append(ties, j)
 			}
 		}
 		slices.SortFunc(ties, func(x, y int) int {
-			a, b := t.slots[x].key, t.slots[y].key
+			a, b := t.slots[idx[x]].key, t.slots[idx[y]].key
 			switch {
 			case a < b:
 				return -1
@@ -261,8 +288,8 @@ func topSlots(t *table, limit int, metrics []topn.Metric) []bool {
 			}
 			return 0
 		})
-		for _, i := range ties[:min(left, len(ties))] {
-			keep[i] = true
+		for _, j := range ties[:min(left, len(ties))] {
+			keep[j] = true
 		}
 	}
 	return keep
@@ -293,7 +320,7 @@ func (a *Aggregator) scopeTable(ms []*minuteAgg, sc topn.Scope, d topn.Dim, limi
 		if m == nil || tm == nil {
 			return nil
 		}
-		return m.namedBy(m.partMerged(sc, d), d, tm.partTotal(sc), limit, byBytes, a)
+		return m.namedBy(m.partMerged(sc, d, nil), d, tm.partTotal(sc), limit, byBytes, a)
 	case topn.ScopeInterface:
 		k := scIn
 		if sc.Dir == topn.DirOut {
@@ -580,12 +607,27 @@ func (a *Aggregator) closeShard(m *minuteAgg, out *intervals) {
 	}
 	if hasAny(m, scPart) {
 		pt := specIndex(scPart, 0)
+		groups := map[int]*scratch{}
+		defer func() {
+			for _, g := range groups {
+				scratches.Put(g)
+			}
+		}()
+		grouped := func(i int) *scratch {
+			g := groups[i]
+			if g == nil {
+				g = scratches.Get().(*scratch)
+				m.tables[i].group(g)
+				groups[i] = g
+			}
+			return g
+		}
 		for _, sc := range a.partScopes(m) {
 			for _, d := range dimsOf(scPart, sc) {
 				if sc.Kind == topn.ScopeAll && isPortDim(d) {
 					continue // the whole network's own tables (scAll)
 				}
-				out.put(sc, d, m.named(m.partMerged(sc, d), d, topn.Counters{}, a.cfg.TopK, a))
+				out.put(sc, d, m.named(m.partMerged(sc, d, grouped), d, topn.Counters{}, a.cfg.TopK, a))
 			}
 			if m.tables[pt] != nil {
 				out.totals[sc] = m.partTotal(sc)
@@ -667,6 +709,14 @@ func (a *Aggregator) closeGrouped(m *minuteAgg, k scopeKind, out *intervals, sco
 				}
 				sc, ok := scopeOf(uint64(id))
 				if !ok {
+					continue
+				}
+				if len(tabs) == 1 && !elides {
+					// One table, whose values are unique in a scope: its
+					// group is the scope's rows, with no merge.
+					t := tabs[0]
+					g := scs[0].idx[scs[0].start[id]:scs[0].start[id+1]]
+					out.put(sc, d, m.namedIdx(t, g, t.bound(uint64(id)), d, topn.Counters{}, a.cfg.TopK, allMetrics, a))
 					continue
 				}
 				mg := newMerged(n + 1)
