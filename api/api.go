@@ -446,6 +446,9 @@ func (a *API) label(d topn.Dim, k topn.Key) string {
 	case topn.DimSrcPort, topn.DimDstPort, topn.DimPort:
 		port, proto := k.Port()
 		s := d.Format(k)
+		if k.IsPortRange() {
+			return s + " client ports"
+		}
 		if a.deps.Ports != nil {
 			if name, ok := a.deps.Ports.PortName(proto, port); ok {
 				s += " " + name

@@ -69,13 +69,12 @@ func newTestAPIFull(t *testing.T, cfg Configuration, aggTweak func(*aggregate.Co
 	t.Cleanup(func() { require.NoError(t, st.Stop()) })
 	cls, err := apps.New(nil)
 	require.NoError(t, err)
-	r := ring.New(1024)
 	acfg := aggregate.DefaultConfiguration()
 	acfg.FlushInterval = time.Hour
-	acfg.DrillDowns, acfg.ScopeInterface = 100, true // off by default; the scope tests ask app=, ip= and if=
 	if aggTweak != nil {
 		aggTweak(&acfg)
 	}
+	r := ring.NewBroadcast(1024, aggregate.Shards(acfg))
 	agg, err := aggregate.New(acfg, aggregate.Dependencies{Ring: r, Store: st, Classifier: cls, Clock: func() time.Time { return now }})
 	require.NoError(t, err)
 	require.NoError(t, agg.Start())

@@ -18,7 +18,7 @@ import (
 
 // dataAPI is an API over a started in-memory store and aggregator, both
 // returned so that a test can store intervals and close minutes itself.
-func dataAPI(t *testing.T) (http.Handler, *store.Store, *aggregate.Aggregator, *ring.Ring) {
+func dataAPI(t *testing.T) (http.Handler, *store.Store, *aggregate.Aggregator, *ring.Broadcast) {
 	t.Helper()
 	scfg := store.DefaultConfiguration()
 	scfg.InMemory = true
@@ -29,9 +29,9 @@ func dataAPI(t *testing.T) (http.Handler, *store.Store, *aggregate.Aggregator, *
 	t.Cleanup(func() { require.NoError(t, st.Stop()) })
 	cls, err := apps.New(nil)
 	require.NoError(t, err)
-	r := ring.New(1024)
 	acfg := aggregate.DefaultConfiguration()
 	acfg.FlushInterval = time.Hour // the test closes minutes itself
+	r := ring.NewBroadcast(1024, aggregate.Shards(acfg))
 	agg, err := aggregate.New(acfg, aggregate.Dependencies{Ring: r, Store: st, Classifier: cls, Clock: func() time.Time { return now }})
 	require.NoError(t, err)
 	require.NoError(t, agg.Start())

@@ -280,7 +280,9 @@ func TestDashboard(t *testing.T) {
 	from, to = from.Add(-5*time.Minute), to.Add(5*time.Minute)
 	rng := "from=" + from.UTC().Format(time.RFC3339) + "&to=" + to.UTC().Format(time.RFC3339)
 
-	p := startDashboard(t, data, nil)
+	// Interface scopes and drill-downs off (both on by default): the views
+	// must then say which key turns each on; a subtest below turns them on.
+	p := startDashboard(t, data, func(c *Config) { c.Aggregate.DrillDowns, c.Aggregate.ScopeInterface = 0, false })
 	base := "http://" + p.api.Addr().String()
 	// Live datagrams too, for the exporters' status: NetFlow v5 and sampled sFlow.
 	sent := replayPcap(t, p.netflowAddrs()[0], "../../testdata/pcaps/softflowd-v5.pcap")

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tmsd/tmsd/api"
+	"github.com/tmsd/tmsd/internal/aggregate"
 	"github.com/tmsd/tmsd/internal/apps"
 )
 
@@ -85,8 +86,9 @@ func defaultConfig() Config {
 	c.API = defaultAPIConfig()
 	c.Decode = defaultDecodeConfig()
 	c.Aggregate.CheckpointInterval = CheckpointInterval(10 * time.Second)
-	c.Aggregate.ScopeInterface = false // opt-in: costly with many interface pairs (aggregate.Configuration.ScopeInterface)
-	c.Aggregate.DrillDowns = 0         // opt-in: about 3x the per-flow cost (aggregate.Configuration.DrillDowns)
+	agg := aggregate.DefaultConfiguration()
+	c.Aggregate.ScopeInterface = agg.ScopeInterface
+	c.Aggregate.DrillDowns = DrillDowns(agg.DrillDowns)
 	c.Store.MinFreeSpace = 512 << 20
 	return c
 }

@@ -112,6 +112,7 @@ func importFiles(cfg Config, paths []string, opt importOptions, out, errOut io.W
 				}
 				m[p.agg.Minute(&recs[i]).Unix()] = true
 			}
+			classify(p.classifier, recs)
 			pushAll(p.ring, recs)
 			return nil
 		})

@@ -27,18 +27,19 @@ import (
 
 // pipeline is tmsd's components, built in dependency order and stopped in reverse.
 type pipeline struct {
-	logger    *slog.Logger
-	registry  *prometheus.Registry
-	store     *store.Store
-	ring      *ring.Ring
-	decoder   *decode.Decoder
-	persist   *persist.Persister // the decoder's templates across restarts; serve only
-	agg       *aggregate.Aggregator
-	rollup    *rollup.Rollup
-	listeners []*listen.Listener
-	offenders *listen.Offenders // sources refused by listener.allow, shared by the listeners
-	api       *api.API
-	started   []func() error // stop functions of started components, in start order
+	logger     *slog.Logger
+	registry   *prometheus.Registry
+	store      *store.Store
+	ring       *ring.Broadcast
+	decoder    *decode.Decoder
+	persist    *persist.Persister // the decoder's templates across restarts; serve only
+	agg        *aggregate.Aggregator
+	classifier *apps.Classifier
+	rollup     *rollup.Rollup
+	listeners  []*listen.Listener
+	offenders  *listen.Offenders // sources refused by listener.allow, shared by the listeners
+	api        *api.API
+	started    []func() error // stop functions of started components, in start order
 }
 
 // newPipeline builds the components. Each tap wraps what the aggregator writes
@@ -87,7 +88,6 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 		return nil, err
 	}
 
-	p.ring = ring.New(cfg.RingSize)
 	aggCfg := aggregate.DefaultConfiguration()
 	aggCfg.Shards = cfg.Aggregate.Shards
 	aggCfg.TopK = cfg.Aggregate.TopK
@@ -98,6 +98,9 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 	aggCfg.CheckpointInterval = time.Duration(cfg.Aggregate.CheckpointInterval)
 	aggCfg.ScopeInterface = cfg.Aggregate.ScopeInterface
 	aggCfg.DrillDowns = int(cfg.Aggregate.DrillDowns)
+	// Every shard reads every record: the ring has a consumer each.
+	p.ring = ring.NewBroadcast(cfg.RingSize, aggregate.Shards(aggCfg))
+	p.classifier = classifier
 	var minutes aggregate.Store = p.rollup.MinuteWriter()
 	for _, tap := range taps {
 		minutes = tap(minutes)
@@ -165,7 +168,7 @@ func (p *pipeline) startServe(cfg Config) error {
 		return err
 	}
 	p.started = append(p.started, p.persist.Stop)
-	ingest := &ingest{decoder: p.decoder, ring: p.ring}
+	ingest := &ingest{decoder: p.decoder, classifier: p.classifier, ring: p.ring}
 	for _, l := range []struct {
 		name  string
 		addrs []string
@@ -242,11 +245,14 @@ func addrsOf(ls []*listen.Listener, i int) []string {
 func (p *pipeline) netflowAddrs() []string { return addrsOf(p.listeners, 0) }
 func (p *pipeline) sflowAddrs() []string   { return addrsOf(p.listeners, 1) }
 
-// ingest decodes datagrams from the listeners into the ring.
+// ingest decodes datagrams from the listeners into the ring, classifying
+// each flow's application on the way (flow.Record.App): once, on the socket
+// readers, rather than in each aggregator shard.
 type ingest struct {
-	decoder *decode.Decoder
-	ring    *ring.Ring
-	bufs    sync.Pool
+	decoder    *decode.Decoder
+	classifier *apps.Classifier
+	ring       *ring.Broadcast
+	bufs       sync.Pool
 }
 
 // HandleBatch decodes a batch of datagrams and pushes their records; a full
@@ -262,16 +268,26 @@ func (in *ingest) HandleBatch(now time.Time, batch []listen.Datagram) {
 		// Errors are counted per exporter by the decoder; the datagram is dropped alone.
 		recs, _ = in.decoder.Decode(batch[i].Src.Addr(), batch[i].Payload, now, recs)
 	}
+	classify(in.classifier, recs)
 	in.ring.PushBatch(recs)
 	*bp = recs[:0]
 	in.bufs.Put(bp)
 }
 
+// classify names the records' applications.
+func classify(c *apps.Classifier, recs []flow.Record) {
+	for i := range recs {
+		recs[i].App = c.ClassifyID(&recs[i])
+	}
+}
+
 // pushAll pushes records, waiting while the ring is full: offline import must
 // not drop what a live socket would.
-func pushAll(r *ring.Ring, recs []flow.Record) {
-	for i := range recs {
-		for !r.TryPush(&recs[i]) {
+func pushAll(r *ring.Broadcast, recs []flow.Record) {
+	for len(recs) > 0 {
+		n := r.TryPushBatch(recs)
+		recs = recs[n:]
+		if n == 0 {
 			runtime.Gosched()
 		}
 	}

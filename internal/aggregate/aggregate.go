@@ -1,9 +1,12 @@
-// Package aggregate owns the per-minute TopN tables: shard workers pop batches of
-// records from the ring and count them into per-shard, per-minute, per-scope maps;
-// at minute close (+grace) the shards' minutes are swapped out, merged, cut to the
-// top K with exact totals and error bounds, and written to the store. The minutes
-// held in memory are checkpointed to the store every few seconds, so a crash loses
-// at most that interval and a restart counts nothing twice (checkpoint.go).
+// Package aggregate owns the per-minute TopN tables. Flows reach every shard
+// through a broadcast ring; each shard owns some of the tables (one per kind
+// of scope and dimension, keyed scope<<40 | value: layout.go), so every key
+// has one writer, none is counted in two shards and nothing merges across
+// them. At minute close (+grace) the shards' minutes are swapped out, each
+// scope's tables are cut to the top K with exact totals and error bounds, and
+// written to the store. The minutes held in memory are checkpointed to the
+// store every few seconds, so a crash loses at most that interval and a
+// restart counts nothing twice (checkpoint.go).
 package aggregate
 
 import (
@@ -27,17 +30,19 @@ import (
 
 // Configuration of the aggregator.
 type Configuration struct {
-	// Shards is the number of worker goroutines; 0 means one per CPU.
+	// Shards is the number of worker goroutines, each the one writer of its
+	// tables; 0 means one per CPU.
 	Shards int
 	// TopK is how many keys per dimension a minute keeps (by each metric).
 	TopK int
-	// MaxKeys bounds the keys of one table (a dimension of one exporter and
-	// protocol, in one shard and minute); past it the table compacts and
-	// records an error bound.
+	// MaxKeys bounds the keys of one scope in one table (a dimension of one
+	// partition, interface or application, in one minute); past it the scope
+	// compacts and records an error bound.
 	MaxKeys int
-	// MaxMemory bounds, in bytes, what the open minutes' tables may hold over
-	// all shards. A shard over its share compacts its largest table, so a flood
-	// of distinct addresses costs accuracy (shown as error bounds), not memory.
+	// MaxMemory bounds, in bytes, what the minutes held in memory (open, and
+	// closed but not written) may hold, as their tables and dictionaries
+	// measure it. A shard over its share compacts its largest table, so a
+	// flood of distinct addresses costs accuracy (shown as error bounds), not memory.
 	MaxMemory int64
 	// Grace is how long after its end a minute stays open for late flows.
 	Grace time.Duration
@@ -46,22 +51,17 @@ type Configuration struct {
 	MaxAge time.Duration
 	// BatchSize is how many records a worker pops at once.
 	BatchSize int
-	// ScopeExporter and ScopeProto keep tables per exporter and per IP protocol,
-	// so the API can filter by them.
+	// ScopeExporter and ScopeProto store tables per exporter and per IP
+	// protocol, so the API can filter by them (they are read off the partition
+	// tables, which are counted anyway).
 	ScopeExporter, ScopeProto bool
 	// ScopeInterface keeps tables per exporter interface and direction (in:
-	// the flows entering by it, out: leaving by it). Off by default: it makes
-	// the interface pair part of the partition key, and with 48 interfaces a
-	// side (flowgen's default) a v9 run at 900k flows/s dropped 2.47M of 4.5M
-	// flows at the ring and peaked at 925 MB RSS, against none and 229 MB
-	// without it. Counting interface scopes in their own tables is the fix.
+	// the flows entering by it, out: leaving by it).
 	ScopeInterface bool
 	// DrillDowns is how many of each minute's top applications and top
 	// addresses (by bytes) get drill-down tables (an application's hosts and
 	// ports; an address's applications and peers); 0 turns drill-downs off,
 	// and their per-flow counting with them. Above TopK it acts as TopK.
-	// Off by default: counting them costs about 3x per flow (BenchmarkAdd,
-	// 435-510 ns/flow without, 1,479-1,564 with 100; see drill.go).
 	DrillDowns int
 	// FlushInterval is how often the flusher looks for minutes to close.
 	FlushInterval time.Duration
@@ -70,15 +70,11 @@ type Configuration struct {
 	CheckpointInterval time.Duration
 }
 
-// bytesPerKey is what a key costs in a counterTable: a 56-byte slot at a load
-// factor between 1/4 and 1/2, plus the entry copy a compaction makes.
-const bytesPerKey = 192
-
 // MaxAhead is how far in the future (against the receive time) an exporter
 // timestamp may be before it is judged insane.
 const MaxAhead = time.Minute
 
-// DefaultConfiguration returns the defaults.
+// DefaultConfiguration returns the defaults: every scope on.
 func DefaultConfiguration() Configuration {
 	return Configuration{
 		TopK:          1000,
@@ -90,17 +86,26 @@ func DefaultConfiguration() Configuration {
 		ScopeExporter: true,
 		ScopeProto:    true,
 
-		ScopeInterface: false,
-		DrillDowns:     0,
+		ScopeInterface: true,
+		DrillDowns:     100,
 		FlushInterval:  time.Second,
 
 		CheckpointInterval: 10 * time.Second,
 	}
 }
 
-// Classifier names a flow's application.
+// Shards is the number of shards cfg runs: the consumers its ring needs.
+func Shards(cfg Configuration) int {
+	if cfg.Shards <= 0 {
+		return runtime.GOMAXPROCS(0)
+	}
+	return cfg.Shards
+}
+
+// Classifier names a flow's application, as a small id (apps.Classifier).
 type Classifier interface {
-	Classify(r *flow.Record) topn.Key
+	ClassifyID(r *flow.Record) uint16
+	AppKey(id uint16) (topn.Key, bool)
 }
 
 // Store is where closed minutes go, and the checkpoints of open ones
@@ -121,7 +126,8 @@ type Store interface {
 
 // Dependencies of the aggregator.
 type Dependencies struct {
-	Ring       *ring.Ring
+	// Ring brings every record to every shard: Shards(cfg) consumers.
+	Ring       *ring.Broadcast
 	Store      Store
 	Classifier Classifier
 	// Clock tells the flusher what time it is; tests and `tmsd import` drive it.
@@ -154,14 +160,14 @@ type Aggregator struct {
 	// under flushMu: flows of each minute at its last checkpoint (unchanged minutes are not saved again)
 	ckFlows map[int64]uint64
 	ckBuf   []byte
-	// ckCap is the keys a table may save in this checkpoint pass (0: all).
+	// ckCap is the keys a scope's table may save in this checkpoint pass (0: all).
 	ckCap int
 
 	// flusher goroutine only: consecutive failed flushes, and ticks left to skip
 	failures, backoff int
 
 	skippedFlows   atomic.Uint64
-	shardKeyBudget int
+	shardBudget    int64 // bytes each shard's minutes may hold
 	compactions    atomic.Uint64
 	flushErrors    atomic.Uint64
 	droppedMinutes atomic.Uint64
@@ -171,10 +177,22 @@ type Aggregator struct {
 	ckLast         atomic.Int64 // unix ns of the last successful checkpoint
 	ckBytes        atomic.Int64 // bytes the last checkpoint wrote
 	metrics        *metrics
+
+	// hold and barrier align the shards for a flush (align): while hold is
+	// set no shard reads past barrier, and none at all while barrier is 0.
+	hold    atomic.Bool
+	barrier atomic.Uint64 // the position plus one; 0: none yet
+	running atomic.Bool   // the shard workers run
+
+	// appIDs are the classifier's ids by application key, for drill-down
+	// scopes (made once, on the first need).
+	appIDsOnce sync.Once
+	appIDs     map[topn.Key]uint16
 }
 
 // closingMinute is a closed minute on its way to the store: the shards'
-// partitions of it, then, once its final write has begun, its intervals.
+// minutes of it (by shard; nil where a shard had none), then, once its final
+// write has begun, its intervals.
 type closingMinute struct {
 	start  int64        // unix seconds
 	shards []*minuteAgg // nil for a final write found in the store at start-up
@@ -183,36 +201,41 @@ type closingMinute struct {
 	written []bool
 }
 
-func (cm *closingMinute) keys() int {
-	n := 0
+func (cm *closingMinute) bytes() int64 {
+	var n int64
 	for _, m := range cm.shards {
-		n += m.keys
+		if m != nil {
+			n += m.bytes
+		}
 	}
 	return n
 }
 
 type shard struct {
+	id   int
+	own  []int  // the specs whose tables this shard counts
+	need uint32 // the fields they need, a bit each
+	cur  *ring.Cursor
+
 	mu      sync.Mutex
 	minutes map[int64]*minuteAgg // by minute start, unix seconds
-	// the partition the previous record went to
-	lastPart   *partTables
-	lastMin    *minuteAgg
-	lastMinute int64
-	lastKey    partKey
-	keys       int // keys held by all open minutes' tables
-	// shrinkRetry is the key count below which a failed shrink is not retried
-	shrinkRetry int
-	// per exporter: flows whose exporter timestamp was replaced by the receive time
+	bytes   int64                // held by all its open minutes
+	// shrinkRetry is the bytes below which a failed shrink is not retried
+	shrinkRetry int64
+	// per exporter: flows whose exporter timestamp was replaced by the
+	// receive time (shard 0 only: every shard sees every flow)
 	corrections map[flow.Addr]uint64
 	applied     atomic.Uint64
 	flows       atomic.Uint64
+	paused      atomic.Uint64 // its ring position plus one, while it waits for an aligning flush
+	// the worker's buffers, reused batch after batch
+	fields []flowFields
+	mins   []int64
 }
 
 // New validates the configuration.
 func New(cfg Configuration, deps Dependencies) (*Aggregator, error) {
-	if cfg.Shards <= 0 {
-		cfg.Shards = runtime.GOMAXPROCS(0)
-	}
+	cfg.Shards = Shards(cfg)
 	switch {
 	case cfg.TopK <= 0:
 		return nil, fmt.Errorf("aggregate: top_k must be positive, got %d", cfg.TopK)
@@ -228,6 +251,8 @@ func New(cfg Configuration, deps Dependencies) (*Aggregator, error) {
 		return nil, fmt.Errorf("aggregate: checkpoint_interval must be >= 0 (0 disables), got %s", cfg.CheckpointInterval)
 	case deps.Ring == nil || deps.Store == nil || deps.Classifier == nil:
 		return nil, errors.New("aggregate: ring, store and classifier are required")
+	case deps.Ring.Consumers() != cfg.Shards:
+		return nil, fmt.Errorf("aggregate: the ring has %d consumers for %d shards", deps.Ring.Consumers(), cfg.Shards)
 	}
 	// Above top_k a drill-down's key could be cut from the minute's own
 	// table, and its total would no longer check against it.
@@ -245,12 +270,27 @@ func New(cfg Configuration, deps Dependencies) (*Aggregator, error) {
 		deps.Logger = slog.Default()
 	}
 	a := &Aggregator{cfg: cfg, deps: deps, stop: make(chan struct{}), ckFlows: map[int64]uint64{}}
-	a.shardKeyBudget = max(int(cfg.MaxMemory/bytesPerKey/int64(cfg.Shards)), 4*cfg.TopK)
-	for i := 0; i < cfg.Shards; i++ {
-		a.shards = append(a.shards, &shard{minutes: map[int64]*minuteAgg{}, corrections: map[flow.Addr]uint64{}})
+	a.shardBudget = cfg.MaxMemory / int64(cfg.Shards)
+	for i, own := range assign(&cfg, cfg.Shards) {
+		s := &shard{id: i, own: own, cur: deps.Ring.Consumer(i), minutes: map[int64]*minuteAgg{}, corrections: map[flow.Addr]uint64{}}
+		for _, j := range own {
+			s.need |= 1<<specs[j].scope | 1<<specs[j].value
+		}
+		if s.need&(1<<fPeer) != 0 {
+			s.need |= 1<<fSrc | 1<<fDst
+		}
+		a.shards = append(a.shards, s)
 	}
 	a.metrics = newMetrics(a, deps.Registry)
 	return a, nil
+}
+
+// appKey names an application id for the tables' readers.
+func (a *Aggregator) appKey(id uint16) topn.Key {
+	if k, ok := a.deps.Classifier.AppKey(id); ok {
+		return k
+	}
+	return topn.AppKey("other")
 }
 
 // Start finishes the final writes a crash interrupted, restores the
@@ -264,6 +304,7 @@ func (a *Aggregator) Start() error {
 		a.wg.Add(1)
 		go a.runShard(s)
 	}
+	a.running.Store(true)
 	a.wg.Add(1)
 	go a.runFlusher()
 	if a.cfg.CheckpointInterval > 0 {
@@ -280,6 +321,7 @@ func (a *Aggregator) Start() error {
 func (a *Aggregator) Stop() error {
 	close(a.stop)
 	a.wg.Wait()
+	a.running.Store(false)
 	err := a.FlushAll()
 	if err != nil && a.cfg.CheckpointInterval > 0 {
 		if cerr := a.checkpoint(); cerr != nil {
@@ -295,11 +337,27 @@ func (a *Aggregator) runShard(s *shard) {
 	idle := time.NewTimer(time.Hour)
 	defer idle.Stop()
 	for {
-		n := a.deps.Ring.PopBatch(buf)
+		limit := len(buf)
+		if a.hold.Load() {
+			// A flush aligns the shards (align): say where this one is, and
+			// read up to the barrier once there is one.
+			b, pos := a.barrier.Load(), s.cur.Pos()
+			if b == 0 || pos >= b-1 {
+				s.paused.Store(pos + 1)
+				idle.Reset(50 * time.Microsecond)
+				select {
+				case <-idle.C:
+				case <-a.stop:
+				}
+				continue
+			}
+			limit = int(min(uint64(limit), b-1-pos))
+		}
+		n := s.cur.PopBatch(buf[:limit])
 		if n == 0 {
 			select {
 			case <-a.stop:
-				if a.deps.Ring.Len() == 0 {
+				if s.cur.Len() == 0 {
 					return
 				}
 			default:
@@ -313,9 +371,7 @@ func (a *Aggregator) runShard(s *shard) {
 			continue
 		}
 		s.mu.Lock()
-		for i := range buf[:n] {
-			a.add(s, &buf[i])
-		}
+		a.addBatch(s, buf[:n])
 		s.mu.Unlock()
 		s.flows.Add(uint64(n))
 		s.applied.Add(uint64(n))
@@ -343,72 +399,105 @@ func (a *Aggregator) Minute(r *flow.Record) time.Time {
 	return time.Unix(floorDiv(ms, 60_000)*60, 0).UTC()
 }
 
-// add counts one record in its minute's partition. Shards call it with their lock held.
-func (a *Aggregator) add(s *shard, r *flow.Record) {
-	ms, corrected := a.eventTime(r)
-	if corrected {
-		s.corrections[r.Exporter]++
+// addBatch counts a batch of records in the shard's tables, run by run of
+// records of one minute (a batch rarely spans two). Shards call it with their
+// lock held.
+func (a *Aggregator) addBatch(s *shard, recs []flow.Record) {
+	if cap(s.mins) < len(recs) {
+		s.mins = make([]int64, len(recs))
+		s.fields = make([]flowFields, len(recs))
 	}
-	minute := floorDiv(ms, 60_000) * 60
-	pk := partKey{exporter: r.Exporter, proto: r.Proto}
-	if a.cfg.ScopeInterface {
-		pk.inIf, pk.outIf = r.InIf, r.OutIf
-	}
-	// Consecutive records mostly share minute, exporter and protocol: skip the map lookups.
-	p, m := s.lastPart, s.lastMin
-	if p == nil || minute != s.lastMinute || pk != s.lastKey {
-		m = s.minutes[minute]
-		if m == nil {
-			m = newMinuteAgg(a.cfg.DrillDowns > 0, s.minutes[minute-60])
-			s.minutes[minute] = m
+	mins := s.mins[:len(recs)]
+	for i := range recs {
+		ms, corrected := a.eventTime(&recs[i])
+		if corrected && s.id == 0 {
+			s.corrections[recs[i].Exporter]++
 		}
-		p = m.part(pk, s.minutes[minute-60])
-		s.lastPart, s.lastMin, s.lastMinute, s.lastKey = p, m, minute, pk
+		mins[i] = floorDiv(ms, 60_000) * 60
 	}
-	c := topn.Counters{Bytes: r.Bytes, Packets: r.Packets, Flows: 1}
-	p.total.Add(c)
-	maxKeys := a.cfg.MaxKeys
-	app := a.deps.Classifier.Classify(r)
-	added := p.dims[topn.DimApp].add(app, c, maxKeys) +
-		p.dims[topn.DimSrcIP].add(topn.AddrKey(r.SrcAddr), c, maxKeys) +
-		p.dims[topn.DimDstIP].add(topn.AddrKey(r.DstAddr), c, maxKeys) +
-		p.dims[topn.DimSrcPort].add(topn.PortKey(r.SrcPort, r.Proto), c, maxKeys) +
-		p.dims[topn.DimDstPort].add(topn.PortKey(r.DstPort, r.Proto), c, maxKeys) +
-		p.dims[topn.DimInIf].add(topn.IfKey(r.Exporter, r.InIf), c, maxKeys) +
-		p.dims[topn.DimOutIf].add(topn.IfKey(r.Exporter, r.OutIf), c, maxKeys)
-	if m.drill[0] != nil {
-		added += m.countDrill(r, &app, c, maxKeys)
+	for i := 0; i < len(recs); {
+		j := i + 1
+		for j < len(recs) && mins[j] == mins[i] {
+			j++
+		}
+		a.addRun(s, mins[i], recs[i:j])
+		i = j
 	}
-	if added != 0 {
-		m.keys += added
-		s.keys += added
-		if s.keys > a.shardKeyBudget && s.keys > s.shrinkRetry {
+}
+
+// addRun counts records of one minute: their fields first, then table by table.
+func (a *Aggregator) addRun(s *shard, minute int64, recs []flow.Record) {
+	m := s.minutes[minute]
+	if m == nil {
+		m = newMinuteAgg(s.own, s.minutes[minute-60])
+		s.minutes[minute] = m
+		s.bytes += m.bytes
+	}
+	ffs := s.fields[:len(recs)]
+	if cap(m.keyBuf) < len(recs) {
+		m.keyBuf = make([]uint64, len(recs))
+	}
+	for i := range recs {
+		r := &recs[i]
+		app := r.App
+		if app == 0 && s.need&(1<<fApp) != 0 {
+			app = a.deps.Classifier.ClassifyID(r)
+		}
+		m.fields(r, s.need, app, &ffs[i])
+	}
+	m.flowCount += uint64(len(recs))
+	before := m.bytes
+	added := 0
+	for _, i := range s.own {
+		added += m.count(i, ffs, a.cfg.MaxKeys, func(t *table, sc uint64) {
+			t.compact(0, int64(sc), a.cfg.MaxKeys/2)
+			a.compactions.Add(1)
+		})
+	}
+	if added > 0 {
+		m.recount()
+		s.bytes += m.bytes - before
+		if s.bytes > a.shardBudget && s.bytes > s.shrinkRetry {
 			a.shrink(s)
 		}
 	}
 }
 
+// shrinkFloor is the fewest keys a shrink leaves a scope's table; the
+// floors it tries go from top_k down to it.
+const shrinkFloor = 16
+
 // shrink compacts the shard's largest tables until it is back under 3/4 of
-// its key budget.
+// its share of the memory budget. Each pass halves the scopes of the largest
+// table that hold more than a floor of keys, from top_k down: a scope with
+// few keys (a quiet interface) keeps them while a flooded one halves.
 func (a *Aggregator) shrink(s *shard) {
-	for s.keys > a.shardKeyBudget*3/4 {
-		var big table
+	floor := a.cfg.TopK
+	for s.bytes > a.shardBudget/4*3 {
+		var big *table
 		var bigMin *minuteAgg
 		for _, m := range s.minutes {
-			if t := m.largest(); t != nil && (big == nil || t.len() > big.len()) {
+			if t, _ := m.largest(); t != nil && (big == nil || t.bytes() > big.bytes()) {
 				big, bigMin = t, m
 			}
 		}
-		if big == nil || big.len() < 2*a.cfg.TopK {
-			// Nothing worth forgetting: stay over budget rather than lose the
-			// top K, and don't rescan every table on each new key until an
-			// eighth of the budget more has come.
-			s.shrinkRetry = s.keys + a.shardKeyBudget/8
+		if big == nil {
+			break
+		}
+		if big.compact(floor, -1, 0) == 0 {
+			if floor > shrinkFloor {
+				floor = max(shrinkFloor, floor/2)
+				continue
+			}
+			// Nothing worth forgetting: stay over budget rather than cut
+			// further, and don't retry on every new key until an eighth of
+			// the budget more has come.
+			s.shrinkRetry = s.bytes + a.shardBudget/8
 			return
 		}
-		d := big.compact(big.len() / 2)
-		bigMin.keys += d
-		s.keys += d
+		before := bigMin.bytes
+		bigMin.recount()
+		s.bytes += bigMin.bytes - before
 		a.compactions.Add(1)
 	}
 }
@@ -475,9 +564,10 @@ func (a *Aggregator) Sync(timeout time.Duration) error {
 	want := a.deps.Ring.Pushed()
 	deadline := time.Now().Add(timeout)
 	for {
-		var got uint64
+		// Every shard sees every record: the slowest one tells.
+		got := want
 		for _, s := range a.shards {
-			got += s.applied.Load()
+			got = min(got, s.applied.Load())
 		}
 		if got >= want {
 			return nil
@@ -527,6 +617,8 @@ func (a *Aggregator) flush(closed func(start int64) bool) error {
 // swapClosed moves the closed minutes out of the shards into pending, where
 // queries still see them, merged with a pending minute of the same start.
 func (a *Aggregator) swapClosed(closed func(start int64) bool) {
+	a.align()
+	defer a.hold.Store(false)
 	a.viewMu.Lock()
 	defer a.viewMu.Unlock()
 	for _, s := range a.shards {
@@ -536,17 +628,71 @@ func (a *Aggregator) swapClosed(closed func(start int64) bool) {
 				continue
 			}
 			delete(s.minutes, start)
-			s.keys -= m.keys
-			s.lastPart, s.lastMin = nil, nil
+			s.bytes -= m.bytes
 			i, found := slices.BinarySearchFunc(a.pending, start, func(cm *closingMinute, t int64) int { return cmp.Compare(cm.start, t) })
 			if !found {
-				a.pending = slices.Insert(a.pending, i, &closingMinute{start: start})
+				a.pending = slices.Insert(a.pending, i, &closingMinute{start: start, shards: make([]*minuteAgg, len(a.shards))})
 			}
-			a.pending[i].shards = append(a.pending[i].shards, m)
+			// Late flows of a minute still waiting for the store: one
+			// minute per shard, so that each table is in one place.
+			if old := a.pending[i].shards[s.id]; old != nil {
+				old.mergeFrom(m, a.cfg.MaxKeys)
+			} else {
+				a.pending[i].shards[s.id] = m
+			}
 		}
 		s.mu.Unlock()
 	}
 	a.pendingCount.Store(int64(len(a.pending) + len(a.finals)))
+}
+
+// align brings every shard to one position of the ring, the furthest any
+// has read, and holds them there until hold is cleared: the minutes swapped
+// out then hold the same flows in every shard, so that a minute's totals and
+// its tables, which different shards count, agree. The laggards catch up
+// while the others wait: the backlog between shards, a few batches. With
+// the workers not running (before Start, in Stop) they are where they stay.
+func (a *Aggregator) align() {
+	a.barrier.Store(0)
+	a.hold.Store(true)
+	if !a.running.Load() {
+		return
+	}
+	for _, s := range a.shards {
+		s.paused.Store(0)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	wait := func(ready func(s *shard) bool) bool {
+		for {
+			done := true
+			for _, s := range a.shards {
+				done = done && ready(s)
+			}
+			if done {
+				return true
+			}
+			select {
+			case <-a.stop:
+				return false
+			default:
+			}
+			if time.Now().After(deadline) {
+				a.deps.Logger.Warn("shards not aligned for a flush after 10 s: the minute's tables may disagree with its totals by the flows in flight")
+				return false
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+	// Every shard stops before its next batch and says where it is.
+	if !wait(func(s *shard) bool { return s.paused.Load() != 0 }) {
+		return
+	}
+	var p uint64
+	for _, s := range a.shards {
+		p = max(p, s.paused.Load()-1)
+	}
+	a.barrier.Store(p + 1)
+	wait(func(s *shard) bool { return s.applied.Load() >= p })
 }
 
 // writePending closes the pending minutes, oldest first. Each is merged with
@@ -643,18 +789,18 @@ func (a *Aggregator) boundPending() {
 	if len(a.pending) == 0 {
 		return
 	}
-	keys := 0
+	var held int64
 	for _, s := range a.shards {
 		s.mu.Lock()
-		keys += s.keys
+		held += s.bytes
 		s.mu.Unlock()
 	}
 	for _, cm := range a.pending {
-		keys += cm.keys()
+		held += cm.bytes()
 	}
-	for budget := a.shardKeyBudget * len(a.shards); keys > budget && len(a.pending) > 0; {
+	for budget := a.cfg.MaxMemory; held > budget && len(a.pending) > 0; {
 		cm := a.pending[0]
-		keys -= cm.keys()
+		held -= cm.bytes()
 		flows := flowsOf(cm.shards)
 		a.droppedMinutes.Add(1)
 		a.droppedFlows.Add(flows)
@@ -665,190 +811,16 @@ func (a *Aggregator) boundPending() {
 	}
 }
 
+// flowsOf is the flows of a minute held as its shards' minutes: each shard
+// counts every flow, so the most any of them counted.
 func flowsOf(ms []*minuteAgg) uint64 {
 	var n uint64
 	for _, m := range ms {
-		n += m.flows()
+		if m != nil {
+			n = max(n, m.flowCount)
+		}
 	}
 	return n
-}
-
-// mergeMinuteInto adds m to the minute start of a shard's minutes. The caller
-// recounts the keys.
-func mergeMinuteInto(minutes map[int64]*minuteAgg, start int64, m *minuteAgg) {
-	dst := minutes[start]
-	if dst == nil {
-		minutes[start] = m
-		return
-	}
-	// Unbounded here: a restored minute keeps every key it had; the shard's
-	// budget compacts it on the next new key if need be.
-	const unbounded = int(^uint(0) >> 1)
-	for pk, src := range m.parts {
-		d := dst.parts[pk]
-		if d == nil {
-			dst.parts[pk] = src
-			continue
-		}
-		d.total.Add(src.total)
-		for _, dim := range countedDims {
-			sd, dd := src.dims[dim], d.dims[dim]
-			sd.counts.each(func(k topn.Key, c topn.Counters) { dd.add(k, c, unbounded) })
-			dd.evicted.Add(sd.evicted)
-		}
-	}
-	switch {
-	case dst.drill[0] == nil:
-		// Its rows may be anywhere already (drillEvicted): nothing to add to.
-	case m.drill[0] == nil:
-		for _, dd := range dst.drill {
-			dd.evicted.Add(m.total()) // m's rows may be anywhere
-		}
-	default:
-		for i, dd := range dst.drill {
-			sd := m.drill[i]
-			for j := range sd.counts.slots {
-				if sl := &sd.counts.slots[j]; sl.tag != 0 {
-					dd.add(&sl.key, sl.c, unbounded)
-				}
-			}
-			dd.evicted.Add(sd.evicted)
-		}
-	}
-}
-
-// scopesOf lists the scopes a minute's partitions are stored under, but the drill-downs.
-func (a *Aggregator) scopesOf(parts []partRef) []topn.Scope {
-	scopes := []topn.Scope{{}}
-	seen := map[topn.Scope]bool{}
-	for _, p := range parts {
-		for _, sc := range []topn.Scope{
-			{Kind: topn.ScopeExporter, Exporter: p.key.exporter},
-			{Kind: topn.ScopeProto, Proto: p.key.proto},
-			{Kind: topn.ScopeInterface, Exporter: p.key.exporter, IfIndex: p.key.inIf, Dir: topn.DirIn},
-			{Kind: topn.ScopeInterface, Exporter: p.key.exporter, IfIndex: p.key.outIf, Dir: topn.DirOut},
-		} {
-			switch {
-			case seen[sc],
-				sc.Kind == topn.ScopeExporter && !a.cfg.ScopeExporter,
-				sc.Kind == topn.ScopeProto && !a.cfg.ScopeProto,
-				sc.Kind == topn.ScopeInterface && (!a.cfg.ScopeInterface || p.key.noIf):
-				continue
-			}
-			seen[sc] = true
-			scopes = append(scopes, sc)
-		}
-	}
-	return scopes
-}
-
-// drillScopes picks the drill-down scopes of a minute: its top DrillDowns
-// applications and addresses by bytes, with their totals (their rows in the
-// minute's app and ip tables), and gathers their rows from the partitions.
-func (a *Aggregator) drillScopes(parts []partRef, aggs []*minuteAgg) ([]topn.Scope, map[topn.Scope]topn.Counters, []drillRows) {
-	if a.cfg.DrillDowns <= 0 {
-		return nil, nil, nil
-	}
-	var scopes []topn.Scope
-	totals := map[topn.Scope]topn.Counters{}
-	for _, d := range []topn.Dim{topn.DimApp, topn.DimIP} {
-		t := scopeTable(parts, d)
-		rows, _ := t.Top(d, a.cfg.DrillDowns, topn.Bytes)
-		for _, e := range rows {
-			sc := topn.Scope{Kind: topn.ScopeApp, App: e.Key}
-			if d == topn.DimIP {
-				sc = topn.Scope{Kind: topn.ScopeIP, IP: e.Key.Addr()}
-			}
-			scopes = append(scopes, sc)
-			totals[sc] = e.Value
-		}
-	}
-	wanted := make(map[topn.Scope]bool, len(scopes))
-	for _, sc := range scopes {
-		wanted[sc] = true
-	}
-	rows := make([]drillRows, len(aggs))
-	for i, m := range aggs {
-		rows[i] = gatherDrill(m, wanted)
-	}
-	return scopes, totals, rows
-}
-
-// closeMinute builds every scope's tables from one minute's partitions (all
-// shards), cuts each to the top K, and merges it with what the store already
-// holds for that minute (flows that arrived after an earlier flush).
-func (a *Aggregator) closeMinute(cm *closingMinute) ([]store.Interval, error) {
-	start := time.Unix(cm.start, 0).UTC()
-	var parts []partRef
-	for _, m := range cm.shards {
-		for k, p := range m.parts {
-			parts = append(parts, partRef{k, p})
-		}
-	}
-	var errs []error
-	// A minute closed before (late flows) is merged with what the store holds.
-	// Every final write includes the whole-network scope, so when the store
-	// has none of it, it has no scope of the minute and the lookups per scope
-	// and dimension (about 100 a minute) are skipped.
-	_, stored, err := a.deps.Store.Get(store.TierMinute, topn.Scope{}, topn.DimProto, start)
-	if err != nil {
-		stored = true // look each up, and report what fails
-	}
-	scopes := a.scopesOf(parts)
-	drills, drillTotals, drillRowsOf := a.drillScopes(parts, cm.shards)
-	scopes = append(scopes, drills...)
-	ivs := make([]store.Interval, 0, len(scopes))
-	for _, sc := range scopes {
-		var tables map[topn.Dim]*topn.Table
-		total, isDrill := drillTotals[sc]
-		if isDrill {
-			rows := make([]*[numDrill][]topn.Entry, len(cm.shards))
-			for i := range cm.shards {
-				rows[i] = drillRowsOf[i][sc]
-			}
-			tables = drillTables(sc, cm.shards, rows, total)
-		}
-		var in []partRef
-		if !isDrill {
-			for _, p := range parts {
-				if p.key.in(sc) {
-					in = append(in, p)
-				}
-			}
-			total = topn.Counters{}
-			for _, p := range in {
-				total.Add(p.t.total)
-			}
-		}
-		dims := sc.Dims()
-		iv := store.Interval{Tier: store.TierMinute, Start: start, Scope: sc, Tables: make(map[topn.Dim]*topn.Table, len(dims))}
-		for _, d := range dims {
-			var mg *topn.Merger
-			if isDrill {
-				t := tables[d]
-				mg = topn.NewMerger(len(t.Entries))
-				mg.Add(t)
-			} else {
-				mg = scopeMerger(in, d, 0)
-			}
-			var old *topn.Table
-			var ok bool
-			var err error
-			if stored {
-				old, ok, err = a.deps.Store.Get(store.TierMinute, sc, d, start)
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("minute %s %s %s: %w", start.Format(time.RFC3339), sc, d, err))
-			} else if ok {
-				mg.Add(old)
-			}
-			t := mg.Truncated(a.cfg.TopK)
-			iv.Tables[d] = t
-			iv.Total = t.Total
-		}
-		ivs = append(ivs, iv)
-	}
-	return ivs, errors.Join(errs...)
 }
 
 // TimeCorrections returns, per exporter, how many flows had an insane exporter

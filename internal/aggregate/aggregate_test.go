@@ -20,7 +20,7 @@ var base = time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 
 type harness struct {
 	agg     *Aggregator
-	ring    *ring.Ring
+	ring    *ring.Broadcast
 	store   *store.Store
 	stopped bool
 }
@@ -60,7 +60,7 @@ func startOn(t *testing.T, st *store.Store, s Store, mod func(*Configuration), c
 	if mod != nil {
 		mod(&cfg)
 	}
-	r := ring.New(1 << 12)
+	r := ring.NewBroadcast(1<<12, Shards(cfg))
 	a, err := New(cfg, Dependencies{Ring: r, Store: s, Classifier: cls, Clock: clock, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	require.NoError(t, a.Start())
@@ -264,8 +264,8 @@ func TestStopFlushesOpenMinutes(t *testing.T) {
 // over all tables and minutes), and the heavy hitter keeps an exact-within-bound count.
 func TestMemoryBudgetUnderCardinalityAttack(t *testing.T) {
 	h := startAggregator(t, func(c *Configuration) { c.Shards = 1; c.TopK = 10; c.MaxKeys = 1 << 30; c.MaxMemory = 1 << 20 })
-	budget := h.agg.shardKeyBudget
-	require.Equal(t, (1<<20)/bytesPerKey, budget)
+	budget := h.agg.shardBudget
+	require.EqualValues(t, 1<<20, budget)
 	var total uint64
 	for batch := 0; batch < 20; batch++ {
 		recs := make([]flow.Record, 0, 1001)
@@ -281,9 +281,9 @@ func TestMemoryBudgetUnderCardinalityAttack(t *testing.T) {
 		h.push(t, recs...)
 		s := h.agg.shards[0]
 		s.mu.Lock()
-		keys := s.keys
+		held := s.bytes
 		s.mu.Unlock()
-		require.LessOrEqual(t, keys, budget, "batch %d", batch)
+		require.LessOrEqual(t, held, budget, "batch %d", batch)
 	}
 	require.Positive(t, h.agg.compactions.Load())
 	require.NoError(t, h.agg.FlushAll())
@@ -309,21 +309,20 @@ func TestNextMinuteTablesArePresized(t *testing.T) {
 	s := h.agg.shards[0]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pk := partKey{exporter: addr("192.0.2.1"), proto: 6}
-	next := s.minutes[base.Unix()+60].parts[pk].dims[topn.DimSrcIP].counts
+	next := s.minutes[base.Unix()+60].tables[specIndex(scPart, topn.DimSrcIP)]
 	require.Equal(t, 1, next.n)
 	require.GreaterOrEqual(t, len(next.slots), 2*5000, "sized for last minute's 5000 sources")
 }
 
 // Under a flood (more keys held than a checkpoint may write) an open minute
-// answers from each partition's heaviest keys, with a bound that covers every
-// key it leaves out; the closed minute is exact. Ordinary minutes are exact
-// while open too.
+// answers from each scope's heaviest keys by bytes, with a bound that covers
+// every key it leaves out; the closed minute is exact. Ordinary minutes are
+// exact while open too.
 func TestOpenMinuteViewIsCutWithBounds(t *testing.T) {
-	// A budget of 280 keys: a checkpoint may write 70, and past them one
-	// partition's 7 tables are cut to max(2 × top_k, 70 / 7) = 10 keys.
+	// A budget of 280 keys: a checkpoint may write 70, and past them each
+	// scope's table is cut to at least 64 keys.
 	h := startAggregator(t, func(c *Configuration) { c.Shards, c.TopK, c.MaxKeys = 1, 5, 10_000 })
-	h.agg.shardKeyBudget = 280
+	h.agg.cfg.MaxMemory = 280 * 64
 	var recs []flow.Record
 	for i := range 200 { // source i sends i+1 bytes; 10.9.9.9 is the heavy hitter
 		recs = append(recs, rec(fmt.Sprintf("10.1.0.%d", i), "10.0.0.2", 40000, 443, uint64(i+1), base.Add(5*time.Second)))
@@ -333,9 +332,9 @@ func TestOpenMinuteViewIsCutWithBounds(t *testing.T) {
 	require.True(t, h.top(t, topn.Scope{}, topn.DimSrcIP, base, base.Add(time.Minute)).Exact(), "under the bound: every key")
 	h.push(t, recs[30:]...)
 	live := h.top(t, topn.Scope{}, topn.DimSrcIP, base, base.Add(time.Minute))
-	require.Len(t, live.Entries, 10)
+	require.Len(t, live.Entries, 64)
 	require.EqualValues(t, 5000+200*201/2, live.Total.Bytes, "totals stay exact")
-	require.Equal(t, uint64(191), live.Threshold.Bytes, "kept: 10.9.9.9 and the sources of 200 to 192 bytes; the heaviest left out sent 191")
+	require.Equal(t, uint64(137), live.Threshold.Bytes, "kept: 10.9.9.9 and the sources of 200 to 138 bytes; the heaviest left out sent 137")
 	rows, _ := live.Top(topn.DimSrcIP, 1, topn.Bytes)
 	require.Equal(t, topn.AddrKey(addr("10.9.9.9")), rows[0].Key)
 	require.Equal(t, uint64(5000), rows[0].Value.Bytes)

@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"math/bits"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/tmsd/tmsd/internal/flow"
@@ -25,17 +25,9 @@ import (
 // the stored one at its own close: the same protocol.
 //
 // Checkpoints and flushes hold flushMu, so no checkpoint taken before a final
-// write is saved after it. A checkpoint does not stall ingest: each partition
-// of a shard's minute is encoded under that shard's lock (the lock a worker
-// takes per batch), released between partitions (appendShardSection), and the
-// value is written to Badger after.
-//
-// Cost, BenchmarkCheckpoint -benchmem (one minute of 200k keys in two shards,
-// on-disk store, the shared 2-core VM at load 10): 3.2 MB (16 bytes a key);
-// encoding 9-15 ms, each shard's lock held for its half of it; encoding and
-// writing to Badger 24-32 ms and 3.2 MB allocated (Badger's copy of the value).
-// At the default 10 s interval such a minute costs ~19 MB/min of writes, which
-// the value log GC reclaims; minutes that did not change are not rewritten.
+// write is saved after it. A checkpoint does not stall ingest: a shard's lock
+// is held only to copy one table's slots (a memory copy), and the copy is
+// encoded after; the value is written to Badger after that.
 
 // runCheckpointer checkpoints every CheckpointInterval until Stop.
 func (a *Aggregator) runCheckpointer() {
@@ -71,27 +63,29 @@ func (a *Aggregator) checkpoint() error {
 	began := time.Now()
 
 	// pending changes only under flushMu, held here: no viewMu needed to read it.
+	// Each shard counts every flow: the sum of its minutes' counts changes
+	// when any of them does.
 	now := map[int64]uint64{}
+	held, scopes := 0, 0
 	for _, cm := range a.pending {
-		now[cm.start] += flowsOf(cm.shards)
-	}
-	held, tables := 0, 0
-	for _, cm := range a.pending {
-		held += cm.keys()
 		for _, m := range cm.shards {
-			tables += len(m.parts) * len(countedDims)
+			if m != nil {
+				now[cm.start] += m.flowCount
+				k, s := m.census()
+				held, scopes = held+k, scopes+s
+			}
 		}
 	}
 	for _, s := range a.shards {
 		s.mu.Lock()
 		for start, m := range s.minutes {
-			now[start] += m.flows()
-			tables += len(m.parts) * len(countedDims)
+			now[start] += m.flowCount
+			k, sc := m.census()
+			held, scopes = held+k, scopes+sc
 		}
-		held += s.keys
 		s.mu.Unlock()
 	}
-	a.ckCap = a.checkpointCap(held, tables)
+	a.ckCap = a.checkpointCap(held, scopes)
 	for start := range a.ckFlows {
 		if _, ok := now[start]; !ok {
 			delete(a.ckFlows, start) // written, or dropped: its checkpoint went with it
@@ -133,198 +127,202 @@ func (a *Aggregator) checkpoint() error {
 }
 
 // checkpointCap bounds what one checkpoint pass writes: the keys of a quarter
-// of the memory budget, held keys being 16 bytes each encoded. Past it, under
-// a flood of distinct addresses, each table saves its top cap keys by bytes
-// (at least 2 × top_k). Writing every key of a flood took 25-50 MB a pass
-// into Badger's memory-mapped value log, 245 MB of RSS in 45 s until the log
-// GC reclaimed it. Ordinary traffic stays under the bound and restores exactly.
-func (a *Aggregator) checkpointCap(held, tables int) int {
-	budget := a.shardKeyBudget * len(a.shards) / 4
-	if held <= budget || tables == 0 {
+// of the memory budget (at 64 bytes a key held, BenchmarkAdd's 60-90 B/key;
+// 12-16 bytes encoded). Past it, under a flood of distinct addresses, each
+// scope of each table saves its top cap keys by bytes, at least 64. Writing
+// every key of a flood took 25-50 MB a pass into Badger's memory-mapped value
+// log, 245 MB of RSS in 45 s until the log GC reclaimed it. Ordinary traffic
+// stays under the bound and restores exactly.
+func (a *Aggregator) checkpointCap(held, scopes int) int {
+	budget := int(a.cfg.MaxMemory / 64 / 4)
+	if held <= budget || scopes == 0 {
 		return 0
 	}
-	return max(2*a.cfg.TopK, budget/tables)
+	return max(64, budget/scopes)
 }
 
 // encodeCheckpoint appends the checkpoint of minute start: its pending part
-// (immutable once swapped out of the shards), then each shard's part, encoded
-// under that shard's lock. It returns the flows it holds.
+// (immutable once swapped out of the shards), then each shard's part, copied
+// table by table under that shard's lock. It returns the flows it holds, as
+// checkpoint() counts them.
 func (a *Aggregator) encodeCheckpoint(b []byte, start int64) ([]byte, uint64) {
-	b = append(b, checkpointFormatV2)
+	b = append(b, checkpointFormatV3)
 	b = binary.BigEndian.AppendUint64(b, uint64(start))
 	var flows uint64
+	sc := &ckScratch{}
 	for _, cm := range a.pending {
-		if cm.start == start {
-			for _, m := range cm.shards {
-				b = appendSection(b, m, a.ckCap)
-				flows += m.flows()
+		if cm.start != start {
+			continue
+		}
+		for i, m := range cm.shards {
+			if m != nil {
+				b = appendSection(b, i, m, a.ckCap, nil, sc)
+				flows += m.flowCount
 			}
 		}
 	}
 	for _, s := range a.shards {
-		var f uint64
-		b, f = appendShardSection(b, s, start, a.ckCap)
-		flows += f
+		s.mu.Lock()
+		m := s.minutes[start]
+		if m == nil {
+			s.mu.Unlock()
+			continue
+		}
+		flows += m.flowCount
+		b = appendSection(b, s.id, m, a.ckCap, &s.mu, sc)
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), flows
 }
 
-// appendShardSection appends a shard's part of minute start, if it has one,
-// and returns its flows. Without drill-downs it takes the shard's lock once
-// per partition, not for the whole minute: under a flood of distinct
-// addresses a minute holds millions of keys, and one hold of the lock for
-// all of them (hundreds of ms) let the ring overflow at 1M flows/s. Each
-// partition is then saved whole, as of a slightly different instant, which a
-// restart restores exactly as such. The drill-down tables count the flows of
-// every partition, so with them the minute is encoded in one hold, to stay
-// consistent with its partitions.
-func appendShardSection(b []byte, s *shard, start int64, limit int) ([]byte, uint64) {
-	s.mu.Lock()
-	m := s.minutes[start]
-	if m == nil || m.drill[0] != nil {
-		defer s.mu.Unlock()
-		if m == nil {
-			return b, 0
+// ckScratch are a checkpoint pass's buffers: a table's copy and its encoding.
+type ckScratch struct {
+	copy  table
+	tabs  []byte
+	group scratch
+}
+
+// appendSection appends one shard's minute. When mu is set it is held on
+// entry, and the minute is still counting: each table is copied under mu,
+// released while the copy is encoded, and the dictionaries are taken last
+// (they only grow, so they name every key copied before). It returns with mu
+// released.
+func appendSection(b []byte, shard int, m *minuteAgg, limit int, mu *sync.Mutex, sc *ckScratch) []byte {
+	tabs := sc.tabs[:0]
+	n := 0
+	for i := range m.tables {
+		t := m.tables[i]
+		if t == nil {
+			continue
 		}
-		return appendSection(b, m, limit), m.flows()
+		n++
+		if mu != nil {
+			sc.copy.slots = append(sc.copy.slots[:0], t.slots...)
+			sc.copy.scopeN = append(sc.copy.scopeN[:0], t.scopeN...)
+			sc.copy.evicted = append(sc.copy.evicted[:0], t.evicted...)
+			sc.copy.nonzero = append(sc.copy.nonzero[:0], t.nonzero...)
+			sc.copy.n, sc.copy.shift, sc.copy.scoped, sc.copy.base = t.n, t.shift, t.scoped, t.base
+			mu.Unlock()
+			t = &sc.copy
+		}
+		tabs = appendTable(tabs, i, t, limit, &sc.group)
+		if mu != nil {
+			mu.Lock()
+		}
 	}
-	// The worker may add partitions meanwhile: they go to the next checkpoint,
-	// as the flows count returned tells it.
-	refs := make([]partRef, 0, len(m.parts))
-	for k, p := range m.parts {
-		refs = append(refs, partRef{k, p})
+	b = binary.AppendUvarint(b, uint64(shard))
+	b = binary.AppendUvarint(b, m.flowCount)
+	b = binary.AppendUvarint(b, uint64(len(m.exps)))
+	for _, e := range m.exps {
+		b = append(b, e[:]...)
 	}
-	s.mu.Unlock()
-	b = binary.AppendUvarint(b, uint64(len(refs)))
-	var flows uint64
-	for _, r := range refs {
-		s.mu.Lock()
-		b = appendPart(b, r.key, r.t, limit)
-		flows += r.t.total.Flows
-		s.mu.Unlock()
+	b = binary.AppendUvarint(b, uint64(len(m.parts.keys)))
+	for _, k := range m.parts.keys {
+		b = binary.AppendUvarint(b, k>>8)
+		b = append(b, byte(k))
 	}
-	return append(b, 0), flows // no drill-down tables
+	b = binary.AppendUvarint(b, uint64(len(m.ifs.keys)))
+	for _, k := range m.ifs.keys {
+		b = binary.AppendUvarint(b, k>>32)
+		b = binary.AppendUvarint(b, k&0xffffffff)
+	}
+	b = binary.AppendUvarint(b, uint64(len(m.v6)))
+	for _, a := range m.v6 {
+		b = append(b, a[:]...)
+	}
+	if mu != nil {
+		mu.Unlock()
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	sc.tabs = tabs
+	return append(b, tabs...)
+}
+
+// appendTable appends table i, each scope cut to its limit keys with the most
+// bytes when it holds more (limit 0: whole). The cut is a compaction of the
+// saved copy: the dropped keys' largest counters join the scope's bound, so
+// a restored table's figures stay true within their error bounds.
+func appendTable(b []byte, i int, t *table, limit int, sc *scratch) []byte {
+	b = binary.AppendUvarint(b, uint64(i))
+	b = appendCounters(b, t.base)
+	evicted := slices.Clone(t.evicted)
+	var cuts []cut
+	if limit > 0 {
+		t.group(sc)
+		cuts = make([]cut, len(t.scopeN))
+		for s := range t.scopeN {
+			g := sc.idx[sc.start[s]:sc.start[s+1]]
+			cuts[s] = t.cutGroup(g, limit, sc)
+			evicted[s].Add(cuts[s].dropped)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(evicted)))
+	for _, e := range evicted {
+		b = appendCounters(b, e)
+	}
+	b = binary.AppendUvarint(b, uint64(len(t.nonzero)))
+	for _, nz := range t.nonzero {
+		b = appendCounters(b, nz)
+	}
+	if cuts == nil {
+		b = binary.AppendUvarint(b, uint64(t.n))
+		for j := range t.slots {
+			if s := &t.slots[j]; s.key != 0 {
+				b = binary.AppendUvarint(b, s.key-1)
+				b = appendCounters(b, s.c)
+			}
+		}
+		return b
+	}
+	kept := 0
+	for s := range t.scopeN {
+		if cuts[s].all {
+			kept += int(t.scopeN[s])
+		} else {
+			kept += limit
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(kept))
+	for s := range t.scopeN {
+		ties := cuts[s].atCut
+		for _, j := range sc.idx[sc.start[s]:sc.start[s+1]] {
+			if sl := &t.slots[j]; cuts[s].keeps(sl, &ties) {
+				b = binary.AppendUvarint(b, sl.key-1)
+				b = appendCounters(b, sl.c)
+			}
+		}
+	}
+	return b
 }
 
 // Checkpoint value (docs/STORAGE.md):
 //
-//	0x02 | start (8, BE unix seconds) | section… | crc32c (4, LE)
-//	section:   nparts (uvarint) | nparts × part | drill (1: 0 or 1) | drill × 6 × table
-//	part:      exporter (16) | proto (1) | in_if (4 BE) | out_if (4 BE) | flags (1) |
-//	           total (3 uvarint) | 7 × table
-//	table:     evicted (3 uvarint) | n (uvarint) | n × (key length (1) | key | counters (3 uvarint))
+//	0x03 | start (8, BE unix seconds) | section… | crc32c (4, LE)
+//	section:   shard (uvarint) | flows (uvarint) |
+//	           nexp (uvarint) | nexp × exporter (16) |
+//	           nparts (uvarint) | nparts × (exporter id (uvarint) | proto (1)) |
+//	           nifs (uvarint) | nifs × (exporter id (uvarint) | ifIndex (uvarint)) |
+//	           nv6 (uvarint) | nv6 × address (16) |
+//	           ntables (uvarint) | ntables × table
+//	table:     spec (uvarint) | base (3 uvarint) | nscopes (uvarint) | nscopes × bound (3 uvarint) |
+//	           nnz (uvarint) | nnz × counted (3 uvarint) |
+//	           n (uvarint) | n × (key (uvarint) | counters (3 uvarint))
 //
-// flags: bit 0, the partition is not split by interface (restored from
-// format 1). The 6 tables after the parts are the minute's drill-down
-// composite tables (drill.go), keys of up to 40 bytes. Format 1 (written
-// before interfaces and drill-downs) has neither the interfaces, the flags nor
-// the drill byte: it is still restored, into partitions in no interface scope
-// and a minute without composite tables.
+// counted: per scope, what a table that leaves out value 0 (countries, ASes)
+// counted, its zero row being the scope's total less it.
 //
-// A section is one shard's (or one pending) minuteAgg; the dims are countedDims
-// in order; keys are trimmed of trailing zeros. Restored, section i goes to
-// shard i mod shards, so the shard count may change between runs.
+// A section is one shard's minute (or a pending one's); a key's scope and
+// value are ids of the section's dictionaries (layout.go). Restored, each
+// table goes to the shard that owns it now, its keys re-read through its
+// new minute's dictionaries, so the shard count may change between runs.
+// Formats 1 and 2 (the engine of partitions by exporter, protocol and
+// interfaces) are still restored, converted (legacy.go).
 const (
 	checkpointFormatV1 = 1
 	checkpointFormatV2 = 2
+	checkpointFormatV3 = 3
 )
 
-const partNoIf = 1 << 0
-
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// minEntryLen is the smallest encoded key: a zero length and three one-byte counters.
-const minEntryLen = 4
-
-// appendSection appends a minute's partitions, each table cut to its limit
-// keys (0: whole), and its drill-down tables (whole).
-func appendSection(b []byte, m *minuteAgg, limit int) []byte {
-	// One growth for the section, not one per doubling, while the shard is locked.
-	b = slices.Grow(b, 8+len(m.parts)*(26+14*3*binary.MaxVarintLen64)+m.keys*(1+len(wideKey{})+3*binary.MaxVarintLen64))
-	b = binary.AppendUvarint(b, uint64(len(m.parts)))
-	for pk, p := range m.parts {
-		b = appendPart(b, pk, p, limit)
-	}
-	if m.drill[0] == nil {
-		return append(b, 0)
-	}
-	b = append(b, 1)
-	for _, t := range m.drill {
-		b = appendCounters(b, t.evicted)
-		b = binary.AppendUvarint(b, uint64(t.counts.n))
-		for i := range t.counts.slots {
-			sl := &t.counts.slots[i]
-			if sl.tag == 0 {
-				continue
-			}
-			n := wideKeyLen(&sl.key)
-			b = append(b, byte(n))
-			b = append(b, sl.key[:n]...)
-			b = appendCounters(b, sl.c)
-		}
-	}
-	return b
-}
-
-func appendPart(b []byte, pk partKey, p *partTables, limit int) []byte {
-	keys := 0
-	for _, d := range countedDims {
-		keys += p.dims[d].len()
-	}
-	b = slices.Grow(b, 26+14*3*binary.MaxVarintLen64+keys*(1+len(topn.Key{})+3*binary.MaxVarintLen64))
-	b = append(b, pk.exporter[:]...)
-	b = append(b, pk.proto)
-	b = binary.BigEndian.AppendUint32(b, pk.inIf)
-	b = binary.BigEndian.AppendUint32(b, pk.outIf)
-	var flags byte
-	if pk.noIf {
-		flags |= partNoIf
-	}
-	b = append(b, flags)
-	b = appendCounters(b, p.total)
-	for _, d := range countedDims {
-		b = appendTable(b, p.dims[d], limit)
-	}
-	return b
-}
-
-// appendTable appends a table, cut to its limit keys with the most bytes
-// when it holds more (limit 0: whole). The cut is a compaction of the saved
-// copy: the dropped keys' largest counters join its evicted bound, so a
-// restored table's figures stay true within their error bounds.
-func appendTable(b []byte, t *dimTable, limit int) []byte {
-	c := t.cutTo(limit)
-	b = appendCounters(b, c.bound)
-	b = binary.AppendUvarint(b, uint64(c.n))
-	c.each(t, func(sl *counterSlot) { b = appendSlot(b, sl) })
-	return b
-}
-
-func appendSlot(b []byte, sl *counterSlot) []byte {
-	n := keyLen(&sl.key)
-	b = append(b, byte(n))
-	b = append(b, sl.key[:n]...)
-	return appendCounters(b, sl.c)
-}
-
-func wideKeyLen(k *wideKey) int {
-	n := len(k)
-	for n > 0 && k[n-1] == 0 {
-		n--
-	}
-	return n
-}
-
-// keyLen is the length of k without its trailing zero bytes, a word at a time:
-// a port key is 3 bytes of 24.
-func keyLen(k *topn.Key) int {
-	for i := len(k)/8 - 1; i >= 0; i-- {
-		if w := binary.LittleEndian.Uint64(k[i*8:]); w != 0 {
-			return i*8 + 8 - bits.LeadingZeros64(w)/8
-		}
-	}
-	return 0
-}
 
 func appendCounters(b []byte, c topn.Counters) []byte {
 	b = binary.AppendUvarint(b, c.Bytes)
@@ -332,9 +330,11 @@ func appendCounters(b []byte, c topn.Counters) []byte {
 	return binary.AppendUvarint(b, c.Flows)
 }
 
-// decodeCheckpoint decodes the checkpoint of minute start into its sections.
-// Malformed input gives an error wrapping store.ErrCorrupt, never a panic.
-func decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, error) {
+// decodeCheckpoint decodes the checkpoint of minute start into its sections:
+// one minute each, with the tables it saved (format 3, or formats 1 and 2
+// converted). Malformed input gives an error wrapping store.ErrCorrupt,
+// never a panic.
+func (a *Aggregator) decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, error) {
 	corrupt := func(what string) error {
 		return fmt.Errorf("%w: checkpoint of %s: %s", store.ErrCorrupt, time.Unix(start, 0).UTC().Format(time.RFC3339), what)
 	}
@@ -345,109 +345,161 @@ func decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, error) {
 	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(v[len(body):]) {
 		return nil, corrupt("checksum mismatch")
 	}
-	format := body[0]
-	if format != checkpointFormatV1 && format != checkpointFormatV2 {
-		return nil, corrupt(fmt.Sprintf("unknown format %d", body[0]))
-	}
 	if int64(binary.BigEndian.Uint64(body[1:])) != start {
 		return nil, corrupt("minute does not match its key")
+	}
+	switch body[0] {
+	case checkpointFormatV1, checkpointFormatV2:
+		return a.decodeLegacy(body, start, corrupt)
+	case checkpointFormatV3:
+	default:
+		return nil, corrupt(fmt.Sprintf("unknown format %d", body[0]))
 	}
 	d := decoder{b: body[9:]}
 	var out []*minuteAgg
 	for len(d.b) > 0 {
-		nparts := d.uvarint()
-		if d.bad || nparts > uint64(len(d.b)/(17+3+len(countedDims)*4)) {
+		m := newMinuteAgg(nil, nil)
+		d.uvarint() // the shard it was counted in: tables go to their owner now
+		m.flowCount = d.uvarint()
+		ne := d.uvarint()
+		if d.bad || ne > uint64(len(d.b)/16) {
+			return nil, corrupt("bad exporter count")
+		}
+		for range ne {
+			e := flow.Addr(d.b[:16])
+			d.b = d.b[16:]
+			if _, dup := m.expIDs[e]; dup {
+				return nil, corrupt("duplicate exporter")
+			}
+			m.expIDs[e] = uint32(len(m.exps))
+			m.exps = append(m.exps, e)
+		}
+		np := d.uvarint()
+		if d.bad || np > uint64(len(d.b)/2) {
 			return nil, corrupt("bad partition count")
 		}
-		m := newMinuteAgg(false, nil)
-		for range nparts {
-			var pk partKey
-			var flags byte
-			if format == checkpointFormatV1 {
-				if len(d.b) < 17 {
-					return nil, corrupt("truncated partition")
-				}
-				pk.noIf = true
-			} else {
-				if len(d.b) < 26 {
-					return nil, corrupt("truncated partition")
-				}
-				pk.inIf = binary.BigEndian.Uint32(d.b[17:21])
-				pk.outIf = binary.BigEndian.Uint32(d.b[21:25])
-				flags = d.b[25]
-				if flags&^partNoIf != 0 {
-					return nil, corrupt("unknown partition flags")
-				}
-				pk.noIf = flags&partNoIf != 0
+		for range np {
+			e := d.uvarint()
+			if d.bad || e >= ne || len(d.b) < 1 {
+				return nil, corrupt("bad partition")
 			}
-			pk.exporter = flow.Addr(d.b[:16])
-			pk.proto = d.b[16]
-			if format == checkpointFormatV1 {
-				d.b = d.b[17:]
-			} else {
-				d.b = d.b[26:]
-			}
-			if m.parts[pk] != nil {
+			k := e<<8 | uint64(d.b[0])
+			d.b = d.b[1:]
+			if int(m.parts.id(k)) != len(m.parts.keys)-1 {
 				return nil, corrupt("duplicate partition")
 			}
-			p := &partTables{total: d.counters()}
-			for _, dim := range countedDims {
-				evicted := d.counters()
-				n := d.uvarint()
-				if d.bad || n > uint64(len(d.b))/minEntryLen {
-					return nil, corrupt("bad key count")
-				}
-				t := &dimTable{counts: newCounterTable(int(n)), evicted: evicted}
-				for range n {
-					var k topn.Key
-					if !d.key(k[:]) {
-						return nil, corrupt("bad key")
-					}
-					c := d.counters()
-					if d.bad || !t.counts.add(&k, c) {
-						return nil, corrupt("bad or duplicate key")
-					}
-				}
-				p.dims[dim] = t
-			}
-			if d.bad {
-				return nil, corrupt("truncated partition")
-			}
-			m.parts[pk] = p
 		}
-		if format != checkpointFormatV1 {
-			if len(d.b) == 0 || d.b[0] > 1 {
-				return nil, corrupt("bad drill-down flag")
+		ni := d.uvarint()
+		if d.bad || ni > uint64(len(d.b)/2) {
+			return nil, corrupt("bad interface count")
+		}
+		for range ni {
+			e, idx := d.uvarint(), d.uvarint()
+			if d.bad || e >= ne || idx > 0xffffffff {
+				return nil, corrupt("bad interface")
 			}
-			hasDrill := d.b[0] == 1
-			d.b = d.b[1:]
-			for i := range m.drill {
-				if !hasDrill {
-					break
-				}
-				evicted := d.counters()
-				n := d.uvarint()
-				if d.bad || n > uint64(len(d.b))/minEntryLen {
-					return nil, corrupt("bad drill-down key count")
-				}
-				t := &drillTable{counts: newWideTable(int(n)), evicted: evicted}
-				for range n {
-					var k wideKey
-					if !d.key(k[:]) {
-						return nil, corrupt("bad drill-down key")
-					}
-					c := d.counters()
-					if d.bad || !t.counts.add(&k, c) {
-						return nil, corrupt("bad or duplicate drill-down key")
-					}
-				}
-				m.drill[i] = t
+			if int(m.ifs.id(e<<32|idx)) != len(m.ifs.keys)-1 {
+				return nil, corrupt("duplicate interface")
 			}
 		}
-		m.keys = m.countKeys()
+		n6 := d.uvarint()
+		if d.bad || n6 > uint64(len(d.b)/16) {
+			return nil, corrupt("bad address count")
+		}
+		for range n6 {
+			a := flow.Addr(d.b[:16])
+			d.b = d.b[16:]
+			m.v6IDs[a] = uint32(len(m.v6))
+			m.v6 = append(m.v6, a)
+		}
+		nt := d.uvarint()
+		if d.bad || nt > numSpecs {
+			return nil, corrupt("bad table count")
+		}
+		for range nt {
+			i := d.uvarint()
+			if d.bad || i >= numSpecs || m.tables[i] != nil {
+				return nil, corrupt("bad or duplicate table")
+			}
+			base := d.counters()
+			ns := d.uvarint()
+			if d.bad || ns > uint64(len(d.b)/3) || ns == 0 {
+				return nil, corrupt("bad scope count")
+			}
+			evicted := make([]topn.Counters, ns)
+			for s := range evicted {
+				evicted[s] = d.counters()
+			}
+			nnz := d.uvarint()
+			if d.bad || nnz > ns || (nnz > 0 && !specs[i].elides()) {
+				return nil, corrupt("bad count of scopes counted")
+			}
+			nonzero := make([]topn.Counters, nnz)
+			for s := range nonzero {
+				nonzero[s] = d.counters()
+			}
+			n := d.uvarint()
+			if d.bad || n > uint64(len(d.b)/4) {
+				return nil, corrupt("bad key count")
+			}
+			t := newTable(int(n), specs[i].kind != scNone)
+			t.nonzero = nonzero
+			t.scopeN = make([]int32, ns)
+			t.evicted, t.base = evicted, base
+			for range n {
+				k, c := d.uvarint(), d.counters()
+				if d.bad || !m.validKey(int(i), k, uint64(ns)) || !t.add(k, c) {
+					return nil, corrupt("bad or duplicate key")
+				}
+			}
+			if len(t.scopeN) > int(ns) {
+				return nil, corrupt("key of an unknown scope")
+			}
+			m.tables[i] = t
+		}
+		if d.bad {
+			return nil, corrupt("truncated section")
+		}
+		m.recount()
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// validKey says whether key k of table i names ids m's dictionaries have,
+// and a scope below ns.
+func (m *minuteAgg) validKey(i int, k, ns uint64) bool {
+	sp := specs[i]
+	sc, v := scopeOf(k), valueOf(k)
+	if sp.kind == scNone {
+		sc, v = 0, k
+	}
+	if sc >= ns {
+		return false
+	}
+	switch sp.kind {
+	case scPart:
+		if sc >= uint64(len(m.parts.keys)) {
+			return false
+		}
+	case scIn, scOut:
+		if sc >= uint64(len(m.ifs.keys)) {
+			return false
+		}
+	}
+	switch sp.value {
+	case fIn, fOut:
+		return v < uint64(len(m.ifs.keys))
+	case fSrc, fDst:
+		return v <= 0xffffffff && (v&v6Tag != v6Tag || v&^v6Tag < uint64(len(m.v6)))
+	case fPeer:
+		lo, hi := v>>32, v&0xffffffff
+		ok := func(x uint64) bool { return x&v6Tag != v6Tag || x&^v6Tag < uint64(len(m.v6)) }
+		return lo <= hi && ok(lo) && ok(hi)
+	case fZero:
+		return v == 0
+	}
+	return true
 }
 
 // decoder reads uvarints; past a malformed or truncated one, bad is set and
@@ -468,19 +520,6 @@ func (d *decoder) uvarint() uint64 {
 	}
 	d.b = d.b[n:]
 	return x
-}
-
-// key reads a length-prefixed key into dst, whose tail stays zero (keys are
-// stored trimmed of trailing zeros); false when it is longer than dst or
-// truncated (counters must still follow it).
-func (d *decoder) key(dst []byte) bool {
-	if len(d.b) == 0 || int(d.b[0]) > len(dst) || int(d.b[0]) >= len(d.b) {
-		return false
-	}
-	n := int(d.b[0])
-	copy(dst, d.b[1:1+n])
-	d.b = d.b[1+n:]
-	return true
 }
 
 func (d *decoder) counters() topn.Counters {
@@ -518,19 +557,15 @@ func (a *Aggregator) recover() error {
 	bad = bad[:0]
 	var minutes, flows uint64
 	err = a.deps.Store.Checkpoints(func(start time.Time, v []byte) error {
-		aggs, err := decodeCheckpoint(v, start.Unix())
+		aggs, err := a.decodeCheckpoint(v, start.Unix())
 		if err != nil {
 			a.deps.Logger.Error("checkpoint unreadable, skipped: its minute is lost", "minute", start, "err", err)
 			bad = append(bad, start)
 			return nil
 		}
-		f := flowsOf(aggs)
-		for i, m := range aggs {
-			mergeMinuteInto(a.shards[i%len(a.shards)].minutes, start.Unix(), m)
-		}
-		a.ckFlows[start.Unix()] = f
+		a.restore(start.Unix(), aggs)
 		minutes++
-		flows += f
+		flows += flowsOf(aggs)
 		return nil
 	})
 	if err != nil {
@@ -543,10 +578,10 @@ func (a *Aggregator) recover() error {
 		}
 	}
 	for _, s := range a.shards {
-		s.keys = 0
+		s.bytes = 0
 		for _, m := range s.minutes {
-			m.keys = m.countKeys()
-			s.keys += m.keys
+			m.recount()
+			s.bytes += m.bytes
 		}
 	}
 	a.pendingCount.Store(int64(len(a.finals)))
@@ -561,4 +596,31 @@ func (a *Aggregator) recover() error {
 		a.deps.Logger.Warn("closing restored minutes failed; retried by the flusher", "err", err)
 	}
 	return nil
+}
+
+// restore puts a checkpoint's minutes into the shards: each table into the
+// minute of the shard that owns it now, through its dictionaries. Every
+// shard's minute gets the flow count (each shard counts every flow), and
+// ckFlows the sum checkpoint() will compare with.
+func (a *Aggregator) restore(start int64, aggs []*minuteAgg) {
+	flows := flowsOf(aggs)
+	var sum uint64
+	for _, s := range a.shards {
+		dst := s.minutes[start]
+		if dst == nil {
+			dst = newMinuteAgg(s.own, nil)
+			s.minutes[start] = dst
+		}
+		for _, src := range aggs {
+			for _, i := range s.own {
+				if src.tables[i] != nil {
+					dst.mergeTable(src, i, a.cfg.MaxKeys)
+				}
+			}
+		}
+		dst.flowCount += flows
+		dst.recount()
+		sum += dst.flowCount
+	}
+	a.ckFlows[start] = sum
 }

@@ -14,7 +14,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/tmsd/tmsd/internal/apps"
 	"github.com/tmsd/tmsd/internal/flow"
+	"github.com/tmsd/tmsd/internal/ring"
 	"github.com/tmsd/tmsd/internal/store"
 	"github.com/tmsd/tmsd/internal/topn"
 )
@@ -270,56 +272,66 @@ func TestCorruptCheckpointIsSkipped(t *testing.T) {
 	require.Equal(t, 1, ck, "the corrupt one is deleted")
 }
 
+// entriesOf lists a table's keys with their counters, by scope.
+func entriesOf(t *table) map[uint64]topn.Counters {
+	out := map[uint64]topn.Counters{}
+	t.each(func(k uint64, c topn.Counters) { out[k] = c })
+	return out
+}
+
 // The checkpoint encoding round-trips, and any damage is detected, never a panic.
 func TestCheckpointCodec(t *testing.T) {
-	// Drill-downs on, so the codec carries their composite tables too.
-	h := startAggregator(t, func(c *Configuration) { c.Shards, c.DrillDowns = 1, 100 })
+	h := startAggregator(t, func(c *Configuration) { c.Shards = 1 })
 	h.push(t, flows(500, 10, base.Add(10*time.Second), 1)...)
 	h.push(t, flows(5, 10, base.Add(10*time.Second), 2)...)
-	r := rec("10.0.0.1", "10.0.0.2", 1, 2, 3, base.Add(10*time.Second))
-	r.Exporter, r.Proto = addr("2001:db8::1"), 17
+	r := rec("10.0.0.1", "2001:db8::7", 1, 2, 3, base.Add(10*time.Second))
+	r.Exporter, r.Proto, r.InIf, r.OutIf = addr("2001:db8::1"), 17, 7, 9
 	h.push(t, r)
 	s := h.agg.shards[0]
 	s.mu.Lock()
 	m := s.minutes[base.Unix()]
 	s.mu.Unlock()
-	m.parts[partKey{exporter: addr("192.0.2.1"), proto: 6}].dims[topn.DimSrcIP].evicted = topn.Counters{Bytes: 5, Packets: 1, Flows: 1}
+	src := m.tables[specIndex(scPart, topn.DimSrcIP)]
+	src.evicted[0] = topn.Counters{Bytes: 5, Packets: 1, Flows: 1}
+	m.tables[specIndex(scNone, topn.DimPeer)].base = topn.Counters{Bytes: 2}
 
 	b, flowsIn := h.agg.encodeCheckpoint(nil, base.Unix())
 	require.EqualValues(t, 506, flowsIn)
-	got, err := decodeCheckpoint(b, base.Unix())
+	got, err := h.agg.decodeCheckpoint(b, base.Unix())
 	require.NoError(t, err)
 	require.Len(t, got, 1)
-	require.Equal(t, m.keys, got[0].keys)
-	require.Equal(t, len(m.parts), len(got[0].parts))
-	for pk, p := range m.parts {
-		q := got[0].parts[pk]
-		require.NotNil(t, q)
-		require.Equal(t, p.total, q.total)
-		for _, d := range countedDims {
-			require.ElementsMatch(t, p.dims[d].entries(), q.dims[d].entries(), d)
+	q := got[0]
+	require.Equal(t, m.keys, q.keys)
+	require.Equal(t, m.flowCount, q.flowCount)
+	require.Equal(t, m.exps, q.exps)
+	require.Equal(t, m.parts.keys, q.parts.keys)
+	require.Equal(t, m.ifs.keys, q.ifs.keys)
+	require.Equal(t, m.v6, q.v6)
+	for i, tb := range m.tables {
+		if tb == nil {
+			require.Nil(t, q.tables[i])
+			continue
 		}
-	}
-	for i := range m.drill {
-		q := got[0].drill[i]
-		require.NotNil(t, q, "drill-down table %d", i)
-		require.NotZero(t, m.drill[i].len())
-		require.Equal(t, m.drill[i].evicted, q.evicted)
-		require.ElementsMatch(t, wideRows(m.drill[i]), wideRows(q), "drill-down table %d", i)
+		require.NotNil(t, q.tables[i], "table %d", i)
+		require.Equal(t, entriesOf(tb), entriesOf(q.tables[i]), "table %d", i)
+		require.Equal(t, tb.base, q.tables[i].base)
+		for sc := range tb.scopeN {
+			require.Equal(t, tb.bound(uint64(sc)), q.tables[i].bound(uint64(sc)), "table %d scope %d", i, sc)
+		}
 	}
 	again, _ := h.agg.encodeCheckpoint(nil, base.Unix())
 	require.Equal(t, len(b), len(again))
 
-	_, err = decodeCheckpoint(b, base.Unix()+60)
+	_, err = h.agg.decodeCheckpoint(b, base.Unix()+60)
 	require.ErrorIs(t, err, store.ErrCorrupt, "another minute's")
 	for n := range len(b) {
-		_, err := decodeCheckpoint(b[:n], base.Unix())
+		_, err := h.agg.decodeCheckpoint(b[:n], base.Unix())
 		require.ErrorIs(t, err, store.ErrCorrupt, "cut at %d", n)
 	}
 	for i := 0; i < len(b); i += 7 {
 		c := bytes.Clone(b)
 		c[i] ^= 0x10
-		_, err := decodeCheckpoint(c, base.Unix())
+		_, err := h.agg.decodeCheckpoint(c, base.Unix())
 		require.ErrorIs(t, err, store.ErrCorrupt, "bit flipped at %d", i)
 	}
 }
@@ -327,20 +339,22 @@ func TestCheckpointCodec(t *testing.T) {
 // FuzzDecodeCheckpoint: no input panics; errors wrap store.ErrCorrupt.
 func FuzzDecodeCheckpoint(f *testing.F) {
 	const start = 1_700_000_040
-	m := newMinuteAgg(true, nil)
-	p := m.part(partKey{proto: 6}, nil)
-	p.total = topn.Counters{Bytes: 10, Packets: 1, Flows: 1}
-	for _, d := range countedDims {
-		p.dims[d].add(topn.PortKey(443, 6), p.total, 100)
+	cls, _ := apps.New(nil)
+	cfg := DefaultConfiguration()
+	cfg.Shards = 1
+	a, err := New(cfg, Dependencies{Ring: ring.NewBroadcast(16, 1), Store: nopStore{}, Classifier: cls})
+	if err != nil {
+		f.Fatal(err)
 	}
-	a := &Aggregator{pending: []*closingMinute{{start: start, shards: []*minuteAgg{m, newMinuteAgg(false, nil)}}}}
+	r := rec("10.0.0.1", "2001:db8::2", 40000, 443, 10, time.Unix(start, 0))
+	a.addBatch(a.shards[0], []flow.Record{r})
 	b, _ := a.encodeCheckpoint(nil, start)
 	f.Add(b)
 	f.Add(b[:len(b)-4])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sealed := binary.LittleEndian.AppendUint32(bytes.Clone(b), crc32.Checksum(b, castagnoli))
 		for _, in := range [][]byte{b, sealed} {
-			if _, err := decodeCheckpoint(in, start); err != nil && !errors.Is(err, store.ErrCorrupt) {
+			if _, err := a.decodeCheckpoint(in, start); err != nil && !errors.Is(err, store.ErrCorrupt) {
 				t.Fatalf("error does not wrap ErrCorrupt: %v", err)
 			}
 		}
@@ -376,39 +390,10 @@ func TestCheckpointDuringIngest(t *testing.T) {
 	require.Equal(t, sum(all), h2.total(t, global, base, base.Add(2*time.Minute)))
 }
 
-func TestKeyLen(t *testing.T) {
-	f := func(k topn.Key, want int) {
-		t.Helper()
-		require.Equal(t, want, keyLen(&k))
-	}
-	f(topn.Key{}, 0)
-	f(topn.PortKey(443, 6), 3)
-	f(topn.PortKey(0, 0), 0)
-	f(topn.AddrKey(addr("192.0.2.1")), 16)
-	f(topn.AddrKey(addr("::")), 0)
-	f(topn.AddrKey(addr("100::")), 1)
-	f(topn.IfKey(addr("192.0.2.1"), 7), 20)
-	f(topn.AppKey("https"), 5)
-	var full topn.Key
-	full[23] = 1
-	f(full, 24)
-	full[23], full[8] = 0, 1
-	f(full, 9)
-}
-
-func wideRows(t *drillTable) []wideSlot {
-	var out []wideSlot
-	for _, sl := range t.counts.slots {
-		if sl.tag != 0 {
-			out = append(out, sl)
-		}
-	}
-	return out
-}
-
-// A format 1 checkpoint, left by a tmsd without interfaces and drill-downs,
-// still restores: its partition is in no interface scope, and its minute has
-// no composite tables, so a drill-down bounds its rows by the whole total.
+// A format 1 checkpoint, left by a tmsd of the engine before, without
+// interfaces and drill-downs, still restores: into its partition's tables,
+// in no interface scope, and with drill-down tables whose bound is the
+// minute's whole total (its traffic may be anywhere in them).
 func TestCheckpointFormat1Restores(t *testing.T) {
 	const start = 1_700_000_040
 	b := []byte{checkpointFormatV1}
@@ -420,7 +405,7 @@ func TestCheckpointFormat1Restores(t *testing.T) {
 	total := topn.Counters{Bytes: 1000, Packets: 10, Flows: 2}
 	b = appendCounters(b, total)
 	k := topn.PortKey(443, 6)
-	for range countedDims {
+	for range legacyDims {
 		b = appendCounters(b, topn.Counters{})
 		b = binary.AppendUvarint(b, 1)
 		b = append(b, 3)
@@ -428,25 +413,26 @@ func TestCheckpointFormat1Restores(t *testing.T) {
 		b = appendCounters(b, total)
 	}
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	got, err := decodeCheckpoint(b, start)
+	h := startAggregator(t, func(c *Configuration) { c.Shards = 1 })
+	got, err := h.agg.decodeCheckpoint(b, start)
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	m := got[0]
-	require.Len(t, m.parts, 1)
-	for pk, p := range m.parts {
-		require.True(t, pk.noIf)
-		require.Equal(t, total, p.total)
-		require.False(t, pk.in(topn.Scope{Kind: topn.ScopeInterface, Exporter: exp, Dir: topn.DirIn}))
-		require.True(t, pk.in(topn.Scope{Kind: topn.ScopeExporter, Exporter: exp}))
-	}
-	require.Nil(t, m.drill[0])
-	require.Equal(t, total, m.drillEvicted(drillAppSrcIP))
+	require.Equal(t, total.Flows, m.flowCount)
+	require.Equal(t, total, m.partTotal(topn.Scope{Kind: topn.ScopeExporter, Exporter: exp}))
+	require.Zero(t, m.tables[specIndex(scIn, 0)].n, "in no interface scope")
+	require.Equal(t, total, m.tables[specIndex(scApp, topn.DimSrcIP)].bound(3))
+	require.Equal(t, total, m.tables[specIndex(scNone, topn.DimPeer)].bound(0))
+	// dstport 443/tcp of the partition, with its counters
+	c, ok := m.tables[specIndex(scPart, topn.DimDstPort)].get(0<<valueBits | 443<<8 | 6)
+	require.True(t, ok)
+	require.Equal(t, total, c)
 }
 
-// A checkpoint pass over its key budget saves each table's top keys by bytes,
-// as a compaction would keep them: the restored tables hold those keys with
-// their exact counters, totals stay exact, and every dropped key lies within
-// the restored evicted bound.
+// A checkpoint pass over its key budget saves each scope's top keys by
+// bytes, as a compaction would keep them: the restored tables hold those
+// keys with their exact counters, totals stay exact, and every dropped key
+// lies within the restored bound.
 func TestCheckpointCutToItsBudget(t *testing.T) {
 	h := startAggregator(t, func(c *Configuration) { c.Shards = 1 })
 	var recs []flow.Record
@@ -458,26 +444,28 @@ func TestCheckpointCutToItsBudget(t *testing.T) {
 	s.mu.Lock()
 	m := s.minutes[base.Unix()]
 	s.mu.Unlock()
-	require.Zero(t, h.agg.checkpointCap(s.keys, 7), "within the budget: whole")
-	require.Equal(t, 2*h.agg.cfg.TopK, h.agg.checkpointCap(h.agg.shardKeyBudget, 1_000_000), "over it, many tables: at least 2 × top_k")
-	require.Equal(t, h.agg.shardKeyBudget/4/10, h.agg.checkpointCap(h.agg.shardKeyBudget, 10), "over it: the budget shared by the tables")
+	budget := int(h.agg.cfg.MaxMemory / 64 / 4)
+	require.Zero(t, h.agg.checkpointCap(m.keys, 40), "within the budget: whole")
+	require.Equal(t, 64, h.agg.checkpointCap(budget+1, 1_000_000), "over it, many scopes: at least 64")
+	require.Equal(t, budget/10, h.agg.checkpointCap(budget+1, 10), "over it: the budget shared by the scopes")
 
 	h.agg.ckCap = 100
 	b, _ := h.agg.encodeCheckpoint(nil, base.Unix())
 	h.agg.ckCap = 0
-	got, err := decodeCheckpoint(b, base.Unix())
+	got, err := h.agg.decodeCheckpoint(b, base.Unix())
 	require.NoError(t, err)
-	pk := partKey{exporter: addr("192.0.2.1"), proto: 6}
-	p, q := m.parts[pk], got[0].parts[pk]
-	require.Equal(t, p.total, q.total)
-	src := q.dims[topn.DimSrcIP]
-	require.Equal(t, 100, src.len())
-	require.Equal(t, []uint64{500, 1}, []uint64{src.evicted.Bytes, src.evicted.Flows}, "the largest dropped source: 500 bytes in 1 flow")
-	for _, e := range src.entries() {
-		c, ok := p.dims[topn.DimSrcIP].counts.get(&e.Key)
+	q := got[0]
+	require.Equal(t, m.partTotal(topn.Scope{}), q.partTotal(topn.Scope{}))
+	i := specIndex(scPart, topn.DimSrcIP)
+	src := q.tables[i]
+	require.Equal(t, 100, src.n)
+	require.Equal(t, []uint64{500, 1}, []uint64{src.bound(0).Bytes, src.bound(0).Flows}, "the largest dropped source: 500 bytes in 1 flow")
+	for k, c := range entriesOf(src) {
+		want, ok := m.tables[i].get(k)
 		require.True(t, ok)
-		require.Equal(t, c, e.Value)
-		require.Greater(t, e.Value.Bytes, uint64(500))
+		require.Equal(t, want, c)
+		require.Greater(t, c.Bytes, uint64(500))
 	}
-	require.Equal(t, p.dims[topn.DimDstIP].entries(), q.dims[topn.DimDstIP].entries(), "tables under the cap are saved whole")
+	j := specIndex(scPart, topn.DimDstIP)
+	require.Equal(t, entriesOf(m.tables[j]), entriesOf(q.tables[j]), "tables under the cap are saved whole")
 }

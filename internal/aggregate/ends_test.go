@@ -34,7 +34,7 @@ func endsRecords(at time.Time) []flow.Record {
 // truth says, independently of topn.Dim.CountsPerFlow.
 func keysPerFlow(d topn.Dim) int {
 	switch d {
-	case topn.DimIP, topn.DimPort:
+	case topn.DimIP, topn.DimPort, topn.DimCountry, topn.DimAS:
 		return 2
 	}
 	return 1

@@ -70,16 +70,16 @@ func TestWaitingMinutesOverBudgetDropOldest(t *testing.T) {
 	h := startOn(t, st, fs, func(c *Configuration) {
 		c.Shards, c.TopK, c.MaxMemory, c.Grace = 1, 10, 1<<20, 0
 	}, at(0))
-	budget := h.agg.shardKeyBudget
-	const perMinute = 1000 // distinct sources: ~1100 keys a minute
+	budget := h.agg.cfg.MaxMemory
+	const perMinute = 1000 // distinct sources
 	for i := range 8 {
 		h.push(t, flows(perMinute, 10, base.Add(time.Duration(i)*time.Minute+time.Second), i)...)
 		require.ErrorIs(t, h.agg.FlushBefore(base.Add(time.Duration(i+1)*time.Minute)), syscall.EIO)
-		keys := 0
+		var held int64
 		for _, cm := range h.agg.pending {
-			keys += cm.keys()
+			held += cm.bytes()
 		}
-		require.LessOrEqual(t, keys, budget, "minute %d", i)
+		require.LessOrEqual(t, held, budget, "minute %d", i)
 	}
 	dropped := h.agg.droppedMinutes.Load()
 	require.Positive(t, dropped)
@@ -105,10 +105,10 @@ func TestFlushBackoff(t *testing.T) {
 	cfg := DefaultConfiguration()
 	cfg.Shards, cfg.FlushInterval = 1, time.Second
 	// Not started: the test is the flusher, calling flushTick as its ticker would.
-	a, err := New(cfg, Dependencies{Ring: ring.New(16), Store: fs, Classifier: cls, Clock: at(5 * time.Minute), Logger: slog.New(slog.DiscardHandler)})
+	a, err := New(cfg, Dependencies{Ring: ring.NewBroadcast(16, Shards(cfg)), Store: fs, Classifier: cls, Clock: at(5 * time.Minute), Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	r := rec("10.0.0.1", "10.0.0.2", 1, 443, 10, base)
-	a.add(a.shards[0], &r)
+	a.addBatch(a.shards[0], []flow.Record{r})
 
 	var attempts []int
 	tick := func(n int) {
@@ -130,7 +130,7 @@ func TestFlushBackoff(t *testing.T) {
 	require.Equal(t, []int{244}, attempts)
 	require.Zero(t, a.failures)
 	require.Zero(t, a.backoff)
-	a.add(a.shards[0], &r)
+	a.addBatch(a.shards[0], []flow.Record{r})
 	tick(251)
 	require.Equal(t, []int{244, 251}, attempts, "every tick again")
 }

@@ -10,15 +10,6 @@ import (
 	"github.com/tmsd/tmsd/internal/topn"
 )
 
-// entries lists a table's keys with their counters and error bound.
-func (t *dimTable) entries() []topn.Entry {
-	out := make([]topn.Entry, 0, t.counts.n)
-	t.counts.each(func(k topn.Key, c topn.Counters) {
-		out = append(out, topn.Entry{Key: k, Value: c, Error: t.evicted})
-	})
-	return out
-}
-
 func TestNthLargest(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	f := func(v []uint64) {
@@ -44,52 +35,64 @@ func TestNthLargest(t *testing.T) {
 	}
 }
 
-// compact keeps the keep keys with the most bytes, reports the largest
-// dropped counters per metric, and leaves a table that still counts.
-func TestCounterTableCompact(t *testing.T) {
+// compact halves each scope over the floor, keeping its heaviest keys by
+// bytes, raises each scope's bound to the largest counters it dropped, and
+// leaves a table that still counts; a scope at or under the floor keeps all.
+func TestTableCompact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	f := func(n, keep int) {
+	f := func(sizes []int, floor int) {
 		t.Helper()
-		tab := newCounterTable(8)
-		var all []topn.Entry
-		for i := range n {
-			k := topn.Key{byte(i), byte(i >> 8), byte(i >> 16), 1}
-			c := topn.Counters{Bytes: rng.Uint64N(50), Packets: rng.Uint64N(1000), Flows: 1 + rng.Uint64N(3)}
-			tab.add(&k, c)
-			all = append(all, topn.Entry{Key: k, Value: c})
-		}
-		slices.SortStableFunc(all, func(a, b topn.Entry) int { return -cmpU(a.Value.Bytes, b.Value.Bytes) })
-		dropped := tab.compact(keep)
-		want := min(keep, n)
-		require.Equal(t, want, tab.n)
-		var wantDropped topn.Counters
-		for _, e := range all[want:] {
-			wantDropped.Max(e.Value)
-		}
-		require.Equal(t, wantDropped, dropped)
-		// Every kept key is held with its counters; no dropped key beats the cut.
-		cut := all[want-1].Value.Bytes
-		held := 0
-		for _, e := range all {
-			c, ok := tab.get(&e.Key)
-			if ok {
-				held++
-				require.Equal(t, e.Value, c)
-				require.GreaterOrEqual(t, c.Bytes, cut)
-			} else {
-				require.LessOrEqual(t, e.Value.Bytes, cut)
+		tab := newTable(8, true)
+		all := map[uint64][]uint64{} // scope -> keys
+		vals := map[uint64]topn.Counters{}
+		for sc, n := range sizes {
+			for i := range n {
+				k := uint64(sc)<<valueBits | uint64(i)
+				c := topn.Counters{Bytes: rng.Uint64N(50), Packets: rng.Uint64N(1000), Flows: 1 + rng.Uint64N(3)}
+				require.True(t, tab.add(k, c))
+				all[uint64(sc)] = append(all[uint64(sc)], k)
+				vals[k] = c
 			}
 		}
-		require.Equal(t, want, held)
-		k := topn.Key{9, 9, 9, 9}
-		require.True(t, tab.add(&k, topn.Counters{Bytes: 1}))
-		require.Equal(t, want+1, tab.n)
+		tab.compact(floor, -1, 0)
+		kept := 0
+		for sc, n := range sizes {
+			keys := all[uint64(sc)]
+			slices.SortStableFunc(keys, func(a, b uint64) int { return -cmpU(vals[a].Bytes, vals[b].Bytes) })
+			want := n
+			if n > floor {
+				want = max(floor, n/2)
+			}
+			require.EqualValues(t, want, tab.scopeN[sc], "scope %d", sc)
+			kept += want
+			var wantDropped topn.Counters
+			held := 0
+			for _, k := range keys {
+				if c, ok := tab.get(k); ok {
+					held++
+					require.Equal(t, vals[k], c)
+				} else {
+					wantDropped.Max(vals[k])
+				}
+			}
+			require.Equal(t, want, held)
+			require.Equal(t, wantDropped, tab.bound(uint64(sc)), "scope %d", sc)
+			if want > 0 && want < n {
+				cut := vals[keys[want-1]].Bytes
+				for _, k := range keys {
+					if _, ok := tab.get(k); !ok {
+						require.LessOrEqual(t, vals[k].Bytes, cut)
+					}
+				}
+			}
+		}
+		require.Equal(t, kept, tab.n)
+		require.True(t, tab.add(1<<valueBits|999999, topn.Counters{Bytes: 1}))
 	}
-	f(10, 20)
-	f(100, 50)
-	f(5000, 1000)
-	f(5000, 2500)
-	f(40, 1)
+	f([]int{10}, 20)
+	f([]int{100}, 10)
+	f([]int{5000, 3, 700}, 16)
+	f([]int{0, 40, 41}, 40)
 }
 
 func cmpU(a, b uint64) int {

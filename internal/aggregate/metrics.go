@@ -52,11 +52,20 @@ func newMetrics(a *Aggregator, reg *prometheus.Registry) *metrics {
 		Name: "tmsd_aggregate_dropped_flows_total",
 		Help: "Flows of the closed minutes dropped while the store failed.",
 	}, func() float64 { return float64(a.droppedFlows.Load()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tmsd_aggregate_flows_total",
+		Help: "Flow records counted: by every shard (each counts every flow into its own tables).",
+	}, func() float64 {
+		n := ^uint64(0)
+		for _, s := range a.shards {
+			n = min(n, s.flows.Load())
+		}
+		return float64(n)
+	}))
 	for i, s := range a.shards {
-		s := s
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name:        "tmsd_aggregate_flows_total",
-			Help:        "Flow records counted by an aggregator shard.",
+			Name:        "tmsd_aggregate_shard_flows_total",
+			Help:        "Flow records an aggregator shard counted into its tables: a shard behind the others is the ingest's bottleneck.",
 			ConstLabels: prometheus.Labels{"shard": strconv.Itoa(i)},
 		}, func() float64 { return float64(s.flows.Load()) }))
 	}

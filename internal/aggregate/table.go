@@ -1,319 +1,383 @@
 package aggregate
 
 import (
-	"github.com/tmsd/tmsd/internal/flow"
+	"math/bits"
+	"slices"
+	"sync"
+
 	"github.com/tmsd/tmsd/internal/topn"
 )
 
-// dimTable counts one dimension of one partition for one minute in one shard.
+// valueBits is how many low bits of a key hold its value (an address, a port,
+// an application, an interface id...); the high bits name the key's scope (a
+// partition, an interface, an application), so that one table holds one
+// dimension for every scope of a kind: 48 interfaces cost keys, not tables.
+const valueBits = 40
+
+const valueMask = 1<<valueBits - 1
+
+func scopeOf(k uint64) uint64 { return k >> valueBits }
+
+func valueOf(k uint64) uint64 { return k & valueMask }
+
+// table is the engine's one table type: counters by uint64 key, in an
+// open-addressing table with linear probing and Fibonacci hashing, the key and
+// its counters inline in a 32-byte slot, two to a cache line.
 //
-// It holds at most maxKeys keys. When full it compacts: it keeps the half with
-// the most bytes and forgets the rest, adding the largest forgotten amount (per
-// metric) to evicted. A key's true amount is therefore at most its count plus
-// evicted, and a key absent from the table had at most evicted: the bounds
-// topn.Table carries.
-type dimTable struct {
-	counts  *counterTable
-	evicted topn.Counters
+// It forgets keys to stay within bounds: compact keeps each scope's heaviest
+// keys by bytes and raises that scope's evicted bound to the largest counters
+// it dropped. A kept key's true amount is at most its count plus its scope's
+// bound, and a key absent had at most the bound: the bounds topn.Table carries.
+type table struct {
+	slots []slot // length a power of two, at most half full
+	shift uint8  // 64 - log2(len(slots))
+	n     int
+	// scoped: a key's high bits are its scope, with its own key count and
+	// bound; otherwise the table is one scope, 0 (the peer table's keys use
+	// all 64 bits).
+	scoped  bool
+	scopeN  []int32
+	evicted []topn.Counters
+	// base is a bound of every scope, beyond its own: what a minute restored
+	// without these tables (an older checkpoint) may have had in any of them.
+	base topn.Counters
+	// nonzero, in a table that leaves out value 0 (spec.elides), is what it
+	// counted per scope: the scope's total less it is the zero row, exact.
+	nonzero []topn.Counters
 }
 
-func newDimTable(sizeHint int) *dimTable {
-	return &dimTable{counts: newCounterTable(sizeHint)}
+type slot struct {
+	key uint64 // the key plus one: 0 is an empty slot
+	c   topn.Counters
 }
 
-// add counts c under k and returns by how many the keys held changed.
-func (t *dimTable) add(k topn.Key, c topn.Counters, maxKeys int) int {
-	if !t.counts.add(&k, c) {
-		return 0
+const slotBytes = 32
+
+func newTable(hint int, scoped bool) *table {
+	n := slotsFor(hint)
+	return &table{slots: make([]slot, n), shift: shiftFor(n), scoped: scoped,
+		scopeN: make([]int32, 1), evicted: make([]topn.Counters, 1)}
+}
+
+// slotsFor is the slot count of a table for hint keys: at most half full.
+func slotsFor(hint int) int {
+	n := 16
+	for n < hint*2 {
+		n <<= 1
 	}
-	if t.counts.n > maxKeys {
-		return 1 + t.compact(maxKeys/2)
+	return n
+}
+
+func shiftFor(n int) uint8 { return uint8(64 - bits.TrailingZeros(uint(n))) }
+
+func (t *table) home(stored uint64) uint64 { return (stored * 0x9e3779b97f4a7c15) >> t.shift }
+
+func (t *table) scope(k uint64) uint64 {
+	if t.scoped {
+		return scopeOf(k)
 	}
-	return 1
+	return 0
 }
 
-func (t *dimTable) len() int { return t.counts.n }
-
-// compact keeps the keep keys with the most bytes and returns the change in
-// keys held (negative).
-func (t *dimTable) compact(keep int) int {
-	before := t.counts.n
-	t.evicted.Add(t.counts.compact(keep))
-	return t.counts.n - before
-}
-
-// tableCut is a table's limit heaviest keys by bytes, as a reader that must
-// not hold every key (a checkpoint, a query of the open minutes) takes it:
-// bound is what any key it leaves out may have had, the table's evicted plus
-// their largest counters, exactly as a compaction would leave it.
-type tableCut struct {
-	all   bool // every key: the table holds no more than the limit
-	n     int  // keys kept
-	cut   uint64
-	atCut int // keys of exactly cut bytes kept, first in slot order
-	bound topn.Counters
-}
-
-// cutTo takes the limit heaviest keys of t (limit <= 0: all of them).
-func (t *dimTable) cutTo(limit int) tableCut {
-	ct := t.counts
-	if limit <= 0 || ct.n <= limit {
-		return tableCut{all: true, n: ct.n, bound: t.evicted}
-	}
-	sc := compactScratches.Get().(*compactScratch)
-	defer compactScratches.Put(sc)
-	c := tableCut{n: limit, bound: t.evicted}
-	c.cut, c.atCut = ct.cutOf(limit, sc)
-	var dropped topn.Counters
-	ties := c.atCut
-	for i := range ct.slots {
-		if sl := &ct.slots[i]; sl.tag != 0 && !isKept(sl, c.cut, &ties) {
-			dropped.Max(sl.c)
-		}
-	}
-	c.bound.Add(dropped)
-	return c
-}
-
-// each calls fn on the kept keys of t, which must not have changed since cutTo.
-func (c tableCut) each(t *dimTable, fn func(sl *counterSlot)) {
-	ties := c.atCut
-	for i := range t.counts.slots {
-		if sl := &t.counts.slots[i]; sl.tag != 0 && (c.all || isKept(sl, c.cut, &ties)) {
-			fn(sl)
-		}
-	}
-}
-
-// partKey names a partition: the flows of one exporter, IP protocol and pair
-// of interfaces. Each flow is counted in exactly one partition; the stored
-// scopes (all, per exporter, per protocol, per interface and direction) are
-// unions of partitions, built at minute close. Counting a flow once, in 7
-// tables, instead of once per scope in 13 (39 map updates) cut BenchmarkAdd
-// from ~5,000 to ~560 ns/flow; the interfaces in the key make the interface
-// scopes exact at no cost per flow but partitions (a lookup when consecutive
-// flows change interfaces). The drill-down scopes come from the minute's
-// composite tables instead (drill.go).
-type partKey struct {
-	exporter    flow.Addr
-	inIf, outIf uint32
-	proto       uint8
-	// noIf marks a partition restored from a checkpoint that did not split by
-	// interface: it belongs to no interface scope.
-	noIf bool
-}
-
-func (p partKey) in(s topn.Scope) bool {
-	switch s.Kind {
-	case topn.ScopeExporter:
-		return p.exporter == s.Exporter
-	case topn.ScopeProto:
-		return p.proto == s.Proto
-	case topn.ScopeInterface:
-		if p.noIf || p.exporter != s.Exporter {
+// add adds c to key k and reports whether k was new. The table grows at half
+// full.
+func (t *table) add(k uint64, c topn.Counters) bool {
+	stored := k + 1
+	mask := uint64(len(t.slots) - 1)
+	for i := t.home(stored); ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.key == stored {
+			s.c.Bytes += c.Bytes
+			s.c.Packets += c.Packets
+			s.c.Flows += c.Flows
 			return false
 		}
-		if s.Dir == topn.DirIn {
-			return p.inIf == s.IfIndex
-		}
-		return p.outIf == s.IfIndex
-	}
-	return true // all, and the drill-downs: every partition has rows of them
-}
-
-// countedDims are counted per flow. The others are derived at close: proto and
-// exporter are constant within a partition; ip and port are srcip+dstip and
-// srcport+dstport, a flow under both of its ends, as nfdump -s ip counts.
-var countedDims = []topn.Dim{topn.DimApp, topn.DimSrcIP, topn.DimDstIP, topn.DimSrcPort, topn.DimDstPort, topn.DimInIf, topn.DimOutIf}
-
-// partTables is one partition's minute in one shard.
-type partTables struct {
-	total topn.Counters
-	dims  [topn.NumDims]*dimTable // only countedDims are set
-}
-
-// newPartTables makes a partition's tables, sized like prev's (the same
-// partition's previous minute) when there is one: growing from 64 slots to a
-// busy minute's size is about ten rehashes per table, all at the start of the
-// minute, when the previous one is still taking late flows.
-//
-// New partitions start small (8 keys a table): with interfaces in the
-// partition key a busy switch has thousands of them, most holding a few keys.
-func newPartTables(prev *partTables) *partTables {
-	p := &partTables{}
-	for _, d := range countedDims {
-		hint := 8
-		if prev != nil {
-			hint = max(hint, prev.dims[d].len())
-		}
-		p.dims[d] = newDimTable(hint)
-	}
-	return p
-}
-
-// table is a table the shard's memory budget may compact.
-type table interface {
-	len() int
-	compact(keep int) int
-}
-
-// minuteAgg is one minute in one shard.
-type minuteAgg struct {
-	parts map[partKey]*partTables
-	// drill are the composite tables of the drill-downs (drill.go), for all
-	// the minute's partitions: per partition they would hold a host once per
-	// interface pair it used. Nil when drill-downs are off.
-	drill [numDrill]*drillTable
-	keys  int // keys held by all its tables, for the shard's memory budget
-}
-
-// largest returns the table holding the most keys.
-func (m *minuteAgg) largest() table {
-	var big table
-	for _, p := range m.parts {
-		for _, d := range countedDims {
-			if t := p.dims[d]; big == nil || t.len() > big.len() {
-				big = t
-			}
+		if s.key == 0 {
+			t.place(i, stored, c)
+			return true
 		}
 	}
-	for _, t := range m.drill {
-		if t != nil && (big == nil || t.len() > big.len()) {
-			big = t
-		}
-	}
-	return big
 }
 
-// countKeys recounts the keys held.
-func (m *minuteAgg) countKeys() int {
-	n := 0
-	for _, p := range m.parts {
-		for _, d := range countedDims {
-			n += p.dims[d].len()
-		}
+// place puts a new key (stored: plus one) in the empty slot i, growing the
+// table at half full.
+func (t *table) place(i, stored uint64, c topn.Counters) {
+	t.slots[i] = slot{key: stored, c: c}
+	t.n++
+	sc := t.scope(stored - 1)
+	if sc >= uint64(len(t.scopeN)) {
+		t.growScopes(int(sc))
 	}
-	for _, t := range m.drill {
-		if t != nil {
-			n += t.len()
-		}
+	t.scopeN[sc]++
+	if t.n*2 > len(t.slots) {
+		t.rehash(2 * len(t.slots))
 	}
-	return n
 }
 
-// flows is the number of flows counted in the minute: it only grows, so an
-// unchanged count means an unchanged minute.
-func (m *minuteAgg) flows() uint64 {
-	var n uint64
-	for _, p := range m.parts {
-		n += p.total.Flows
-	}
-	return n
-}
-
-// newMinuteAgg makes a minute, with composite tables for the drill-downs
-// when drill is set, sized like prev's (the shard's previous minute, may be nil).
-func newMinuteAgg(drill bool, prev *minuteAgg) *minuteAgg {
-	m := &minuteAgg{parts: make(map[partKey]*partTables, 8)}
-	if drill {
-		for i := range m.drill {
-			hint := 64
-			if prev != nil && prev.drill[i] != nil {
-				hint = max(hint, prev.drill[i].len())
-			}
-			m.drill[i] = newDrillTable(hint)
+// get returns the counters of k and whether the table holds it.
+func (t *table) get(k uint64) (topn.Counters, bool) {
+	stored := k + 1
+	mask := uint64(len(t.slots) - 1)
+	for i := t.home(stored); ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.key == stored {
+			return s.c, true
+		}
+		if s.key == 0 {
+			return topn.Counters{}, false
 		}
 	}
+}
+
+func (t *table) growScopes(sc int) {
+	n := max(2*len(t.scopeN), sc+1)
+	t.scopeN = append(t.scopeN, make([]int32, n-len(t.scopeN))...)
+	t.evicted = append(t.evicted, make([]topn.Counters, n-len(t.evicted))...)
+}
+
+// addNonzero counts c as counted in scope sc (spec.elides).
+func (t *table) addNonzero(sc uint64, c topn.Counters) {
+	if sc >= uint64(len(t.nonzero)) {
+		t.nonzero = append(t.nonzero, make([]topn.Counters, max(int(sc)+1, 2*len(t.nonzero))-len(t.nonzero))...)
+	}
+	t.nonzero[sc].Add(c)
+}
+
+// zeroRow is the zero row of scope sc, whose total is total, in a table that
+// leaves it out.
+func (t *table) zeroRow(sc uint64, total topn.Counters) topn.Counters {
+	if sc < uint64(len(t.nonzero)) {
+		total.Sub(t.nonzero[sc])
+	}
+	return total
+}
+
+func (t *table) rehash(n int) {
+	old := t.slots
+	t.slots, t.shift, t.n = make([]slot, n), shiftFor(n), 0
+	for i := range old {
+		if old[i].key != 0 {
+			t.insert(&old[i])
+		}
+	}
+}
+
+// insert places a slot whose key is not held.
+func (t *table) insert(s *slot) {
+	mask := uint64(len(t.slots) - 1)
+	for i := t.home(s.key); ; i = (i + 1) & mask {
+		if t.slots[i].key == 0 {
+			t.slots[i] = *s
+			t.n++
+			return
+		}
+	}
+}
+
+// bytes is what the table holds in memory.
+func (t *table) bytes() int64 {
+	return int64(cap(t.slots))*slotBytes + int64(cap(t.scopeN))*4 + int64(cap(t.evicted)+cap(t.nonzero))*24
+}
+
+// bound is the bound of scope sc: what any of its keys may be under-counted by.
+func (t *table) bound(sc uint64) topn.Counters {
+	b := t.base
+	if sc < uint64(len(t.evicted)) {
+		b.Add(t.evicted[sc])
+	}
+	return b
+}
+
+// maxBound is the largest bound of any scope.
+func (t *table) maxBound() topn.Counters {
+	var m topn.Counters
+	for _, e := range t.evicted {
+		m.Max(e)
+	}
+	m.Add(t.base)
 	return m
 }
 
-// part returns partition k, making it sized like k in prev (may be nil).
-func (m *minuteAgg) part(k partKey, prev *minuteAgg) *partTables {
-	p := m.parts[k]
-	if p == nil {
-		var hint *partTables
-		if prev != nil {
-			hint = prev.parts[k]
+// each calls fn on every key held, in slot order.
+func (t *table) each(fn func(k uint64, c topn.Counters)) {
+	for i := range t.slots {
+		if s := &t.slots[i]; s.key != 0 {
+			fn(s.key-1, s.c)
 		}
-		p = newPartTables(hint)
-		m.parts[k] = p
 	}
-	return p
 }
 
-// partRef is a partition with its key, as gathered for a scope.
-type partRef struct {
-	key partKey
-	t   *partTables
+// scratch holds the buffers of grouping and compaction between calls.
+type scratch struct {
+	idx   []int32  // slot indices grouped by scope
+	start []int32  // scope sc's indices are idx[start[sc]:start[sc+1]]
+	vals  []uint64 // bytes of one group, for selection
+	kept  []slot
 }
 
-// scopeTable builds dimension d of the scope made of parts: untruncated, with
-// the error bounds of every compaction in them.
-func scopeTable(parts []partRef, d topn.Dim) *topn.Table {
-	return scopeMerger(parts, d, 0).Table()
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
+
+// group fills sc.idx and sc.start with the table's slot indices by scope: a
+// counting sort, two passes over the slots.
+func (t *table) group(sc *scratch) {
+	ns := len(t.scopeN)
+	sc.start = slices.Grow(sc.start[:0], ns+1)[:ns+1]
+	pos := int32(0)
+	for i, n := range t.scopeN {
+		sc.start[i] = pos
+		pos += n
+	}
+	sc.start[ns] = pos
+	sc.idx = slices.Grow(sc.idx[:0], t.n)[:t.n]
+	// start[i] is used as the fill cursor, then shifted back.
+	for i := range t.slots {
+		if k := t.slots[i].key; k != 0 {
+			s := t.scope(k - 1)
+			sc.idx[sc.start[s]] = int32(i)
+			sc.start[s]++
+		}
+	}
+	copy(sc.start[1:], sc.start[:ns])
+	sc.start[0] = 0
 }
 
-// scopeMerger merges dimension d of the scope made of parts, each table cut to
-// its limit heaviest keys (0: whole), for the caller to take whole (Table) or
-// cut (Truncated).
-func scopeMerger(parts []partRef, d topn.Dim, limit int) *topn.Merger {
-	var total topn.Counters
-	for _, p := range parts {
-		total.Add(p.t.total)
+// cut is the limit heaviest keys by bytes of one group of slots: the bytes of
+// the last one kept, and how many keys of exactly that many bytes are kept
+// (the first in the group's order), with the largest counters of those left
+// out.
+type cut struct {
+	all     bool
+	at      uint64
+	atCut   int
+	dropped topn.Counters
+}
+
+// cutGroup selects the keep heaviest slots of idx (all when keep >= len(idx)).
+func (t *table) cutGroup(idx []int32, keep int, sc *scratch) cut {
+	if keep >= len(idx) {
+		return cut{all: true}
 	}
-	switch d {
-	case topn.DimProto, topn.DimExporter:
-		sums := map[topn.Key]topn.Counters{}
-		for _, p := range parts {
-			k := topn.ProtoKey(p.key.proto)
-			if d == topn.DimExporter {
-				k = topn.AddrKey(p.key.exporter)
+	vals := sc.vals[:0]
+	for _, i := range idx {
+		vals = append(vals, t.slots[i].c.Bytes)
+	}
+	sc.vals = vals
+	c := cut{at: nthLargest(vals, keep), atCut: keep}
+	for _, i := range idx {
+		if t.slots[i].c.Bytes > c.at {
+			c.atCut--
+		}
+	}
+	ties := c.atCut
+	for _, i := range idx {
+		if !c.keeps(&t.slots[i], &ties) {
+			c.dropped.Max(t.slots[i].c)
+		}
+	}
+	return c
+}
+
+// keeps says whether slot s, met in the group's order, is among those kept;
+// ties counts down the keys at the cut still to keep.
+func (c cut) keeps(s *slot, ties *int) bool {
+	switch {
+	case c.all || s.c.Bytes > c.at:
+		return true
+	case s.c.Bytes == c.at && *ties > 0:
+		*ties--
+		return true
+	}
+	return false
+}
+
+// compact forgets keys: each scope holding more than floor keys keeps its
+// heaviest half by bytes, but at least floor (only >= 0: that scope alone,
+// down to keep keys). It returns the change in keys held (0 or negative) and
+// refills the slot array in place when a new table for the kept keys would
+// have its size: compaction under a flood runs several times a second, and
+// fresh arrays each time were garbage the collector could not keep up with.
+func (t *table) compact(floor int, only int64, keep int) int {
+	sc := scratches.Get().(*scratch)
+	defer scratches.Put(sc)
+	t.group(sc)
+	kept := sc.kept[:0]
+	dropped := 0
+	for s := range t.scopeN {
+		g := sc.idx[sc.start[s]:sc.start[s+1]]
+		k := len(g)
+		switch {
+		case only >= 0 && int64(s) == only:
+			k = min(len(g), keep)
+		case only < 0 && len(g) > floor:
+			k = max(floor, len(g)/2)
+		}
+		c := t.cutGroup(g, k, sc)
+		ties := c.atCut
+		for _, i := range g {
+			if c.keeps(&t.slots[i], &ties) {
+				kept = append(kept, t.slots[i])
 			}
-			c := sums[k]
-			c.Add(p.t.total)
-			sums[k] = c
 		}
-		t := &topn.Table{Total: total, Entries: make([]topn.Entry, 0, len(sums))}
-		for k, c := range sums {
-			t.Entries = append(t.Entries, topn.Entry{Key: k, Value: c})
+		if !c.all {
+			t.evicted[s].Add(c.dropped)
+			dropped += len(g) - k
+			t.scopeN[s] = int32(k)
 		}
-		mg := topn.NewMerger(len(t.Entries))
-		mg.Add(t)
-		return mg
 	}
-	from := []topn.Dim{d}
-	switch d {
-	case topn.DimIP:
-		from = []topn.Dim{topn.DimSrcIP, topn.DimDstIP}
-	case topn.DimPort:
-		from = []topn.Dim{topn.DimSrcPort, topn.DimDstPort}
+	sc.kept = kept
+	if dropped == 0 {
+		return 0
 	}
-	// Sized for every key of every part, an upper bound: growing the merger's
-	// map and rows by doubling allocated twice as much (BenchmarkCloseMinute,
-	// 400k keys: 730 MB a close, 370 MB presized).
-	hint := 0
-	for _, p := range parts {
-		for _, fd := range from {
-			n := p.t.dims[fd].len()
-			if limit > 0 {
-				n = min(n, limit)
+	if n := slotsFor(len(kept)); n == len(t.slots) {
+		clear(t.slots)
+	} else {
+		t.slots, t.shift = make([]slot, n), shiftFor(n)
+	}
+	t.n = 0
+	for i := range kept {
+		t.insert(&kept[i])
+	}
+	if cap(sc.kept) > 1<<20 && cap(sc.kept) > 4*len(kept) {
+		sc.kept = nil
+	}
+	return -dropped
+}
+
+// nthLargest returns the k-th largest of v (1 <= k <= len(v)), reordering v:
+// a quickselect with a three-way partition, so runs of equal values (common:
+// many flows of one size) do not make it quadratic.
+func nthLargest(v []uint64, k int) uint64 {
+	lo, hi, target := 0, len(v), k-1 // target: the index in descending order
+	for {
+		if hi-lo <= 16 {
+			sub := v[lo:hi]
+			slices.Sort(sub)
+			return sub[len(sub)-1-(target-lo)]
+		}
+		a, b, c := v[lo], v[(lo+hi)/2], v[hi-1]
+		pivot := max(min(a, b), min(max(a, b), c)) // median of three
+		// v[lo:lt] > pivot, v[lt:gt] == pivot, v[gt:hi] < pivot
+		lt, i, gt := lo, lo, hi
+		for i < gt {
+			switch {
+			case v[i] > pivot:
+				v[lt], v[i] = v[i], v[lt]
+				lt++
+				i++
+			case v[i] < pivot:
+				gt--
+				v[i], v[gt] = v[gt], v[i]
+			default:
+				i++
 			}
-			hint += n
+		}
+		switch {
+		case target < lt:
+			hi = lt
+		case target >= gt:
+			lo = gt
+		default:
+			return pivot
 		}
 	}
-	mg := topn.NewMerger(hint)
-	for _, p := range parts {
-		for i, fd := range from {
-			// ip and port list each flow under both ends; the total counts it once.
-			t, tot := p.t.dims[fd], p.t.total
-			if i > 0 {
-				tot = topn.Counters{}
-			}
-			c := t.cutTo(limit)
-			mg.AddEach(tot, c.bound, t.evicted, func(fn func(topn.Key, topn.Counters)) {
-				c.each(t, func(sl *counterSlot) { fn(sl.key, sl.c) })
-			})
-		}
-	}
-	return mg
 }

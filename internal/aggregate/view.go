@@ -29,114 +29,156 @@ func (cm *closingMinute) inStore(sc topn.Scope) bool {
 	return false
 }
 
-// each calls fn, per source of in-memory minutes (final writes under way, pending, then each shard
-// under its lock), with the partitions of scope sc of every minute in [from, to).
-func (v View) each(sc topn.Scope, from, to time.Time, fn func(start int64, m *minuteAgg, parts []partRef)) {
+// each calls fn with every in-memory minute in [from, to), as its shards'
+// minutes (by shard): final writes under way, pending, then the open ones,
+// read with every shard's lock held (a scope's tables and its totals may be
+// in different shards).
+func (v View) each(sc topn.Scope, from, to time.Time, fn func(start int64, ms []*minuteAgg)) {
 	if v.a == nil { // the zero View: nothing open
 		return
 	}
 	f, t := from.Unix(), to.Unix()
-	gather := func(start int64, m *minuteAgg) {
-		if start < f || start >= t {
-			return
-		}
-		var parts []partRef
-		for k, p := range m.parts {
-			if k.in(sc) {
-				parts = append(parts, partRef{k, p})
-			}
-		}
-		if len(parts) > 0 {
-			fn(start, m, parts)
-		}
-	}
+	in := func(start int64) bool { return start >= f && start < t }
 	for _, cm := range v.a.finals {
-		if cm.inStore(sc) {
-			continue
-		}
-		for _, m := range cm.shards {
-			gather(cm.start, m)
+		if cm.shards != nil && in(cm.start) && !cm.inStore(sc) {
+			fn(cm.start, cm.shards)
 		}
 	}
 	for _, cm := range v.a.pending {
-		for _, m := range cm.shards {
-			gather(cm.start, m)
+		if in(cm.start) {
+			fn(cm.start, cm.shards)
 		}
 	}
 	for _, s := range v.a.shards {
 		s.mu.Lock()
-		for start, m := range s.minutes {
-			gather(start, m)
-		}
-		s.mu.Unlock()
 	}
-}
-
-// Tables returns, per open minute in [from, to), the in-memory table of
-// dimension d in scope sc: every key, unless the open minutes hold more keys
-// than a checkpoint may write (a quarter of the memory budget: a flood of
-// distinct addresses), when each partition's table is read cut to its
-// heaviest keys by bytes with bounds on the rest (tableCut). The shard's lock
-// is held while they are read: merging every key of a flooded minute held it
-// for seconds (the cardinality runs' top by srcip timed out) with the ring
-// overflowing meanwhile. Cutting ordinary minutes instead would put bounds on
-// keys a partition cannot hold (443/tcp in a UDP partition): e2e's exactness
-// check failed on every format. A minute is exact again once closed.
-func (v View) Tables(sc topn.Scope, d topn.Dim, from, to time.Time) map[time.Time]*topn.Table {
-	mergers := map[int64]*topn.Merger{}
-	limit := 0
-	if v.a != nil { // the zero View: nothing open
-		limit = v.a.liveCap()
-	}
-	v.each(sc, from, to, func(start int64, m *minuteAgg, parts []partRef) {
-		mg := mergers[start]
-		if mg == nil {
-			mg = topn.NewMerger(64)
-			mergers[start] = mg
+	defer func() {
+		for _, s := range v.a.shards {
+			s.mu.Unlock()
 		}
-		if sc.IsDrillDown() {
-			mg.Add(drillScopeTable(sc, m, parts, d))
-			return
-		}
-		mg.Add(scopeMerger(parts, d, limit).Table())
-	})
-	out := make(map[time.Time]*topn.Table, len(mergers))
-	for start, mg := range mergers {
-		out[time.Unix(start, 0).UTC()] = mg.Table()
-	}
-	return out
-}
-
-// Totals returns, per open minute in [from, to), the exact totals of scope sc.
-func (v View) Totals(sc topn.Scope, from, to time.Time) map[time.Time]topn.Counters {
-	out := map[time.Time]topn.Counters{}
-	v.each(sc, from, to, func(start int64, _ *minuteAgg, parts []partRef) {
-		t := time.Unix(start, 0).UTC()
-		c := out[t]
-		if sc.IsDrillDown() {
-			c.Add(drillTotal(sc, parts))
-		} else {
-			for _, p := range parts {
-				c.Add(p.t.total)
+	}()
+	starts := map[int64]bool{}
+	for _, s := range v.a.shards {
+		for start := range s.minutes {
+			if in(start) {
+				starts[start] = true
 			}
 		}
-		out[t] = c
+	}
+	ms := make([]*minuteAgg, len(v.a.shards))
+	for start := range starts {
+		for i, s := range v.a.shards {
+			ms[i] = s.minutes[start]
+		}
+		fn(start, ms)
+	}
+}
+
+// Tables returns, per in-memory minute in [from, to), its table of dimension
+// d in scope sc: every key, unless the minutes hold more than a checkpoint
+// may write (a flood of distinct addresses), when each scope's table is read
+// cut to its heaviest keys (checkpointCap), with bounds on the rest: merging
+// every key of a flooded minute held the shards' locks for seconds with the
+// ring overflowing meanwhile. A minute is exact again once closed.
+func (v View) Tables(sc topn.Scope, d topn.Dim, from, to time.Time) map[time.Time]*topn.Table {
+	out := map[time.Time]*topn.Table{}
+	limit := 0
+	if v.a != nil {
+		limit = v.a.liveCap()
+	}
+	v.each(sc, from, to, func(start int64, ms []*minuteAgg) {
+		t := v.a.scopeTable(ms, sc, d, limit)
+		if t == nil {
+			return
+		}
+		key := time.Unix(start, 0).UTC()
+		if prev := out[key]; prev != nil {
+			mg := topn.NewMerger(len(prev.Entries) + len(t.Entries))
+			mg.Add(prev)
+			mg.Add(t)
+			t = mg.Table()
+		}
+		out[key] = t
 	})
 	return out
 }
 
-// liveCap is the keys a partition's table gives a query of the open minutes:
-// all of them (0) unless the shards hold more keys than a checkpoint may
-// write; then the checkpoint's cut, at least 2 × top_k.
+// Totals returns, per in-memory minute in [from, to), the exact totals of scope sc.
+func (v View) Totals(sc topn.Scope, from, to time.Time) map[time.Time]topn.Counters {
+	out := map[time.Time]topn.Counters{}
+	v.each(sc, from, to, func(start int64, ms []*minuteAgg) {
+		c, ok := v.a.scopeTotal(ms, sc)
+		if !ok {
+			return
+		}
+		key := time.Unix(start, 0).UTC()
+		x := out[key]
+		x.Add(c)
+		out[key] = x
+	})
+	return out
+}
+
+// scopeTotal is the total of scope sc in one minute's shards.
+func (a *Aggregator) scopeTotal(ms []*minuteAgg, sc topn.Scope) (topn.Counters, bool) {
+	switch sc.Kind {
+	case topn.ScopeAll, topn.ScopeExporter, topn.ScopeProto:
+		if m := owner(ms, specIndex(scPart, 0)); m != nil {
+			return m.partTotal(sc), true
+		}
+	case topn.ScopeInterface:
+		k := scIn
+		if sc.Dir == topn.DirOut {
+			k = scOut
+		}
+		if i := specIndex(k, 0); i >= 0 {
+			if m := owner(ms, i); m != nil {
+				if id, ok := m.ifID(sc.Exporter, sc.IfIndex); ok {
+					return m.total(k, id), true
+				}
+				return topn.Counters{}, true
+			}
+		}
+	case topn.ScopeApp:
+		if owner(ms, specIndex(scApp, topn.DimSrcIP)) != nil {
+			return a.appTotal(ms, sc.App), true
+		}
+	case topn.ScopeIP:
+		if owner(ms, specIndex(scApp, topn.DimSrcIP)) != nil {
+			return a.ipTotal(ms, sc.IP), true
+		}
+	}
+	return topn.Counters{}, false
+}
+
+// liveCap is the keys a scope's table gives a query of the open minutes:
+// all of them (0) unless the minutes hold more than a checkpoint may write.
 func (a *Aggregator) liveCap() int {
-	held, tables := 0, 0
+	keys, scopes := 0, 0
 	for _, s := range a.shards {
 		s.mu.Lock()
-		held += s.keys
 		for _, m := range s.minutes {
-			tables += len(m.parts) * len(countedDims)
+			k, sc := m.census()
+			keys += k
+			scopes += sc
 		}
 		s.mu.Unlock()
 	}
-	return a.checkpointCap(held, tables)
+	return a.checkpointCap(keys, scopes)
+}
+
+// census is the keys the minute's tables hold and the scopes they hold them in.
+func (m *minuteAgg) census() (keys, scopes int) {
+	for i, t := range m.tables {
+		if t == nil || specs[i].dim == 0 {
+			continue
+		}
+		keys += t.n
+		for _, n := range t.scopeN {
+			if n > 0 {
+				scopes++
+			}
+		}
+	}
+	return keys, scopes
 }

@@ -20,6 +20,10 @@ const Other = "other"
 // for concurrent use; a nil *Classifier classifies by the table alone.
 type Classifier struct {
 	rules []compiled
+	// ruleIDs are the rules' application ids; ruleKeys the keys of the ids
+	// past the table's (a rule may reuse a table name, and then its id).
+	ruleIDs  []uint16
+	ruleKeys []topn.Key
 }
 
 // New compiles rules, which Classify tries in order before the port table.
@@ -31,8 +35,52 @@ func New(rules []Rule) (*Classifier, error) {
 			return nil, fmt.Errorf("app rule %d (%q): %w", i+1, r.Name, err)
 		}
 		c.rules = append(c.rules, cr)
+		id, ok := ids[cr.key.App()]
+		if !ok {
+			for j, k := range c.ruleKeys {
+				if k == cr.key {
+					id, ok = uint16(len(keys)+j), true
+				}
+			}
+		}
+		if !ok {
+			if len(keys)+len(c.ruleKeys) >= 1<<16-1 {
+				return nil, fmt.Errorf("app rule %d (%q): too many application names", i+1, r.Name)
+			}
+			id = uint16(len(keys) + len(c.ruleKeys))
+			c.ruleKeys = append(c.ruleKeys, cr.key)
+		}
+		c.ruleIDs = append(c.ruleIDs, id)
 	}
 	return c, nil
+}
+
+// ClassifyID is Classify as a small number, for the aggregator's tables: the
+// application's id plus one (0 stays "not classified"). AppKey turns it back.
+func (c *Classifier) ClassifyID(r *flow.Record) uint16 {
+	if c != nil && len(c.rules) > 0 {
+		sh, sl := binary.BigEndian.Uint64(r.SrcAddr[:8]), binary.BigEndian.Uint64(r.SrcAddr[8:])
+		dh, dl := binary.BigEndian.Uint64(r.DstAddr[:8]), binary.BigEndian.Uint64(r.DstAddr[8:])
+		for i := range c.rules {
+			if cr := &c.rules[i]; cr.match(r.Proto, sh, sl, r.SrcPort, dh, dl, r.DstPort) {
+				return c.ruleIDs[i] + 1
+			}
+		}
+	}
+	return tableIndex(r.Proto, r.SrcPort, r.DstPort) + 1
+}
+
+// AppKey is the key of an id ClassifyID returned; ok false for any other.
+func (c *Classifier) AppKey(id uint16) (topn.Key, bool) {
+	switch i := int(id) - 1; {
+	case i < 0:
+		return topn.Key{}, false
+	case i < len(keys):
+		return keys[i], true
+	case c != nil && i-len(keys) < len(c.ruleKeys):
+		return c.ruleKeys[i-len(keys)], true
+	}
+	return topn.Key{}, false
 }
 
 // Classify returns the application's key for the flow: the first matching rule's

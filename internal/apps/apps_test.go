@@ -308,3 +308,37 @@ func BenchmarkClassify(b *testing.B) {
 		))
 	})
 }
+
+// ClassifyID names the same application as Classify, through AppKey.
+func TestClassifyIDMatchesClassify(t *testing.T) {
+	c, err := New([]Rule{mustRule(t, "erp-db = 10.1.0.30/32 tcp/5432"), mustRule(t, "web = tcp/8443"), mustRule(t, "https = tcp/9443")})
+	require.NoError(t, err)
+	f := func(src, dst string, proto uint8, sport, dport uint16) {
+		t.Helper()
+		r := &flow.Record{SrcAddr: flow.AddrFrom(netip.MustParseAddr(src)), DstAddr: flow.AddrFrom(netip.MustParseAddr(dst)),
+			Proto: proto, SrcPort: sport, DstPort: dport}
+		id := c.ClassifyID(r)
+		require.NotZero(t, id)
+		k, ok := c.AppKey(id)
+		require.True(t, ok)
+		require.Equal(t, c.Classify(r), k)
+	}
+	f("10.0.0.1", "10.1.0.30", 6, 40000, 5432)
+	f("10.0.0.1", "10.1.0.31", 6, 40000, 5432)
+	f("10.0.0.1", "10.0.0.2", 6, 40000, 8443)
+	f("10.0.0.1", "10.0.0.2", 6, 40000, 9443)
+	f("10.0.0.1", "10.0.0.2", 6, 40000, 443)
+	f("10.0.0.1", "10.0.0.2", 17, 40000, 41000)
+	f("10.0.0.1", "10.0.0.2", 1, 0, 0)
+	_, ok := c.AppKey(0)
+	require.False(t, ok)
+	_, ok = c.AppKey(60000)
+	require.False(t, ok)
+}
+
+func mustRule(t *testing.T, s string) Rule {
+	t.Helper()
+	r, err := ParseRule(s)
+	require.NoError(t, err)
+	return r
+}

@@ -63,6 +63,7 @@ var portless = map[uint8]string{
 var (
 	names []string
 	keys  []topn.Key
+	ids   = map[string]uint16{}
 	// tcp and udp are indexed by port: one load per port instead of a map lookup
 	// (256 KiB together). SCTP is rare and has few entries: a sorted slice.
 	tcp, udp [1 << 16]uint16
@@ -73,7 +74,6 @@ var (
 type sctpEntry struct{ port, idx uint16 }
 
 func init() {
-	ids := map[string]uint16{}
 	id := func(name string) uint16 {
 		if a, ok := aliases[name]; ok {
 			name = a

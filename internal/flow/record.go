@@ -94,4 +94,9 @@ type Record struct {
 	TCPFlags     uint8
 	Export       Protocol
 	_            uint8
+	// Enrichment, at ingest: the application (an id of the apps package; 0:
+	// not classified yet), the ends' AS numbers and countries (0: unknown).
+	App                    uint16
+	SrcAS, DstAS           uint32
+	SrcCountry, DstCountry [2]byte
 }

@@ -37,10 +37,9 @@ func scopedHour(t *testing.T) *Engine {
 	t.Cleanup(func() { require.NoError(t, st.Stop()) })
 	cls, err := apps.New(nil)
 	require.NoError(t, err)
-	r := ring.New(1 << 12)
 	acfg := aggregate.DefaultConfiguration()
-	acfg.ScopeInterface, acfg.DrillDowns = true, 100 // both off by default
 	acfg.Shards, acfg.DrillDowns = 2, 1
+	r := ring.NewBroadcast(1<<12, aggregate.Shards(acfg))
 	acfg.FlushInterval, acfg.CheckpointInterval = time.Hour, 0
 	now := t0.Add(3 * time.Hour)
 	agg, err := aggregate.New(acfg, aggregate.Dependencies{Ring: r, Store: st, Classifier: cls,

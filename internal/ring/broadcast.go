@@ -228,6 +228,10 @@ func (c *Cursor) PopBatch(dst []flow.Record) int {
 	return n
 }
 
+// Pos is how many records this consumer has read (PopBatch) since the ring
+// was made.
+func (c *Cursor) Pos() uint64 { return c.pos.Load() }
+
 // Len is this consumer's backlog: the records pushed that it has not read yet.
 func (c *Cursor) Len() int {
 	p := c.pos.Load() // before the tail: a cursor never passes the tail

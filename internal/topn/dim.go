@@ -32,6 +32,14 @@ const (
 	// DimPeer is the other end of a flow from the address of an ip scope
 	// (topn.ScopeIP): only that scope has it.
 	DimPeer
+	// Countries and autonomous systems of the flow's ends, from enrichment
+	// (zero, "unknown", until it fills them); country and as either end.
+	DimSrcCountry
+	DimDstCountry
+	DimCountry
+	DimSrcAS
+	DimDstAS
+	DimAS
 	numDims
 )
 
@@ -47,7 +55,8 @@ var Dims = func() []Dim {
 // NumDims is one more than the largest Dim, for arrays indexed by Dim.
 const NumDims = int(numDims)
 
-var dimNames = [numDims]string{"", "app", "proto", "srcip", "dstip", "ip", "srcport", "dstport", "port", "exporter", "in_if", "out_if", "peer"}
+var dimNames = [numDims]string{"", "app", "proto", "srcip", "dstip", "ip", "srcport", "dstport", "port", "exporter", "in_if", "out_if", "peer",
+	"srccountry", "dstcountry", "country", "srcas", "dstas", "as"}
 
 func (d Dim) String() string {
 	if d == 0 || d >= numDims {
@@ -65,7 +74,7 @@ func (d Dim) String() string {
 // So the keys of any table of d add up to exactly CountsPerFlow × its Total,
 // and "other" is what the listed keys leave of that (Table.Top).
 func (d Dim) CountsPerFlow() int {
-	if d == DimIP || d == DimPort {
+	if d == DimIP || d == DimPort || d == DimCountry || d == DimAS {
 		return 2
 	}
 	return 1
@@ -102,6 +111,25 @@ func PortKey(port uint16, proto uint8) (k Key) {
 	return
 }
 
+// DynamicPorts is the first port of the range a scoped table counts as one
+// row (PortRangeKey): 32768-65535 holds the client ports Linux (32768-60999),
+// Windows and the BSDs (49152-65535) pick for outgoing connections.
+const DynamicPorts = 32768
+
+// PortRangeKey is the key of the one row per protocol that the tables of a
+// scope (an exporter, a protocol, an interface, an application) count ports
+// 32768-65535 under: clients' ports, one of a kind per connection, would
+// otherwise hold a key each in every scope they cross. The whole network's
+// tables keep every port.
+func PortRangeKey(proto uint8) (k Key) {
+	k = PortKey(DynamicPorts, proto)
+	k[3] = 1
+	return
+}
+
+// IsPortRange says whether a port key is a PortRangeKey.
+func (k Key) IsPortRange() bool { return k[3] == 1 }
+
 // ProtoKey is the key of the proto dimension.
 func ProtoKey(proto uint8) (k Key) { k[0] = proto; return }
 
@@ -111,6 +139,16 @@ func IfKey(exporter flow.Addr, ifIndex uint32) (k Key) {
 	binary.BigEndian.PutUint32(k[16:20], ifIndex)
 	return
 }
+
+// CountryKey is the key of a country dimension: its two-letter code
+// (ISO 3166-1 alpha-2, upper case); zero is unknown.
+func CountryKey(cc [2]byte) (k Key) { k[0], k[1] = cc[0], cc[1]; return }
+
+// ASKey is the key of an AS dimension: the AS number; 0 is unknown.
+func ASKey(as uint32) (k Key) { binary.BigEndian.PutUint32(k[:4], as); return }
+
+// AS returns the AS number of an AS key.
+func (k Key) AS() uint32 { return binary.BigEndian.Uint32(k[:4]) }
 
 // AppKey is the key of an application name (truncated to MaxAppName bytes).
 func AppKey(name string) (k Key) { copy(k[:], name); return }
@@ -144,9 +182,19 @@ func (d Dim) Format(k Key) string {
 		return k.Addr().String()
 	case DimSrcPort, DimDstPort, DimPort:
 		p, proto := k.Port()
+		if k.IsPortRange() {
+			return strconv.Itoa(DynamicPorts) + "-65535/" + ProtoName(proto)
+		}
 		return strconv.Itoa(int(p)) + "/" + ProtoName(proto)
 	case DimInIf, DimOutIf:
 		return k.Addr().String() + ":" + strconv.FormatUint(uint64(k.IfIndex()), 10)
+	case DimSrcCountry, DimDstCountry, DimCountry:
+		if k[0] == 0 {
+			return "unknown"
+		}
+		return string(k[:2])
+	case DimSrcAS, DimDstAS, DimAS:
+		return strconv.FormatUint(uint64(k.AS()), 10)
 	}
 	return fmt.Sprintf("%x", k[:])
 }
@@ -173,6 +221,10 @@ func (d Dim) ParseKey(s string) (Key, error) {
 		if !ok {
 			return Key{}, fmt.Errorf("port key is PORT/PROTO, e.g. 443/tcp: %q", s)
 		}
+		if ps == strconv.Itoa(DynamicPorts)+"-65535" {
+			proto, err := ParseProto(protos)
+			return PortRangeKey(proto), err
+		}
 		p, err := strconv.ParseUint(ps, 10, 16)
 		if err != nil {
 			return Key{}, fmt.Errorf("bad port in %q", s)
@@ -193,9 +245,25 @@ func (d Dim) ParseKey(s string) (Key, error) {
 			return Key{}, fmt.Errorf("bad ifIndex in %q", s)
 		}
 		return IfKey(flow.AddrFrom(a), uint32(idx)), nil
+	case DimSrcCountry, DimDstCountry, DimCountry:
+		if s == "unknown" {
+			return Key{}, nil
+		}
+		if len(s) != 2 || !isUpper(s[0]) || !isUpper(s[1]) {
+			return Key{}, fmt.Errorf("country is a two-letter code such as KR, or unknown: %q", s)
+		}
+		return CountryKey([2]byte{s[0], s[1]}), nil
+	case DimSrcAS, DimDstAS, DimAS:
+		n, err := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(s), "AS"), 10, 32)
+		if err != nil {
+			return Key{}, fmt.Errorf("AS is a number such as 4766 or AS4766: %q", s)
+		}
+		return ASKey(uint32(n)), nil
 	}
 	return Key{}, fmt.Errorf("unknown dimension %d", d)
 }
+
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 
 var protoNames = map[uint8]string{1: "icmp", 2: "igmp", 4: "ipip", 6: "tcp", 17: "udp", 41: "ipv6", 47: "gre", 50: "esp", 51: "ah", 58: "ipv6-icmp", 89: "ospf", 103: "pim", 112: "vrrp", 132: "sctp"}
 

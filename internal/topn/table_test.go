@@ -203,7 +203,8 @@ func TestTopOtherCountsEveryEnd(t *testing.T) {
 func TestCountsPerFlow(t *testing.T) {
 	for _, d := range Dims {
 		want := 1
-		if d == DimIP || d == DimPort {
+		switch d {
+		case DimIP, DimPort, DimCountry, DimAS:
 			want = 2
 		}
 		require.Equal(t, want, d.CountsPerFlow(), d.String())
