@@ -95,7 +95,7 @@ func (o *opts) start(ctx context.Context, kind, format, work string) (*instance,
 	case kTmsd, kTmsd1:
 		cfg := filepath.Join(in.dir, "tmsd.yaml")
 		y := fmt.Sprintf("log_level: warn\nlistener: {sockets: %d, receive_buffer: %d}\n", o.tmsdSockets, o.rcvbuf)
-		y += o.tmsdYAML
+		y += o.tmsdYAML + o.tmsdExtra
 		if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 			return nil, err
 		}

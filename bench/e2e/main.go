@@ -72,6 +72,7 @@ type opts struct {
 	cardMaxMemory   string
 	cardMemoryLimit string
 	tmsdYAML        string // extra tmsd configuration for the next start
+	tmsdExtra       string // extra tmsd configuration for every start (-tmsd-yaml)
 	tmsdData        string // data directory of the next tmsd start (empty: a fresh one)
 
 	// Query-under-load run (qload.go).
@@ -159,6 +160,7 @@ func main() {
 	flag.StringVar(&o.genCPU, "gen-cpu", "1", "CPU list the generator is pinned to with taskset (empty: not pinned)")
 	flag.StringVar(&o.oneCPU, "one-cpu", "0", "CPU of tmsd-1core")
 	flag.IntVar(&o.rcvbuf, "rcvbuf", 33554432, "socket receive buffer for tmsd (receive_buffer), nfcapd (-B), sfacctd (sfacctd_pipe_size)")
+	flag.StringVar(&o.tmsdExtra, "tmsd-yaml", "", "more tmsd configuration for every start, YAML lines (e.g. -tmsd-yaml 'aggregate: {shards: 4}')")
 	flag.IntVar(&o.tmsdSockets, "tmsd-sockets", 2, "tmsd listener.sockets")
 	flag.IntVar(&o.goflowSockets, "goflow2-sockets", 2, "goflow2 sockets per listen URL (count=)")
 	flag.IntVar(&o.exporters, "exporters", 4, "generator exporters")
