@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -88,6 +89,32 @@ func TestImportTwiceRefused(t *testing.T) {
 	require.Len(t, list, 2)
 	require.Contains(t, list[1], "forced")
 	t.Logf("refusal: %s\nledger:\n%s", refused, strings.Join(list, "\n"))
+}
+
+// An import whose flows were all older than the retention stored nothing: it is
+// listed, but a new import of the file with a longer retention is not refused
+// as a repeat, and counts the capture once.
+func TestImportBeyondRetentionNotARepeat(t *testing.T) {
+	g := loadGolden(t, v5Pcap).Total
+	data := t.TempDir()
+	var out bytes.Buffer
+	// The capture's minutes are weeks older than a day of retention.
+	require.NoError(t, run([]string{"import", "--data", data, "--retention", "1d", v5Pcap}, &out, io.Discard))
+	require.Contains(t, out.String(), v5Pcap+": 33 datagrams, 980 flows; no minute written; recorded")
+	require.Contains(t, out.String(), "980 decoded, 0 stored, 980 skipped")
+
+	again, _, err := tmsdImport(t, data, v5Pcap)
+	require.NoError(t, err, "nothing of the file is in the store: importing it is no repeat")
+	require.NotContains(t, again, "--force")
+	require.Contains(t, again, v5Pcap+": 33 datagrams, 980 flows; exporter 127.0.0.1, minute 2026-11-22T19:47Z; recorded")
+	require.Equal(t, g, storedTotal(t, data), "the capture once")
+	require.Len(t, ledgerLines(t, data), 2, "both runs listed")
+
+	_, _, err = tmsdImport(t, data, v5Pcap)
+	require.ErrorContains(t, err, "was imported into this store before", "now it is in the store")
+	out2, _, err := tmsdImport(t, data, "--force", v5Pcap)
+	require.NoError(t, err)
+	require.Contains(t, out2, "so its traffic counts 2 times", "the run that wrote nothing does not count")
 }
 
 // One command is refused whole when one of its files was imported before; a

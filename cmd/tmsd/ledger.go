@@ -60,15 +60,23 @@ type importExporter struct {
 
 func (r *importRun) done() bool { return !r.Finished.IsZero() }
 
+// wrote reports whether a finished run put any minute in the store. One that
+// did not (every flow older than the retention, or no flow at all) left nothing
+// that a new import could double.
+func (r *importRun) wrote() bool { return r.done() && len(r.Exporters) > 0 }
+
 // prior is the run that a new import of the file would double: the last
-// finished one, or else the last that stopped after storing part of it; nil
-// when no run stored anything.
+// finished one that wrote minutes, or else the last that stopped after storing
+// part of it; nil when no run stored anything.
 func (e *importEntry) prior() *importRun {
 	var stored *importRun
 	for i := len(e.Runs) - 1; i >= 0; i-- {
 		r := &e.Runs[i]
-		if r.done() {
+		if r.wrote() {
 			return r
+		}
+		if r.done() {
+			continue // finished without writing a minute
 		}
 		if r.Stored && stored == nil {
 			stored = r
@@ -77,11 +85,12 @@ func (e *importEntry) prior() *importRun {
 	return stored
 }
 
-// finished counts the runs that finished.
+// finished counts the runs that finished having written minutes: how many
+// times the file's traffic is in the store.
 func (e *importEntry) finished() int {
 	n := 0
 	for i := range e.Runs {
-		if e.Runs[i].done() {
+		if e.Runs[i].wrote() {
 			n++
 		}
 	}
