@@ -162,7 +162,8 @@ func TestImportReportsFlowsBeyondRetention(t *testing.T) {
 	const pcap = "../../testdata/pcaps/softflowd-v5.pcap"
 	g := loadGolden(t, pcap)
 	var out bytes.Buffer
-	// The capture is older than one minute of retention (it was committed well before this runs).
-	require.NoError(t, run([]string{"import", "--data", t.TempDir(), "--retention", "1m", pcap}, &out, io.Discard))
-	require.Contains(t, out.String(), fmt.Sprintf("%d decoded, 0 stored, %d skipped (older than the 1m0s retention)", g.Total.Flows, g.Total.Flows))
+	// The capture is older than one day of retention (it was committed well before this runs).
+	// The retention reads as the configuration writes it (1d, not 24h0m0s).
+	require.NoError(t, run([]string{"import", "--data", t.TempDir(), "--retention", "1d", pcap}, &out, io.Discard))
+	require.Contains(t, out.String(), fmt.Sprintf("%d decoded, 0 stored, %d skipped (older than the 1d retention)", g.Total.Flows, g.Total.Flows))
 }

@@ -161,7 +161,7 @@ func importFiles(cfg Config, paths []string, opt importOptions, out, errOut io.W
 	fmt.Fprintf(out, "files:      %d\n", len(files))
 	fmt.Fprintf(out, "datagrams:  %d flow export, %d not flow export\n", datagrams, notExport)
 	fmt.Fprintf(out, "flows:      %d decoded, %d stored, %d skipped (older than the %s retention)\n",
-		decoded, decoded-skipped, skipped, time.Duration(cfg.Retention.Minute))
+		decoded, decoded-skipped, skipped, cfg.Retention.Minute)
 	fmt.Fprintf(out, "exporters:  %d\n", len(exporters))
 	reasons := make([]string, 0, len(errs))
 	for r := range errs {
