@@ -101,6 +101,14 @@ func importFiles(cfg Config, paths []string, opt importOptions, out, errOut io.W
 			if d.Time.UnixNano() > captureNow.Load() {
 				captureNow.Store(d.Time.UnixNano())
 			}
+			// The time span is the flow export's, not that of the other
+			// packets a capture holds (a raw trace, a host's DNS).
+			if first.IsZero() || d.Time.Before(first) {
+				first = d.Time
+			}
+			if d.Time.After(last) {
+				last = d.Time
+			}
 			f.datagrams++
 			recs, _ = p.decoder.Decode(d.Src.Addr(), d.Payload, d.Time, recs[:0])
 			f.flows += uint64(len(recs))
@@ -122,12 +130,6 @@ func importFiles(cfg Config, paths []string, opt importOptions, out, errOut io.W
 			break
 		}
 		f.read = true
-		if first.IsZero() || (!st.First.IsZero() && st.First.Before(first)) {
-			first = st.First
-		}
-		if st.Last.After(last) {
-			last = st.Last
-		}
 	}
 	// Every minute into the store, then the ledger: a run is finished only
 	// when what it wrote is there.

@@ -180,7 +180,8 @@ func TestImportFailedNotRecorded(t *testing.T) {
 	require.Contains(t, warn, "also written by "+cut)
 }
 
-// A raw packet trace holds no flow export: one line, no exporter, nothing recorded.
+// A raw packet trace holds no flow export: one line, no exporter, nothing
+// recorded, no part of the time span.
 func TestImportRawTrace(t *testing.T) {
 	// Beside a real capture: the trace's line, and only the real exporter.
 	data := t.TempDir()
@@ -190,6 +191,8 @@ func TestImportRawTrace(t *testing.T) {
 	require.Contains(t, out, "errors:     none\n")
 	require.Contains(t, out, tracePcap+": no flow export")
 	require.Contains(t, out, "datagrams:  33 flow export, 232 not flow export\n")
+	// The time span is the flow export's: not the trace's packets, weeks earlier.
+	require.Contains(t, out, "time span:  2026-11-22T19:47:44Z to 2026-11-22T19:47:44Z (0s)\n")
 	require.Equal(t, loadGolden(t, v5Pcap).Total, storedTotal(t, data))
 
 	// Alone: one line, a failure, nothing recorded.
