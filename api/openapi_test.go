@@ -185,3 +185,14 @@ func cloneValues(q url.Values) url.Values {
 	}
 	return out
 }
+
+// The by= description names every dimension its enum takes.
+func TestByDescriptionNamesEveryDimension(t *testing.T) {
+	for _, required := range []bool{true, false} {
+		p := pBy(required)
+		words := strings.FieldsFunc(p.desc, func(r rune) bool { return r == ',' || r == ' ' || r == '(' || r == ')' || r == '.' })
+		for _, d := range p.enum {
+			require.Contains(t, words, d, "by's description omits %s", d)
+		}
+	}
+}

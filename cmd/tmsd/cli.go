@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tmsd/tmsd/api"
+	"github.com/tmsd/tmsd/internal/topn"
 )
 
 // `tmsd top` and `tmsd report` are thin clients of a running tmsd's API:
@@ -38,7 +39,7 @@ func clientCommand(name string, args []string, env cliEnv) error {
 	fs := newFlagSet(name)
 	server := fs.String("server", "http://127.0.0.1:8080", "`URL` of the running tmsd")
 	token := fs.String("token", "", "read `token` (default: $TMSD_TOKEN)")
-	by := fs.String("by", "", "`dimension`: "+"app, proto, srcip, dstip, ip, srcport, dstport, port, exporter, in_if, out_if")
+	by := fs.String("by", "", "`dimension`: "+topn.DimNames()+" (peer with --scope ip=ADDRESS)")
 	defLast := "1h"
 	if name == "report" {
 		defLast = "24h"

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/tmsd/tmsd/internal/topn"
 )
 
 // cli runs the command line as main does and returns its exit status and outputs.
@@ -168,4 +170,16 @@ func TestVersionOfTheBuiltBinary(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, time.Unix(sec, 0).UTC().Format(time.RFC3339), m[3], "the commit's time")
 	require.NotEqual(t, "unknown", m[1], "go build stamps the main module's version")
+}
+
+// tmsd top and tmsd report --help name every dimension --by takes.
+func TestClientHelpNamesEveryDimension(t *testing.T) {
+	for _, cmd := range []string{"top", "report"} {
+		code, out, _ := cli(cmd, "--help")
+		require.Equal(t, 0, code)
+		line := regexp.MustCompile(`(?m)^  --by .*$`).FindString(out)
+		for _, d := range strings.Split(topn.DimNames(), ", ") {
+			require.Regexp(t, `\b`+d+`\b`, line, "%s --help: --by omits %s", cmd, d)
+		}
+	}
 }
