@@ -255,8 +255,14 @@ type ingest struct {
 	bufs       sync.Pool
 }
 
-// HandleBatch decodes a batch of datagrams and pushes their records; a full
-// ring drops (and counts) records rather than blocking the socket reader.
+// ringStall is how long a socket reader waits for room in a full ring while
+// no shard reads anything, before it drops (and counts) the rest of a batch:
+// a shard that reads nothing for a second is stuck, not slow.
+const ringStall = time.Second
+
+// HandleBatch decodes a batch of datagrams and pushes their records; while the
+// ring is full it waits for room (ring.PushBatchWait), so that the socket's
+// buffer holds the backlog, and drops (and counts) only behind a stuck shard.
 func (in *ingest) HandleBatch(now time.Time, batch []listen.Datagram) {
 	bp, _ := in.bufs.Get().(*[]flow.Record)
 	if bp == nil {
@@ -269,7 +275,7 @@ func (in *ingest) HandleBatch(now time.Time, batch []listen.Datagram) {
 		recs, _ = in.decoder.Decode(batch[i].Src.Addr(), batch[i].Payload, now, recs)
 	}
 	classify(in.classifier, recs)
-	in.ring.PushBatch(recs)
+	in.ring.PushBatchWait(recs, ringStall)
 	*bp = recs[:0]
 	in.bufs.Put(bp)
 }

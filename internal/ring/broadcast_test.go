@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -419,4 +420,54 @@ func TestBroadcastZeroAllocs(t *testing.T) {
 
 func TestNewBroadcastNeedsAConsumer(t *testing.T) {
 	require.PanicsWithValue(t, "ring: NewBroadcast with 0 consumers, need at least 1", func() { NewBroadcast(8, 0) })
+}
+
+// A live reader waits for room while the consumers read, however slowly, and
+// drops only what a stalled consumer leaves: a consumer that reads nothing
+// for the stall time. Fake time (synctest): the waits are the ring's own.
+func TestBroadcastPushBatchWaitDropsOnlyOnAStall(t *testing.T) {
+	recs := make([]flow.Record, 20)
+	for i := range recs {
+		recs[i] = tagged(0, uint64(i))
+	}
+	synctest.Test(t, func(t *testing.T) {
+		r := NewBroadcast(8, 2)
+		c0, c1 := r.Consumer(0), r.Consumer(1)
+		// Both consumers read a record every millisecond: 20 records into a
+		// ring of 8 all get in, in order, with nothing dropped.
+		done := make(chan [2][]uint64)
+		go func() {
+			var got [2][]uint64
+			out := make([]flow.Record, 1)
+			for len(got[1]) < len(recs) {
+				time.Sleep(time.Millisecond)
+				for i, c := range []*Cursor{c0, c1} {
+					if c.PopBatch(out) == 1 {
+						_, seq, err := untag(&out[0])
+						if err != nil {
+							panic(err)
+						}
+						got[i] = append(got[i], seq)
+					}
+				}
+			}
+			done <- got
+		}()
+		require.Equal(t, 20, r.PushBatchWait(recs, 5*time.Millisecond))
+		require.Zero(t, r.Dropped())
+		got := <-done
+		want := make([]uint64, 20)
+		for i := range want {
+			want[i] = uint64(i)
+		}
+		require.Equal(t, [2][]uint64{want, want}, got)
+
+		// Consumer 1 stops reading: the ring fills, and after the stall the
+		// rest of the batch is dropped and counted.
+		began := time.Now()
+		require.Equal(t, 8, r.PushBatchWait(recs, 5*time.Millisecond))
+		require.EqualValues(t, 12, r.Dropped())
+		require.GreaterOrEqual(t, time.Since(began), 5*time.Millisecond)
+		require.Less(t, time.Since(began), 6*time.Millisecond)
+	})
 }
