@@ -87,7 +87,7 @@ func newMetrics(a *Aggregator, reg *prometheus.Registry) *metrics {
 	}, func() float64 { return float64(a.deps.Ring.Len()) / float64(a.deps.Ring.Cap()) }))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "tmsd_ring_dropped_total",
-		Help: "Flow records dropped because the ring was full.",
+		Help: "Flow records dropped because the ring stayed full while no shard read for 1 s (a slow shard makes the socket readers wait instead).",
 	}, func() float64 { return float64(a.deps.Ring.Dropped()) }))
 	return m
 }

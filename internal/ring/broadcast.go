@@ -108,7 +108,7 @@ func (r *Broadcast) Len() int {
 // Pushed is the number of records accepted since the ring was made.
 func (r *Broadcast) Pushed() uint64 { return r.tail.Load() }
 
-// Dropped is the number of records Push and PushBatch refused because the ring was full.
+// Dropped is the number of records Push, PushBatch and PushBatchWait refused because the ring was full.
 func (r *Broadcast) Dropped() uint64 { return r.dropped.Load() }
 
 // Push adds one record; it returns false (and counts a drop) when the ring is full.
