@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
+	"math"
 	"sync"
 	"time"
 
@@ -287,16 +287,10 @@ func classify(c *apps.Classifier, recs []flow.Record) {
 	}
 }
 
-// pushAll pushes records, waiting while the ring is full: offline import must
-// not drop what a live socket would.
+// pushAll pushes records, waiting while the ring is full however long the
+// shards take: offline import must not drop what a live socket would.
 func pushAll(r *ring.Broadcast, recs []flow.Record) {
-	for len(recs) > 0 {
-		n := r.TryPushBatch(recs)
-		recs = recs[n:]
-		if n == 0 {
-			runtime.Gosched()
-		}
-	}
+	r.PushBatchWait(recs, math.MaxInt64)
 }
 
 // capabilities are the scope filters this configuration keeps tables for, and
