@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"syscall"
@@ -26,10 +27,7 @@ func benchRecords(n int, seed uint64) []flow.Record {
 	zs := rand.NewZipf(rng, 1.1, 1, 100_000-1)
 	zd := rand.NewZipf(rng, 1.1, 1, 10_000-1)
 	zp := rand.NewZipf(rng, 1.1, 1, 49)
-	host := func(i uint64, hi byte) flow.Addr {
-		i = (i*0x9e3779b1 + 12345) & 0xffffff
-		return flow.AddrFrom(netip.AddrFrom4([4]byte{hi, byte(i >> 16), byte(i >> 8), byte(i)}))
-	}
+	host := benchHost
 	var exps [4]flow.Addr
 	for i := range exps {
 		exps[i] = flow.AddrFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(1 + i)}))
@@ -57,6 +55,12 @@ func benchRecords(n int, seed uint64) []flow.Record {
 		r.Received, r.End = now+int64(i%50_000), now+int64(i%50_000)
 	}
 	return recs
+}
+
+// benchHost is address i of benchRecords' hosts under the first octet hi.
+func benchHost(i uint64, hi byte) flow.Addr {
+	i = (i*0x9e3779b1 + 12345) & 0xffffff
+	return flow.AddrFrom(netip.AddrFrom4([4]byte{hi, byte(i >> 16), byte(i >> 8), byte(i)}))
 }
 
 // freshPorts gives pass p over recs new client ports (the higher port of
@@ -269,4 +273,59 @@ func BenchmarkCloseMinute(b *testing.B) {
 		scopes = len(ivs)
 	}
 	b.ReportMetric(float64(scopes), "scopes")
+}
+
+// BenchmarkAddFlood is BenchmarkAdd's default tables under a flood of
+// distinct sources, as `flowgen -spread` sends it: every flow but those of
+// the 100 most popular sources gets a fresh source address, cycling through
+// spread of them, so a minute of 1M flows/s holds 1M (or 10M) sources and
+// the tables run against max_keys and max_memory: ns/flow is then mostly
+// what forgetting keys costs.
+func BenchmarkAddFlood(b *testing.B) {
+	const pass = 1 << 18
+	recs := benchRecords(pass, 1)
+	cls, _ := apps.New(nil)
+	for i := range recs {
+		recs[i].App = cls.ClassifyID(&recs[i])
+	}
+	for _, spread := range []uint32{1_000_000, 10_000_000} {
+		b.Run(fmt.Sprintf("spread-%dM", spread/1_000_000), func(b *testing.B) {
+			a := newBenchAggregator(b, func(c *Configuration) { c.Shards = 2 })
+			popular := map[flow.Addr]bool{}
+			for i := range 100 {
+				popular[benchHost(uint64(i), 10)] = true
+			}
+			next := uint32(0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			const batch = 256
+			for i := 0; i < b.N; i += batch {
+				j := i % pass
+				if j == 0 {
+					b.StopTimer()
+					freshPorts(recs, i/pass)
+					for k := range recs {
+						r := &recs[k]
+						if (r.SrcAddr[12] == 10 || r.SrcAddr[12] == 11) && !popular[r.SrcAddr] {
+							next = (next + 1) % spread
+							r.SrcAddr = flow.AddrFrom(netip.AddrFrom4([4]byte{11, byte(next >> 16), byte(next >> 8), byte(next)}))
+						}
+					}
+					b.StartTimer()
+				}
+				for _, s := range a.shards {
+					a.addBatch(s, recs[j:j+batch])
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/flow")
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/flow")
+			var bytes int64
+			for _, s := range a.shards {
+				bytes += s.bytes
+			}
+			b.ReportMetric(float64(bytes)/(1<<20), "MiB")
+			b.ReportMetric(float64(a.compactions.Load()), "compactions")
+		})
+	}
 }

@@ -195,6 +195,7 @@ func appendSection(b []byte, shard int, m *minuteAgg, limit int, mu *sync.Mutex,
 			continue
 		}
 		n++
+		t.settle()
 		if mu != nil {
 			sc.copy.slots = append(sc.copy.slots[:0], t.slots...)
 			sc.copy.scopeN = append(sc.copy.scopeN[:0], t.scopeN...)

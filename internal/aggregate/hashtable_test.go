@@ -104,3 +104,130 @@ func cmpU(a, b uint64) int {
 	}
 	return 0
 }
+
+// Compacting one scope (a scope past max_keys) deletes its lightest keys in
+// place and leaves every other scope's keys and counts as they were, in a
+// table whose probe runs wrap around the end of the slot array.
+func TestTableCompactOneScope(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	f := func(sizes []int, only, keep int) {
+		t.Helper()
+		tab := newTable(8, true)
+		vals := map[uint64]topn.Counters{}
+		for sc, n := range sizes {
+			for range n {
+				k := uint64(sc)<<valueBits | rng.Uint64N(1<<32)
+				if _, ok := vals[k]; ok {
+					continue
+				}
+				c := topn.Counters{Bytes: rng.Uint64N(100), Packets: rng.Uint64N(1000), Flows: 1}
+				tab.add(k, c)
+				vals[k] = c
+			}
+		}
+		before := int(tab.scopeN[only])
+		got := tab.compact(0, int64(only), keep)
+		require.Equal(t, -max(0, before-keep), got)
+		var dropped topn.Counters
+		var minKept uint64 = 1 << 63
+		var maxDropped uint64
+		held := map[uint64]int{}
+		for k, c := range vals {
+			sc := scopeOf(k)
+			h, ok := tab.get(k)
+			switch {
+			case ok:
+				require.Equal(t, c, h)
+				held[sc]++
+				if int(sc) == only {
+					minKept = min(minKept, c.Bytes)
+				}
+			case int(sc) == only:
+				dropped.Max(c)
+				maxDropped = max(maxDropped, c.Bytes)
+			default:
+				t.Fatalf("key %x of scope %d lost", k, sc)
+			}
+		}
+		require.Equal(t, min(before, keep), held[uint64(only)])
+		require.EqualValues(t, held[uint64(only)], tab.scopeN[only])
+		require.Equal(t, dropped, tab.bound(uint64(only)))
+		if maxDropped > 0 {
+			require.LessOrEqual(t, maxDropped, minKept, "the heaviest are kept")
+		}
+		n := 0
+		for i := range tab.slots {
+			if tab.slots[i].key != 0 {
+				n++
+			}
+		}
+		require.Equal(t, n, tab.n)
+	}
+	f([]int{3000}, 0, 1000)
+	f([]int{500, 4000, 20}, 1, 1500)
+	f([]int{500, 40, 20}, 1, 100)
+	f([]int{500, 40, 20}, 2, 100) // under keep: nothing to forget
+}
+
+// A scope that has forgotten keys admits a new key on its second sighting:
+// the first only raises its bound, so that a key's true count stays within
+// its count plus the bound, while a scope never compacted counts every key.
+func TestTableAdmission(t *testing.T) {
+	tab := newTable(8, true)
+	put := func(k uint64, c topn.Counters) {
+		stored := k + 1
+		mask := uint64(len(tab.slots) - 1)
+		for i := tab.home(stored); ; i = (i + 1) & mask {
+			if s := &tab.slots[i]; s.key == stored {
+				s.c.Add(c)
+				return
+			} else if s.key == 0 {
+				tab.placeNew(i, stored, c)
+				return
+			}
+		}
+	}
+	truth := map[uint64]topn.Counters{}
+	for i := range uint64(400) {
+		for sc := range uint64(2) {
+			c := topn.Counters{Bytes: 10 + i%7, Packets: 1, Flows: 1}
+			put(sc<<valueBits|i, c)
+			truth[sc<<valueBits|i] = c
+		}
+	}
+	tab.compact(0, 1, 100) // scope 1 forgets 300 keys
+	require.True(t, tab.flooded(1))
+	require.False(t, tab.flooded(0))
+	for round := range uint64(3) {
+		for i := range uint64(5000) {
+			for sc := range uint64(2) {
+				k := sc<<valueBits | (1000 + i)
+				c := topn.Counters{Bytes: 1 + round, Packets: 1, Flows: 1}
+				put(k, c)
+				tc := truth[k]
+				tc.Add(c)
+				truth[k] = tc
+			}
+		}
+	}
+	turned := 0
+	for k, want := range truth {
+		got, ok := tab.get(k)
+		if scopeOf(k) == 0 {
+			require.True(t, ok)
+			require.Equal(t, want, got, "scope 0 is exact")
+			continue
+		}
+		b := tab.bound(1)
+		require.LessOrEqual(t, got.Bytes, want.Bytes)
+		require.GreaterOrEqual(t, got.Bytes+b.Bytes, want.Bytes, "key %x", k)
+		require.GreaterOrEqual(t, got.Flows+b.Flows, want.Flows, "key %x", k)
+		if ok && got != want && valueOf(k) >= 1000 {
+			turned++
+		}
+	}
+	require.Positive(t, turned, "first sightings were turned away")
+	tab.settle()
+	b := tab.bound(1)
+	require.Equal(t, tab.evicted[1], b, "settled: the bound is all in evicted")
+}

@@ -291,6 +291,12 @@ func (m *minuteAgg) count(i int, ffs []flowFields, maxKeys int, over func(t *tab
 		for _, k := range keys {
 			prefetch(uintptr(unsafe.Pointer(&t.slots[t.home(k+1)&mask])))
 		}
+		// A flooded table's door too (admit): it is asked for most keys.
+		if t.door != nil {
+			for _, k := range keys {
+				prefetch(uintptr(unsafe.Pointer(&t.door[t.doorWord(k+1)])))
+			}
+		}
 	}
 	elides := specs[i].elides()
 	added := 0
@@ -314,7 +320,9 @@ func (m *minuteAgg) count(i int, ffs []flowFields, maxKeys int, over func(t *tab
 				break
 			}
 			if s.key == 0 {
-				t.place(x, stored, *c)
+				if !t.placeNew(x, stored, *c) {
+					break
+				}
 				added++
 				if sc := t.scope(k); int(t.scopeN[sc]) > maxKeys && specs[i].dim != 0 {
 					over(t, sc)
@@ -422,6 +430,7 @@ func (m *minuteAgg) mergeTable(src *minuteAgg, i int, maxKeys int) {
 	if st == nil {
 		return
 	}
+	st.settle()
 	dt := m.tables[i]
 	if dt == nil {
 		dt = newTable(st.n, st.scoped)

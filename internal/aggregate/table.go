@@ -44,6 +44,12 @@ type table struct {
 	// nonzero, in a table that leaves out value 0 (spec.elides), is what it
 	// counted per scope: the scope's total less it is the zero row, exact.
 	nonzero []topn.Counters
+	// door and first: admission to a scope that has forgotten keys (see
+	// admit). first is, per scope, the largest counters turned away since
+	// the last settle; it is part of the scope's bound.
+	door     []uint64
+	doorBits int
+	first    []topn.Counters
 }
 
 type slot struct {
@@ -114,6 +120,17 @@ func (t *table) place(i, stored uint64, c topn.Counters) {
 	}
 }
 
+// placeNew is count's path for a key not held: stored (the key plus one),
+// whose probe ended at the empty slot i. It places the key unless a flooded
+// scope turns it away (admit), and reports whether it did.
+func (t *table) placeNew(i, stored uint64, c topn.Counters) bool {
+	if sc := t.scope(stored - 1); t.flooded(sc) && !t.admit(stored, sc, c) {
+		return false
+	}
+	t.place(i, stored, c)
+	return true
+}
+
 // get returns the counters of k and whether the table holds it.
 func (t *table) get(k uint64) (topn.Counters, bool) {
 	stored := k + 1
@@ -176,7 +193,7 @@ func (t *table) insert(s *slot) {
 
 // bytes is what the table holds in memory.
 func (t *table) bytes() int64 {
-	return int64(cap(t.slots))*slotBytes + int64(cap(t.scopeN))*4 + int64(cap(t.evicted)+cap(t.nonzero))*24
+	return int64(cap(t.slots))*slotBytes + int64(cap(t.scopeN))*4 + int64(cap(t.evicted)+cap(t.nonzero)+cap(t.first))*24 + int64(cap(t.door))*8
 }
 
 // bound is the bound of scope sc: what any of its keys may be under-counted by.
@@ -185,17 +202,95 @@ func (t *table) bound(sc uint64) topn.Counters {
 	if sc < uint64(len(t.evicted)) {
 		b.Add(t.evicted[sc])
 	}
+	if sc < uint64(len(t.first)) {
+		b.Add(t.first[sc])
+	}
 	return b
 }
 
 // maxBound is the largest bound of any scope.
 func (t *table) maxBound() topn.Counters {
 	var m topn.Counters
-	for _, e := range t.evicted {
-		m.Max(e)
+	for s := range t.evicted {
+		m.Max(t.bound(uint64(s)))
 	}
-	m.Add(t.base)
+	m.Max(t.base)
 	return m
+}
+
+// Admission. Under a flood of distinct addresses most keys are seen once in
+// a scope: counting each took a slot, and the slot array then grew, was
+// compacted and grew again (BenchmarkAddFlood/spread-1M: rehash 22% and
+// compact 18% of the CPU). So a scope that has forgotten keys, whose
+// counts are bounds already, admits a new key only on its second sighting:
+// the first sets a bit in door, a bitset keyed by the whole key, and its
+// counters go only to the scope's bound (first), as an evicted key's do. A
+// key loses at most its first flow per door epoch (a bit is cleared only
+// when the whole door is), so the bound adds, per epoch, the largest
+// counters turned away; settle folds them into evicted at an epoch's end.
+// Quiet scopes, never compacted, count every key exactly.
+
+// doorBits is the door's size for a table of n slots: 4 bits a slot (the
+// door is 1/64 of the slot array's memory), 4 Ki to 4 Mi bits (512 KiB). It
+// is cleared when half set: an epoch spans about 2n distinct one-off keys.
+func doorBits(n int) int { return min(max(4*n, 1<<12), 1<<22) }
+
+// doorBit is key stored's bit in the door: the high bits of a second
+// multiplicative hash, independent of the slot's home (the first's).
+func (t *table) doorBit(stored uint64) uint64 {
+	return (stored * 0xc2b2ae3d27d4eb4f) >> (64 - bits.TrailingZeros(uint(len(t.door)*64)))
+}
+
+func (t *table) doorWord(stored uint64) uint64 { return t.doorBit(stored) >> 6 }
+
+// flooded says whether scope sc has forgotten keys, so that admit applies.
+func (t *table) flooded(sc uint64) bool {
+	return sc < uint64(len(t.evicted)) && t.evicted[sc].Flows != 0
+}
+
+// admit reports whether the new key stored (in scope sc, flooded) is
+// counted: on its second sighting in the door's epoch, or when a different
+// key shares its bit. Turned away, c raises the scope's bound.
+func (t *table) admit(stored, sc uint64, c topn.Counters) bool {
+	if t.door == nil {
+		t.door = make([]uint64, doorBits(len(t.slots))/64)
+	}
+	h := t.doorBit(stored)
+	w, bit := h>>6, uint64(1)<<(h&63)
+	if t.door[w]&bit != 0 {
+		return true
+	}
+	t.door[w] |= bit
+	if sc >= uint64(len(t.first)) {
+		t.first = append(t.first, make([]topn.Counters, max(int(sc)+1, 2*len(t.first))-len(t.first))...)
+	}
+	t.first[sc].Max(c)
+	if t.doorBits++; t.doorBits > len(t.door)*32 {
+		t.settle()
+		if n := doorBits(len(t.slots)) / 64; n != len(t.door) {
+			t.door = make([]uint64, n)
+		} else {
+			clear(t.door)
+		}
+		t.doorBits = 0
+	}
+	return false
+}
+
+// settle folds what admission turned away into evicted, where the bound of
+// each scope is a sum: a checkpoint and a merge then see only evicted. It
+// may be called at any time: it only loosens the bound of the door's epoch
+// (two maxima for one).
+func (t *table) settle() {
+	for s, f := range t.first {
+		if !f.IsZero() {
+			if s >= len(t.evicted) {
+				t.growScopes(s)
+			}
+			t.evicted[s].Add(f)
+		}
+	}
+	clear(t.first)
 }
 
 // each calls fn on every key held, in slot order.
@@ -212,7 +307,8 @@ type scratch struct {
 	idx   []int32  // slot indices grouped by scope
 	start []int32  // scope sc's indices are idx[start[sc]:start[sc+1]]
 	vals  []uint64 // bytes of one group, for selection
-	kept  []slot
+	cuts  []cut    // compact's cut per scope
+	ties  []int    // and its count of ties still to keep
 }
 
 var scratches = sync.Pool{New: func() any { return new(scratch) }}
@@ -292,55 +388,121 @@ func (c cut) keeps(s *slot, ties *int) bool {
 
 // compact forgets keys: each scope holding more than floor keys keeps its
 // heaviest half by bytes, but at least floor (only >= 0: that scope alone,
-// down to keep keys). It returns the change in keys held (0 or negative) and
-// refills the slot array in place when a new table for the kept keys would
-// have its size: compaction under a flood runs several times a second, and
-// fresh arrays each time were garbage the collector could not keep up with.
+// down to keep keys). It returns the change in keys held (0 or negative).
+// The keys forgotten are deleted in place (sweep); a budget compaction
+// (only < 0) then shrinks the slot array to the keys kept, to free memory,
+// while a scope over max_keys refills what it lost, and rebuilding the
+// whole table to forget one scope's keys reinserted every other scope's
+// (the flood's profile: compact 22% of the CPU, half of it reinsertion).
 func (t *table) compact(floor int, only int64, keep int) int {
 	sc := scratches.Get().(*scratch)
 	defer scratches.Put(sc)
-	t.group(sc)
-	kept := sc.kept[:0]
+	var cuts []cut
 	dropped := 0
-	for s := range t.scopeN {
-		g := sc.idx[sc.start[s]:sc.start[s+1]]
-		k := len(g)
-		switch {
-		case only >= 0 && int64(s) == only:
-			k = min(len(g), keep)
-		case only < 0 && len(g) > floor:
-			k = max(floor, len(g)/2)
+	if only >= 0 {
+		// One scope: its bytes in one pass, no grouping of the others.
+		if only >= int64(len(t.scopeN)) || int(t.scopeN[only]) <= keep {
+			return 0
 		}
-		c := t.cutGroup(g, k, sc)
-		ties := c.atCut
-		for _, i := range g {
-			if c.keeps(&t.slots[i], &ties) {
-				kept = append(kept, t.slots[i])
+		vals := sc.vals[:0]
+		for i := range t.slots {
+			if k := t.slots[i].key; k != 0 && int64(t.scope(k-1)) == only {
+				vals = append(vals, t.slots[i].c.Bytes)
 			}
 		}
-		if !c.all {
-			t.evicted[s].Add(c.dropped)
-			dropped += len(g) - k
-			t.scopeN[s] = int32(k)
+		sc.vals = vals
+		c := cut{at: nthLargest(vals, keep), atCut: keep}
+		for _, v := range vals {
+			if v > c.at {
+				c.atCut--
+			}
+		}
+		dropped = int(t.scopeN[only]) - keep
+		t.scopeN[only] = int32(keep)
+		cuts = append(sc.cuts[:0], make([]cut, only+1)...)
+		for s := range cuts {
+			cuts[s].all = true
+		}
+		cuts[only] = c
+	} else {
+		t.group(sc)
+		cuts = slices.Grow(sc.cuts[:0], len(t.scopeN))[:len(t.scopeN)]
+		for s := range t.scopeN {
+			g := sc.idx[sc.start[s]:sc.start[s+1]]
+			k := len(g)
+			if len(g) > floor {
+				k = max(floor, len(g)/2)
+			}
+			cuts[s] = t.cutGroup(g, k, sc)
+			if !cuts[s].all {
+				dropped += len(g) - k
+				t.scopeN[s] = int32(k)
+			}
 		}
 	}
-	sc.kept = kept
+	sc.cuts = cuts
 	if dropped == 0 {
 		return 0
 	}
-	if n := slotsFor(len(kept)); n == len(t.slots) {
-		clear(t.slots)
-	} else {
-		t.slots, t.shift = make([]slot, n), shiftFor(n)
+	// The ties at a cut are kept in the sweep's order, and what is dropped
+	// (its largest counters: the scope's new bound) is taken there too.
+	ties := sc.ties[:0]
+	for x := range cuts {
+		ties = append(ties, cuts[x].atCut)
+		cuts[x].dropped = topn.Counters{}
 	}
-	t.n = 0
-	for i := range kept {
-		t.insert(&kept[i])
+	sc.ties = ties
+	t.sweep(func(s *slot) bool {
+		x := t.scope(s.key - 1)
+		if x < uint64(len(cuts)) && !cuts[x].keeps(s, &ties[x]) {
+			cuts[x].dropped.Max(s.c)
+			return true
+		}
+		return false
+	})
+	for x := range cuts {
+		if !cuts[x].all {
+			t.evicted[x].Add(cuts[x].dropped)
+		}
 	}
-	if cap(sc.kept) > 1<<20 && cap(sc.kept) > 4*len(kept) {
-		sc.kept = nil
+	if only < 0 {
+		if n := slotsFor(t.n); n < len(t.slots) {
+			t.rehash(n)
+		}
 	}
 	return -dropped
+}
+
+// sweep deletes, in place, the slots for which drop is true, moving each
+// slot kept back to the first empty slot of its probe path: one pass over
+// the array, in slot order from an empty slot, so that every run of full
+// slots (none crosses an empty one) is met from its start. drop sees each
+// key once.
+func (t *table) sweep(drop func(*slot) bool) {
+	mask := uint64(len(t.slots) - 1)
+	start := uint64(0)
+	for t.slots[start].key != 0 { // at most half full: there is an empty slot
+		start++
+	}
+	for step := uint64(1); step <= mask; step++ {
+		i := (start + step) & mask
+		s := &t.slots[i]
+		if s.key == 0 {
+			continue
+		}
+		if drop(s) {
+			*s = slot{}
+			t.n--
+			continue
+		}
+		for j := t.home(s.key); j != i; j = (j + 1) & mask {
+			if t.slots[j].key == 0 {
+				t.slots[j] = *s
+				*s = slot{}
+				break
+			}
+		}
+	}
 }
 
 // nthLargest returns the k-th largest of v (1 <= k <= len(v)), reordering v:
