@@ -347,3 +347,33 @@ func TestOpenMinuteViewIsCutWithBounds(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, uint64(5000), e.Value.Bytes)
 }
+
+// The open minute is read cut as its close cuts it (top_k by each metric,
+// bounds on the rest): the answer is the same table before and after the
+// minute closes, in every scope a query reads from memory.
+func TestOpenMinuteReadAsItCloses(t *testing.T) {
+	h := startAggregator(t, func(c *Configuration) { c.TopK = 8 })
+	var recs []flow.Record
+	for i := range 60 {
+		// 60 sources; bytes, packets and flows rank them differently.
+		r := rec(fmt.Sprintf("10.0.1.%d", i), "10.0.0.2", uint16(40000+i), 443, uint64(100+i*37%60*10), base.Add(10*time.Second))
+		r.Packets = uint64(1 + (i*7)%60)
+		for range i % 3 {
+			recs = append(recs, r)
+		}
+		recs = append(recs, r)
+	}
+	h.push(t, recs...)
+	for _, sc := range []topn.Scope{{}, {Kind: topn.ScopeExporter, Exporter: addr("192.0.2.1")}} {
+		open := h.top(t, sc, topn.DimSrcIP, base, base.Add(time.Minute))
+		require.LessOrEqual(t, len(open.Entries), 3*8, "scope %s", sc)
+		require.False(t, open.Exact())
+		defer func() {
+			closed := h.top(t, sc, topn.DimSrcIP, base, base.Add(time.Minute))
+			require.Equal(t, closed.Total, open.Total)
+			require.Equal(t, closed.Threshold, open.Threshold)
+			require.ElementsMatch(t, closed.Entries, open.Entries, "scope %s", sc)
+		}()
+	}
+	require.NoError(t, h.agg.FlushAll())
+}

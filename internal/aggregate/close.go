@@ -297,7 +297,7 @@ func topIdx(t *table, idx []int32, limit int, metrics []topn.Metric) []bool {
 
 // scopeTable is dimension d of scope sc in one minute's shards ms, for a
 // query of the open minutes (limit: the keys by bytes a table gives it, 0 all). Nil when the minute holds no table of it.
-func (a *Aggregator) scopeTable(ms []*minuteAgg, sc topn.Scope, d topn.Dim, limit int) *topn.Table {
+func (a *Aggregator) scopeTable(ms []*minuteAgg, sc topn.Scope, d topn.Dim, limit int, metrics []topn.Metric) *topn.Table {
 	switch sc.Kind {
 	case topn.ScopeAll, topn.ScopeExporter, topn.ScopeProto:
 		if sc.Kind == topn.ScopeAll && isPortDim(d) {
@@ -306,7 +306,7 @@ func (a *Aggregator) scopeTable(ms []*minuteAgg, sc topn.Scope, d topn.Dim, limi
 			if m == nil || tm == nil {
 				return nil
 			}
-			return m.namedBy(m.scopeMerged(scAll, 0, d), d, tm.partTotal(sc), limit, byBytes, a)
+			return m.namedBy(m.scopeMerged(scAll, 0, d), d, tm.partTotal(sc), limit, metrics, a)
 		}
 		first := specIndex(scPart, 0)
 		if d != topn.DimExporter && d != topn.DimProto {
@@ -320,7 +320,7 @@ func (a *Aggregator) scopeTable(ms []*minuteAgg, sc topn.Scope, d topn.Dim, limi
 		if m == nil || tm == nil {
 			return nil
 		}
-		return m.namedBy(m.partMerged(sc, d, nil), d, tm.partTotal(sc), limit, byBytes, a)
+		return m.namedBy(m.partMerged(sc, d, nil), d, tm.partTotal(sc), limit, metrics, a)
 	case topn.ScopeInterface:
 		k := scIn
 		if sc.Dir == topn.DirOut {
@@ -339,7 +339,7 @@ func (a *Aggregator) scopeTable(ms []*minuteAgg, sc topn.Scope, d topn.Dim, limi
 		if !ok || !tok {
 			return &topn.Table{}
 		}
-		return m.namedBy(m.scopeMerged(k, id, d), d, tm.total(k, tid), limit, byBytes, a)
+		return m.namedBy(m.scopeMerged(k, id, d), d, tm.total(k, tid), limit, metrics, a)
 	case topn.ScopeApp:
 		src := sources(scApp, d)
 		if len(src) == 0 {
@@ -354,9 +354,9 @@ func (a *Aggregator) scopeTable(ms []*minuteAgg, sc topn.Scope, d topn.Dim, limi
 		if !ok {
 			return &topn.Table{Total: total}
 		}
-		return m.namedBy(m.scopeMerged(scApp, id, d), d, total, limit, byBytes, a)
+		return m.namedBy(m.scopeMerged(scApp, id, d), d, total, limit, metrics, a)
 	case topn.ScopeIP:
-		return a.ipScopeTable(ms, sc.IP, d, limit)
+		return a.ipScopeTable(ms, sc.IP, d, limit, metrics)
 	}
 	return nil
 }
@@ -459,7 +459,7 @@ func binaryBE32(b []byte) uint32 {
 }
 
 // ipScopeTable is dimension d (app or peer) of the drill-down of address ip.
-func (a *Aggregator) ipScopeTable(ms []*minuteAgg, ip flow.Addr, d topn.Dim, limit int) *topn.Table {
+func (a *Aggregator) ipScopeTable(ms []*minuteAgg, ip flow.Addr, d topn.Dim, limit int, metrics []topn.Metric) *topn.Table {
 	first := specIndex(scApp, topn.DimSrcIP)
 	switch d {
 	case topn.DimPeer:
@@ -472,7 +472,7 @@ func (a *Aggregator) ipScopeTable(ms []*minuteAgg, ip flow.Addr, d topn.Dim, lim
 	if m == nil {
 		return nil
 	}
-	t := m.ipTables([]flow.Addr{ip}, d, limit, byBytes, a)[ip]
+	t := m.ipTables([]flow.Addr{ip}, d, limit, metrics, a)[ip]
 	t.Total = a.ipTotal(ms, ip)
 	return t
 }

@@ -75,19 +75,27 @@ func (v View) each(sc topn.Scope, from, to time.Time, fn func(start int64, ms []
 }
 
 // Tables returns, per in-memory minute in [from, to), its table of dimension
-// d in scope sc: every key, unless the minutes hold more than a checkpoint
-// may write (a flood of distinct addresses), when each scope's table is read
-// cut to its heaviest keys (checkpointCap), with bounds on the rest: merging
-// every key of a flooded minute held the shards' locks for seconds with the
-// ring overflowing meanwhile. A minute is exact again once closed.
+// d in scope sc, cut as its close will cut it: the top_k heaviest keys by
+// each metric, with bounds on the rest, so that an answer does not change in
+// kind when its minute closes. Every key used to be named and returned: a
+// 24-hour top under 1M flows/s then spent most of its time on the open
+// minutes' 10^5 sources, under the shards' locks (median 76.4 ms under
+// ingest, 24.5 ms without). When the minutes hold more than a checkpoint may
+// write (a flood of distinct addresses), each scope's table is cut further,
+// by bytes (checkpointCap): merging a flooded minute's keys held the locks
+// for seconds with the ring overflowing meanwhile.
 func (v View) Tables(sc topn.Scope, d topn.Dim, from, to time.Time) map[time.Time]*topn.Table {
 	out := map[time.Time]*topn.Table{}
-	limit := 0
+	limit, metrics := 0, allMetrics
 	if v.a != nil {
-		limit = v.a.liveCap()
+		if limit = v.a.liveCap(); limit > 0 {
+			metrics = byBytes
+		} else {
+			limit = v.a.cfg.TopK
+		}
 	}
 	v.each(sc, from, to, func(start int64, ms []*minuteAgg) {
-		t := v.a.scopeTable(ms, sc, d, limit)
+		t := v.a.scopeTable(ms, sc, d, limit, metrics)
 		if t == nil {
 			return
 		}
