@@ -126,7 +126,7 @@ func (t *Table) Exact() bool {
 type Merger struct {
 	total        Counters
 	sumThreshold Counters
-	index        map[Key]int32
+	index        mergeIndex
 	rows         []mergeRow
 }
 
@@ -137,7 +137,9 @@ type mergeRow struct {
 
 // NewMerger returns an empty merger sized for about n keys.
 func NewMerger(n int) *Merger {
-	return &Merger{index: make(map[Key]int32, n), rows: make([]mergeRow, 0, n)}
+	m := &Merger{rows: make([]mergeRow, 0, n)}
+	m.index.grow(n)
+	return m
 }
 
 // Add merges one table.
@@ -146,13 +148,7 @@ func (m *Merger) Add(t *Table) {
 	m.sumThreshold.Add(t.Threshold)
 	for i := range t.Entries {
 		e := &t.Entries[i]
-		j, ok := m.index[e.Key]
-		if !ok {
-			j = int32(len(m.rows))
-			m.index[e.Key] = j
-			m.rows = append(m.rows, mergeRow{key: e.Key})
-		}
-		r := &m.rows[j]
+		r := m.row(&e.Key)
 		r.value.Add(e.Value)
 		r.err.Add(e.Error)
 		r.thresholdWherePresent.Add(t.Threshold)
@@ -168,13 +164,7 @@ func (m *Merger) AddEach(total, threshold, errEach Counters, each func(fn func(k
 	m.total.Add(total)
 	m.sumThreshold.Add(threshold)
 	each(func(k Key, v Counters) {
-		j, ok := m.index[k]
-		if !ok {
-			j = int32(len(m.rows))
-			m.index[k] = j
-			m.rows = append(m.rows, mergeRow{key: k})
-		}
-		r := &m.rows[j]
+		r := m.row(&k)
 		r.value.Add(v)
 		r.err.Add(errEach)
 		r.thresholdWherePresent.Add(threshold)
