@@ -145,15 +145,20 @@ var mergers = sync.Pool{New: func() any { return topn.NewMerger(0) }}
 // included, in the aggregator's view. The table is only valid during fn.
 func (e *Engine) read(p plan, sc topn.Scope, d topn.Dim, fn func(seg int, start time.Time, t *topn.Table)) error {
 	return e.open.View(func(v aggregate.View) error {
+		// bounded: a stored table read has error bounds, so the answer has
+		// them anyway and the open minutes may be read cut (View.Tables).
+		// Segments are in time order: the open minutes come last.
+		bounded := false
 		for i, s := range p.segs {
 			if err := e.store.Range(s.tier, sc, d, s.from, s.to, func(start time.Time, t *topn.Table) error {
+				bounded = bounded || !t.Exact()
 				fn(i, start, t)
 				return nil
 			}); err != nil {
 				return fmt.Errorf("reading %s %s %s: %w", s.tier, sc, d, err)
 			}
 			if s.tier == store.TierMinute {
-				for start, t := range v.Tables(sc, d, s.from, s.to) {
+				for start, t := range v.Tables(sc, d, s.from, s.to, bounded) {
 					fn(i, start, t)
 				}
 			}
