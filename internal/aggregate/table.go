@@ -348,6 +348,18 @@ type cut struct {
 	dropped topn.Counters
 }
 
+// cutOf is the cut keeping the keep largest of vals (keep < len(vals)),
+// reordering vals; its dropped is left for the caller to fill.
+func cutOf(vals []uint64, keep int) cut {
+	c := cut{at: nthLargest(vals, keep), atCut: keep}
+	for _, v := range vals {
+		if v > c.at {
+			c.atCut--
+		}
+	}
+	return c
+}
+
 // cutGroup selects the keep heaviest slots of idx (all when keep >= len(idx)).
 func (t *table) cutGroup(idx []int32, keep int, sc *scratch) cut {
 	if keep >= len(idx) {
@@ -358,12 +370,7 @@ func (t *table) cutGroup(idx []int32, keep int, sc *scratch) cut {
 		vals = append(vals, t.slots[i].c.Bytes)
 	}
 	sc.vals = vals
-	c := cut{at: nthLargest(vals, keep), atCut: keep}
-	for _, i := range idx {
-		if t.slots[i].c.Bytes > c.at {
-			c.atCut--
-		}
-	}
+	c := cutOf(vals, keep)
 	ties := c.atCut
 	for _, i := range idx {
 		if !c.keeps(&t.slots[i], &ties) {
@@ -411,19 +418,13 @@ func (t *table) compact(floor int, only int64, keep int) int {
 			}
 		}
 		sc.vals = vals
-		c := cut{at: nthLargest(vals, keep), atCut: keep}
-		for _, v := range vals {
-			if v > c.at {
-				c.atCut--
-			}
-		}
 		dropped = int(t.scopeN[only]) - keep
 		t.scopeN[only] = int32(keep)
-		cuts = append(sc.cuts[:0], make([]cut, only+1)...)
+		cuts = slices.Grow(sc.cuts[:0], int(only)+1)[:only+1]
 		for s := range cuts {
-			cuts[s].all = true
+			cuts[s] = cut{all: true}
 		}
-		cuts[only] = c
+		cuts[only] = cutOf(vals, keep)
 	} else {
 		t.group(sc)
 		cuts = slices.Grow(sc.cuts[:0], len(t.scopeN))[:len(t.scopeN)]
