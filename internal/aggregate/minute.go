@@ -209,6 +209,9 @@ func (m *minuteAgg) keyOf(d topn.Dim, v uint64, apps appKeys) topn.Key {
 	case topn.DimSrcCountry, topn.DimDstCountry, topn.DimCountry:
 		return topn.CountryKey([2]byte{byte(v >> 8), byte(v)})
 	case topn.DimSrcAS, topn.DimDstAS, topn.DimAS:
+		if v>>32 != 0 {
+			return topn.SpecialASKey(topn.SpecialCode(uint8(v >> 32)))
+		}
 		return topn.ASKey(uint32(v))
 	}
 	return topn.Key{}
@@ -267,7 +270,18 @@ func (m *minuteAgg) fields(r *flow.Record, need uint32, app uint16, ff *flowFiel
 	}
 	f[fSrcCC] = uint64(r.SrcCountry[0])<<8 | uint64(r.SrcCountry[1])
 	f[fDstCC] = uint64(r.DstCountry[0])<<8 | uint64(r.DstCountry[1])
-	f[fSrcAS], f[fDstAS] = uint64(r.SrcAS), uint64(r.DstAS)
+	f[fSrcAS], f[fDstAS] = asValue(r.SrcAS, r.SrcCountry), asValue(r.DstAS, r.DstCountry)
+}
+
+// asValue is an AS field's value: the AS number, or for an address of a
+// special range (a lower-case marker in place of its country) the marker
+// number above it (topn.SpecialIndex; values have valueBits), so that
+// private space is not "unknown".
+func asValue(as uint32, cc [2]byte) uint64 {
+	if as == 0 && cc[0] >= 'a' {
+		return uint64(topn.SpecialIndex(cc)) << 32
+	}
+	return uint64(as)
 }
 
 // count adds a batch of one minute's flows to table i, table-major: one

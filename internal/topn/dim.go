@@ -189,11 +189,19 @@ func (d Dim) Format(k Key) string {
 	case DimInIf, DimOutIf:
 		return k.Addr().String() + ":" + strconv.FormatUint(uint64(k.IfIndex()), 10)
 	case DimSrcCountry, DimDstCountry, DimCountry:
+		if c, ok := k.special(d); ok {
+			n, _ := SpecialName(c)
+			return n
+		}
 		if k[0] == 0 {
 			return "unknown"
 		}
 		return string(k[:2])
 	case DimSrcAS, DimDstAS, DimAS:
+		if c, ok := k.special(d); ok {
+			n, _ := SpecialName(c)
+			return n
+		}
 		return strconv.FormatUint(uint64(k.AS()), 10)
 	}
 	return fmt.Sprintf("%x", k[:])
@@ -249,11 +257,17 @@ func (d Dim) ParseKey(s string) (Key, error) {
 		if s == "unknown" {
 			return Key{}, nil
 		}
+		if c, ok := specialCode(s); ok {
+			return CountryKey(c), nil
+		}
 		if len(s) != 2 || !isUpper(s[0]) || !isUpper(s[1]) {
-			return Key{}, fmt.Errorf("country is a two-letter code such as KR, or unknown: %q", s)
+			return Key{}, fmt.Errorf("country is a two-letter code such as KR, unknown, or a special range (private, cgnat, documentation, loopback, link-local, multicast, reserved): %q", s)
 		}
 		return CountryKey([2]byte{s[0], s[1]}), nil
 	case DimSrcAS, DimDstAS, DimAS:
+		if c, ok := specialCode(s); ok {
+			return SpecialASKey(c), nil
+		}
 		n, err := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(s), "AS"), 10, 32)
 		if err != nil {
 			return Key{}, fmt.Errorf("AS is a number such as 4766 or AS4766: %q", s)
