@@ -95,7 +95,8 @@ type exporter struct {
 	samplers   map[samplerKey]uint32
 	systemInit map[uint32]int64 // IPFIX systemInitTimeMilliseconds per observation domain
 	interfaces map[uint32]InterfaceCounters
-	fieldsTmp  []templateField // scratch to parse templates without allocating
+	ifNames    map[uint32][2]string // name, description from options data (names.Options)
+	fieldsTmp  []templateField      // scratch to parse templates without allocating
 
 	protocols        uint32 // bit per flow.Protocol
 	datagrams        uint64
@@ -133,6 +134,7 @@ func newExporter(addr netip.Addr, l *limits, generation *atomic.Uint64, override
 		samplers:       make(map[samplerKey]uint32),
 		systemInit:     make(map[uint32]int64),
 		interfaces:     make(map[uint32]InterfaceCounters),
+		ifNames:        make(map[uint32][2]string),
 		samplingSource: sourceNone,
 	}
 }

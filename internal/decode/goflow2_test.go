@@ -29,8 +29,9 @@ import (
 // What goflow2's decoders leave to their caller is done here, the way
 // goflow2's own producer does it where it has an opinion:
 //   - v5: bytes and packets times the header's sampling interval (low 14
-//     bits, 0 = unsampled).
-//   - v9/IPFIX: fields 8/12 or 27/28 (addresses), 7/11, 4, 6, 10/14, bytes
+//     bits, 0 = unsampled); TOS is the record's tos byte.
+//   - v9/IPFIX: fields 8/12 or 27/28 (addresses), 7/11, 4, 6, 10/14, 5 (TOS;
+//     else IPFIX 195, the DSCP, shifted into the ToS byte), bytes
 //     1 else 85, packets 2 else 86; a record with no address is not a flow.
 //     Options data records are not flows either, but
 //     their sampling rate (305/306 interval and space, else 34, else 50) is
@@ -38,9 +39,11 @@ import (
 //     records. softflowd's v9 and IPFIX captures carry such a rate, 1.
 //   - sFlow: the sampled header is parsed by goflow2's producer
 //     (protoproducer.ParseSampledHeader); bytes = frame length × rate,
-//     packets = rate. Interfaces are read as sflow_version_5.txt says: the
-//     top 2 bits of a compact interface are its format, and only format 0
-//     with a value other than 0x3fffffff is an ifIndex.
+//     packets = rate; TOS is the producer's IpTos (IPv4 ToS, IPv6 traffic
+//     class), or a sampled IPv4/IPv6 record's tos/priority. Interfaces are
+//     read as sflow_version_5.txt says: the top 2 bits of a compact
+//     interface are its format, and only format 0 with a value other than
+//     0x3fffffff is an ifIndex.
 
 // gfFlow is what both decoders are compared on.
 type gfFlow struct {
@@ -48,6 +51,7 @@ type gfFlow struct {
 	SrcPort, DstPort uint16
 	Proto            uint8
 	TCPFlags         uint8
+	TOS              uint8
 	Bytes, Packets   uint64
 	InIf, OutIf      uint32
 	SamplingRate     uint32
@@ -58,6 +62,7 @@ func compareGfFlow(a, b gfFlow) int {
 		cmp.Compare(a.Src, b.Src), cmp.Compare(a.Dst, b.Dst),
 		cmp.Compare(a.SrcPort, b.SrcPort), cmp.Compare(a.DstPort, b.DstPort),
 		cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.TCPFlags, b.TCPFlags),
+		cmp.Compare(a.TOS, b.TOS),
 		cmp.Compare(a.Bytes, b.Bytes), cmp.Compare(a.Packets, b.Packets),
 		cmp.Compare(a.InIf, b.InIf), cmp.Compare(a.OutIf, b.OutIf),
 		cmp.Compare(a.SamplingRate, b.SamplingRate),
@@ -67,7 +72,7 @@ func compareGfFlow(a, b gfFlow) int {
 func gfFlowOf(r *flow.Record) gfFlow {
 	return gfFlow{
 		Src: r.SrcAddr.Netip().String(), Dst: r.DstAddr.Netip().String(),
-		SrcPort: r.SrcPort, DstPort: r.DstPort, Proto: r.Proto, TCPFlags: r.TCPFlags,
+		SrcPort: r.SrcPort, DstPort: r.DstPort, Proto: r.Proto, TCPFlags: r.TCPFlags, TOS: r.TOS,
 		Bytes: r.Bytes, Packets: r.Packets, InIf: r.InIf, OutIf: r.OutIf,
 		SamplingRate: r.SamplingRate,
 	}
@@ -140,7 +145,7 @@ func (g *goflow2Reference) v5(payload []byte) ([]gfFlow, error) {
 		out = append(out, gfFlow{
 			Src:     netip.AddrFrom4([4]byte(binary.BigEndian.AppendUint32(nil, uint32(r.SrcAddr)))).String(),
 			Dst:     netip.AddrFrom4([4]byte(binary.BigEndian.AppendUint32(nil, uint32(r.DstAddr)))).String(),
-			SrcPort: r.SrcPort, DstPort: r.DstPort, Proto: r.Proto, TCPFlags: r.TCPFlags,
+			SrcPort: r.SrcPort, DstPort: r.DstPort, Proto: r.Proto, TCPFlags: r.TCPFlags, TOS: r.Tos,
 			Bytes: uint64(r.DOctets) * uint64(rate), Packets: uint64(r.DPkts) * uint64(rate),
 			InIf: uint32(r.Input), OutIf: uint32(r.Output),
 			SamplingRate: rate,
@@ -205,7 +210,8 @@ func (g *goflow2Reference) netflow(src netip.Addr, version uint16, payload []byt
 			for _, r := range set.Records {
 				var f gfFlow
 				var bytes1, bytes85, pkts2, pkts86 uint64
-				var has1, has2, hasAddr bool
+				var has1, has2, hasAddr, has5 bool
+				var dscp uint8
 				for _, v := range r.Values {
 					if v.PenProvided {
 						continue
@@ -231,6 +237,10 @@ func (g *goflow2Reference) netflow(src netip.Addr, version uint16, payload []byt
 						f.Proto = uint8(gfUint(v.Value))
 					case 6:
 						f.TCPFlags = uint8(gfUint(v.Value))
+					case 5: // goflow2's producer: srcTOS is IpTos
+						f.TOS, has5 = uint8(gfUint(v.Value)), true
+					case 195: // ipDiffServCodePoint, which goflow2's producer ignores: the ToS's DSCP bits
+						dscp = uint8(gfUint(v.Value))
 					case 10:
 						f.InIf = uint32(gfUint(v.Value))
 					case 14:
@@ -239,6 +249,9 @@ func (g *goflow2Reference) netflow(src netip.Addr, version uint16, payload []byt
 				}
 				if !hasAddr {
 					continue // not a flow
+				}
+				if !has5 {
+					f.TOS = dscp << 2
 				}
 				if !has1 {
 					bytes1 = bytes85
@@ -306,7 +319,7 @@ func (g *goflow2Reference) sflow(payload []byte) ([]gfFlow, error) {
 			f = gfFlow{
 				Src: gfAddr(m.SrcAddr), Dst: gfAddr(m.DstAddr),
 				SrcPort: uint16(m.SrcPort), DstPort: uint16(m.DstPort),
-				Proto: uint8(m.Proto), TCPFlags: uint8(m.TcpFlags),
+				Proto: uint8(m.Proto), TCPFlags: uint8(m.TcpFlags), TOS: uint8(m.IpTos),
 				Bytes: uint64(h.FrameLength),
 			}
 			found = true
@@ -317,18 +330,19 @@ func (g *goflow2Reference) sflow(payload []byte) ([]gfFlow, error) {
 				break
 			}
 			var b sflow.SampledIPBase
+			var tos uint32
 			switch d := r.Data.(type) {
 			case sflow.SampledIPv4:
-				b = d.SampledIPBase
+				b, tos = d.SampledIPBase, d.Tos
 			case sflow.SampledIPv6:
-				b = d.SampledIPBase
+				b, tos = d.SampledIPBase, d.Priority
 			default:
 				continue
 			}
 			f = gfFlow{
 				Src: gfAddr(b.SrcIP), Dst: gfAddr(b.DstIP),
 				SrcPort: uint16(b.SrcPort), DstPort: uint16(b.DstPort),
-				Proto: uint8(b.Protocol), TCPFlags: uint8(b.TcpFlags),
+				Proto: uint8(b.Protocol), TCPFlags: uint8(b.TcpFlags), TOS: uint8(tos),
 				Bytes: uint64(b.Length),
 			}
 			found = true

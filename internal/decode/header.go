@@ -29,7 +29,7 @@ const (
 	maxIPv6Extensions = 8
 )
 
-// parseHeader fills rec's addresses, protocol, ports and TCP flags from a
+// parseHeader fills rec's addresses, ToS, protocol, ports and TCP flags from a
 // sampled header of the given sFlow header protocol. It reports whether the
 // header held an IP packet.
 func parseHeader(protocol uint32, b []byte, rec *flow.Record) bool {
@@ -72,6 +72,7 @@ func parseIPv4(b []byte, rec *flow.Record) bool {
 		return false
 	}
 	rec.Proto = b[9]
+	rec.TOS = b[1]
 	rec.SrcAddr = flow.AddrFromV4(b[12:16])
 	rec.DstAddr = flow.AddrFromV4(b[16:20])
 	headerLength := int(b[0]&0x0f) * 4
@@ -86,6 +87,7 @@ func parseIPv6(b []byte, rec *flow.Record) bool {
 	if len(b) < 40 || b[0]>>4 != 6 {
 		return false
 	}
+	rec.TOS = uint8(binary.BigEndian.Uint16(b) >> 4) // traffic class: the 8 bits after the version
 	rec.SrcAddr, _ = flow.AddrFromSlice(b[8:24])
 	rec.DstAddr, _ = flow.AddrFromSlice(b[24:40])
 	next := b[6]

@@ -33,6 +33,7 @@ const (
 	fieldInBytes             = 1
 	fieldInPkts              = 2
 	fieldProtocol            = 4
+	fieldSrcTOS              = 5
 	fieldTCPFlags            = 6
 	fieldL4SrcPort           = 7
 	fieldIPv4SrcAddr         = 8
@@ -40,6 +41,8 @@ const (
 	fieldL4DstPort           = 11
 	fieldIPv4DstAddr         = 12
 	fieldOutputSNMP          = 14
+	fieldSrcAS               = 16
+	fieldDstAS               = 17
 	fieldLastSwitched        = 21
 	fieldFirstSwitched       = 22
 	fieldOutBytes            = 23
@@ -49,6 +52,8 @@ const (
 	fieldSamplingInterval    = 34
 	fieldSamplerID           = 48
 	fieldSamplerRandomIntvl  = 50
+	fieldInterfaceName       = 82
+	fieldInterfaceDesc       = 83
 	fieldOctetTotalCount     = 85
 	fieldPacketTotalCount    = 86
 	fieldFlowStartSeconds    = 150
@@ -62,6 +67,7 @@ const (
 	fieldFlowStartDeltaMicro = 158
 	fieldFlowEndDeltaMicro   = 159
 	fieldSystemInitMillis    = 160
+	fieldIPDiffServCodePoint = 195
 	fieldSelectorID          = 302
 	fieldSamplingPktInterval = 305
 	fieldSamplingPktSpace    = 306
@@ -380,6 +386,7 @@ const (
 	hasPktInterval
 	hasPktSpace
 	hasSampler
+	hasSrcTOS
 )
 
 // nfRecord accumulates one data record's fields until it can be turned
@@ -393,6 +400,12 @@ type nfRecord struct {
 	startUptime, endUptime, startDelta, endDelta uint32
 	samplingInterval, randomInterval             uint64
 	pktInterval, pktSpace, sampler               uint64
+	// Options data naming an interface: its ifIndex (v9 scope 2, or
+	// ingress/egressInterface), name and description (valid while the
+	// datagram is).
+	ifIndex        uint32
+	hasIfIndex     bool
+	ifName, ifDesc []byte
 }
 
 // Outcomes of nfRecord.parse.
@@ -429,7 +442,13 @@ func (r *nfRecord) parse(h *nfHeader, t *template, b []byte, maxField int) ([]by
 		value := b[:length]
 		b = b[length:]
 		// v9 scope fields use their own numbering (1 = system, 2 = interface...).
-		if f.enterprise || (h.version == 9 && i < t.scopes) {
+		if f.enterprise {
+			continue
+		}
+		if h.version == 9 && i < t.scopes {
+			if f.id == v9ScopeInterface {
+				r.ifIndex, r.hasIfIndex = uint32(uintBE(value)), true
+			}
 			continue
 		}
 		r.set(h, f.id, value)
@@ -456,10 +475,24 @@ func (r *nfRecord) set(h *nfHeader, id uint16, v []byte) {
 		r.rec.Proto = uint8(uintBE(v))
 	case fieldTCPFlags:
 		r.rec.TCPFlags = uint8(uintBE(v)) // IPFIX has 16 bits; the classic flags are the low 8
+	case fieldSrcTOS:
+		r.rec.TOS, r.has = uint8(uintBE(v)), r.has|hasSrcTOS
+	case fieldIPDiffServCodePoint: // IPFIX: the DSCP alone, the ToS byte's top 6 bits; 5 wins
+		if r.has&hasSrcTOS == 0 {
+			r.rec.TOS = uint8(uintBE(v)) << 2
+		}
 	case fieldL4SrcPort:
 		r.rec.SrcPort = uint16(uintBE(v))
 	case fieldL4DstPort:
 		r.rec.DstPort = uint16(uintBE(v))
+	case fieldSrcAS:
+		r.rec.SrcAS = uint32(uintBE(v))
+	case fieldDstAS:
+		r.rec.DstAS = uint32(uintBE(v))
+	case fieldInterfaceName:
+		r.ifName = v
+	case fieldInterfaceDesc:
+		r.ifDesc = v
 	case fieldInputSNMP:
 		r.rec.InIf = uint32(uintBE(v))
 	case fieldOutputSNMP:
@@ -532,6 +565,18 @@ func (dg *datagram) applyOptions(h *nfHeader, r *nfRecord) {
 	}
 	if r.has&hasSystemInit != 0 {
 		dg.e.setSystemInit(h.domain, r.systemInit)
+	}
+	if r.ifName != nil || r.ifDesc != nil {
+		idx, ok := r.ifIndex, r.hasIfIndex
+		if !ok { // IPFIX: the interface is an ingress/egressInterface field, scope or not
+			idx, ok = r.rec.InIf, r.rec.InIf != 0
+			if !ok {
+				idx, ok = r.rec.OutIf, r.rec.OutIf != 0
+			}
+		}
+		if ok {
+			dg.e.setInterfaceName(idx, r.ifName, r.ifDesc)
+		}
 	}
 }
 

@@ -55,6 +55,7 @@ func (dg *datagram) decodeNetFlowV5(p []byte) {
 			DstPort:      binary.BigEndian.Uint16(r[34:]),
 			TCPFlags:     r[37],
 			Proto:        r[38],
+			TOS:          r[39],
 			Received:     dg.received,
 			SamplingRate: rate,
 			ObsDomain:    engine,

@@ -21,6 +21,7 @@ const (
 	sflowRawHeader   = 1
 	sflowSampledIPv4 = 3
 	sflowSampledIPv6 = 4
+	sflowExtGateway  = 1003
 
 	sflowGenericInterfaceCounters = 1
 	sflowGenericInterfaceLength   = 88
@@ -147,6 +148,7 @@ func (dg *datagram) sflowFlowSample(x *xdr, expanded bool, subAgent uint32) {
 
 	var fromHeader, fromIP flow.Record
 	var haveHeader, haveIP bool
+	var srcAS, dstAS uint32
 	for range records {
 		format := x.u32()
 		r := xdr{b: x.opaque(x.u32())}
@@ -166,6 +168,12 @@ func (dg *datagram) sflowFlowSample(x *xdr, expanded bool, subAgent uint32) {
 			}
 			if !haveHeader && parseHeader(protocol, header, &fromHeader) {
 				fromHeader.Bytes, haveHeader = uint64(frameLength), true
+			}
+		case sflowExtGateway:
+			srcAS, dstAS = r.gatewayAS()
+			if r.bad {
+				dg.malformed("sFlow extended gateway record truncated")
+				return
 			}
 		case sflowSampledIPv4, sflowSampledIPv6:
 			if !haveIP && r.sampledIP(format == sflowSampledIPv6, &fromIP) {
@@ -192,12 +200,45 @@ func (dg *datagram) sflowFlowSample(x *xdr, expanded bool, subAgent uint32) {
 	rec.Bytes *= rate
 	rec.Packets = rate
 	rec.InIf, rec.OutIf = inIf, outIf
+	rec.SrcAS, rec.DstAS = srcAS, dstAS
 	rec.Exporter = dg.exporter
 	rec.Received = dg.received
 	rec.SamplingRate = uint32(rate)
 	rec.ObsDomain = subAgent
 	rec.Export = flow.ProtoSFlowV5
 	dg.out = append(dg.out, *rec)
+}
+
+// gatewayAS reads an extended gateway record (sFlow v5, format 1003): the
+// source AS, and the destination AS: the last of the AS path, the router's
+// own AS when the path is empty (goflow2's producer does the same).
+func (x *xdr) gatewayAS() (src, dst uint32) {
+	switch x.u32() { // next hop address type
+	case 1:
+		x.opaque(4)
+	case 2:
+		x.opaque(16)
+	default:
+		x.bad = true
+		return 0, 0
+	}
+	own := x.u32()
+	src = x.u32()
+	x.u32() // source peer AS
+	dst = own
+	segments := x.u32()
+	for i := uint32(0); i < segments && !x.bad; i++ {
+		x.u32() // segment type: AS_SET or AS_SEQUENCE
+		n := x.u32()
+		if n > uint32(len(x.b)/4) {
+			x.bad = true
+			return 0, 0
+		}
+		for j := uint32(0); j < n; j++ {
+			dst = x.u32()
+		}
+	}
+	return src, dst // as goflow2's producer: a 0 source is left to the database
 }
 
 // sampledIP parses a sampled IPv4 or IPv6 record into rec (Bytes = the IP length).
@@ -210,7 +251,7 @@ func (x *xdr) sampledIP(v6 bool, rec *flow.Record) bool {
 	}
 	src, dst := x.opaque(n), x.opaque(n)
 	srcPort, dstPort, flags := x.u32(), x.u32(), x.u32()
-	x.u32() // ToS or priority
+	tos := x.u32() // IPv4 ToS, IPv6 priority (the traffic class)
 	if x.bad {
 		return false
 	}
@@ -219,6 +260,7 @@ func (x *xdr) sampledIP(v6 bool, rec *flow.Record) bool {
 	rec.Proto = uint8(proto)
 	rec.SrcPort, rec.DstPort = uint16(srcPort), uint16(dstPort)
 	rec.TCPFlags = uint8(flags)
+	rec.TOS = uint8(tos)
 	rec.Bytes = uint64(length)
 	return true
 }

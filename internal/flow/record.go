@@ -93,7 +93,7 @@ type Record struct {
 	Proto        uint8 // IP protocol number
 	TCPFlags     uint8
 	Export       Protocol
-	_            uint8
+	TOS          uint8 // IP ToS / traffic class byte as exported (DSCP = TOS>>2); 0 when the export did not carry it
 	// Enrichment, at ingest: the application (an id of the apps package; 0:
 	// not classified yet), the ends' AS numbers and countries (0: unknown).
 	App                    uint16

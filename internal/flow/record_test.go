@@ -28,3 +28,12 @@ func TestAddrRoundTrip(t *testing.T) {
 func TestRecordIsCompact(t *testing.T) {
 	require.LessOrEqual(t, unsafe.Sizeof(Record{}), uintptr(128))
 }
+
+// TOS took the padding byte after Export: the record's size and layout around
+// it are what they were without it (128 bytes, App 2-aligned right after TOS).
+func TestRecordTOSUsesPadding(t *testing.T) {
+	var r Record
+	require.Equal(t, uintptr(128), unsafe.Sizeof(r))
+	require.Equal(t, unsafe.Offsetof(r.Export)+1, unsafe.Offsetof(r.TOS))
+	require.Equal(t, unsafe.Offsetof(r.TOS)+1, unsafe.Offsetof(r.App))
+}
