@@ -307,7 +307,33 @@ func BenchmarkClassify(b *testing.B) {
 			"voip = udp/5060,udp/10000-20000",
 		))
 	})
+	// 50 rules of every kind (mixedRules) over flows drawn around their values
+	// (mixedRecords): 14% take a rule, the others are tried on every candidate
+	// rule and go to the table.
+	mixed := mixedRecords(1024)
+	b.Run("rules=50", func(b *testing.B) {
+		c := mustNew(b, mixedRules()...)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			sink = c.Classify(&mixed[i&1023])
+			i++
+		}
+	})
+	// ClassifyID, the aggregator's call.
+	runID := func(b *testing.B, c *Classifier, rs []flow.Record) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			sinkID = c.ClassifyID(&rs[i&1023])
+			i++
+		}
+	}
+	b.Run("id/table", func(b *testing.B) { runID(b, mustNew(b), rs) })
+	b.Run("id/rules=50", func(b *testing.B) { runID(b, mustNew(b, mixedRules()...), mixed) })
 }
+
+var sinkID uint16
 
 // ClassifyID names the same application as Classify, through AppKey.
 func TestClassifyIDMatchesClassify(t *testing.T) {
