@@ -31,13 +31,13 @@ func captureProtocol(name string) flow.Protocol {
 }
 
 // Every datagram of every exporter capture is recognised as its protocol,
-// though none goes to a well-known port; none of the raw trace's is.
+// though none goes to a well-known port; none of the raw traces' is.
 func TestSelectorTestdata(t *testing.T) {
 	captures, err := filepath.Glob(testdataPath("pcaps", "*.pcap"))
 	require.NoError(t, err)
 	require.NotEmpty(t, captures)
 	sel := NewSelector()
-	for _, path := range append(captures, testdataPath("traces", "trace.pcap")) {
+	for _, path := range append(captures, testdataPath("traces", "trace.pcap"), testdataPath("traces", "public.pcap")) {
 		want := captureProtocol(filepath.Base(path))
 		n := 0
 		_, err := Read(path, func(d Datagram) error {

@@ -3,8 +3,11 @@
 #   ../traces/trace.pcap            synthetic packet trace (gentrace/main.go);
 #                                   raw packets, not flow export: kept out of
 #                                   testdata/pcaps so *.pcap there is all export
+#   ../traces/public.pcap           the small second trace with public
+#                                   addresses (gentrace -profile public)
 #   <exporter>-<proto>.pcap         export datagrams of real exporters reading
-#                                   trace.pcap, captured by tcpdump on lo
+#                                   trace.pcap (softflowd-v9-public: public.pcap),
+#                                   captured by tcpdump on lo
 #   <same>.golden.txt / .json       answers of independent collectors that
 #                                   received exactly those datagrams
 # See README.md. Needs root (tcpdump on lo, apt-get). Takes ~3 minutes.
@@ -12,7 +15,8 @@
 #   bash make.sh                    everything (deletes all outputs first)
 #   bash make.sh STEP...            only these steps, in the order given,
 #                                   leaving every other file alone (an
-#                                   exporter step reads the existing trace.pcap)
+#                                   exporter step reads the existing trace.pcap,
+#                                   softflowd-v9-public the existing public.pcap)
 #   bash make.sh -l                 list the steps
 set -euo pipefail
 
@@ -127,15 +131,22 @@ capture_stop() {
 section() { printf '### [%s] %s\n' "$1" "$2"; }
 
 # Steps, in the order of a full run. Each is a function step_NAME (- → _).
-STEPS=(trace softflowd-v5 softflowd-v9 softflowd-ipfix softflowd-v9-pcaptime pmacct-v9 pmacct-ipfix
-	pmacct-sflow pmacct-sflow-sampled)
+STEPS=(trace trace-public softflowd-v5 softflowd-v9 softflowd-ipfix softflowd-v9-pcaptime softflowd-v9-public
+	pmacct-v9 pmacct-ipfix pmacct-sflow pmacct-sflow-sampled)
 TRACE="$REPO/testdata/traces/trace.pcap"
+PUBLIC_TRACE="$REPO/testdata/traces/public.pcap" # read by softflowd-v9-public only
 
 # ------------------------------------------------------- 1. the trace
 step_trace() {
 	log "generating testdata/traces/trace.pcap"
 	mkdir -p "$(dirname "$TRACE")"
 	(cd "$REPO" && go run ./testdata/pcaps/gentrace -o "$TRACE")
+}
+# The second trace: private clients and well-known public servers (GeoIP/ASN).
+step_trace_public() {
+	log "generating testdata/traces/public.pcap"
+	mkdir -p "$(dirname "$PUBLIC_TRACE")"
+	(cd "$REPO" && go run ./testdata/pcaps/gentrace -profile public -o "$PUBLIC_TRACE")
 }
 
 # ------------------------------------------- 2. NetFlow / IPFIX + nfdump
@@ -245,6 +256,13 @@ for line in sys.stdin:
     f, l = ms(first), ms(last)
     print(t, secs, ms(up)[0], *(["-"] * 4 if not f else [min(f), max(f), min(l), max(l)]))'
 	} >>"$HERE/$name.golden.txt"
+}
+
+# softflowd-v9 of the public trace (public.pcap): flows with public addresses
+# for GeoIP/ASN enrichment.
+step_softflowd_v9_public() {
+	netflow softflowd-v9-public 40129 "softflowd $SOFTFLOWD_VERSION, NetFlow v9, trace public.pcap (public addresses)" -- \
+		softflowd -d -a -r "$PUBLIC_TRACE" -n 127.0.0.1:40129 -v 9
 }
 
 # pmacctd reads the savefile and exits at EOF; its nfprobe plugin then
@@ -409,17 +427,19 @@ step_pmacct_sflow_sampled() {
 # ------------------------------------------------------------ 4. checks
 # checks: of every capture and golden file in the directory, made now or before.
 checks() {
-	local f size TRACE_PKTS TRACE_V4_PKTS
+	local f size TRACE_PKTS TRACE_V4_PKTS PUBLIC_PKTS=0
 	log "checking outputs"
 	TRACE_PKTS=$(tcpdump -nr "$TRACE" 2>/dev/null | wc -l)
 	TRACE_V4_PKTS=$(tcpdump -nr "$TRACE" ip 2>/dev/null | wc -l)
-	for f in "$HERE"/*.pcap "$TRACE"; do
+	[ ! -s "$PUBLIC_TRACE" ] || PUBLIC_PKTS=$(tcpdump -nr "$PUBLIC_TRACE" 2>/dev/null | wc -l)
+	for f in "$HERE"/*.pcap "$TRACE" "$PUBLIC_TRACE"; do
+		[ -e "$f" ] || continue
 		size=$(stat -c %s "$f")
 		[ "$size" -lt 5000000 ] || die "$f is $size bytes (>= 5 MB)"
 	done
-	python3 - "$HERE" "$TRACE_PKTS" "$TRACE_V4_PKTS" <<'EOF'
+	python3 - "$HERE" "$TRACE_PKTS" "$TRACE_V4_PKTS" "$PUBLIC_PKTS" <<'EOF'
 import json, sys, glob, os
-here, trace_pkts, trace_v4 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+here, trace_pkts, trace_v4, public_pkts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 bad = False
 for f in sorted(glob.glob(os.path.join(here, '*.golden.json'))):
     g = json.load(open(f))
@@ -441,7 +461,7 @@ for f in sorted(glob.glob(os.path.join(here, '*.golden.json'))):
         top10 = [r['bytes'] for r in rows[:11]]
         if len(set(top10)) != len(top10):
             print(f'{name}: WARNING: tie by bytes within the top 11 of {dim}')
-    expect = trace_v4 if name == 'softflowd-v5' else trace_pkts
+    expect = trace_v4 if name == 'softflowd-v5' else public_pkts if name.endswith('-public') else trace_pkts
     note = '' if 'sampled' in name or t['packets'] == expect else f'  (trace has {expect} packets)'
     print(f"{name}: bytes={t['bytes']} packets={t['packets']} flows={t['flows']}{note}")
 sys.exit(1 if bad else 0)
@@ -462,7 +482,11 @@ for s in "$@"; do
 done
 (cd "$REPO" && go build -o "$WORK/golden" ./testdata/pcaps/golden)
 for s in "$@"; do
-	[ "$s" = trace ] || [ -s "$TRACE" ] || die "$TRACE missing: run the trace step (or make.sh without arguments) first"
+	case $s in
+	trace | trace-public) ;;
+	*-public) [ -s "$PUBLIC_TRACE" ] || die "$PUBLIC_TRACE missing: run the trace-public step (or make.sh without arguments) first" ;;
+	*) [ -s "$TRACE" ] || die "$TRACE missing: run the trace step (or make.sh without arguments) first" ;;
+	esac
 	"step_${s//-/_}"
 done
 checks

@@ -2,6 +2,13 @@
 // drive real flow exporters (softflowd, pmacctd) for tmsd's golden tests.
 //
 //	go run ./testdata/pcaps/gentrace -o testdata/traces/trace.pcap [-stats]
+//	go run ./testdata/pcaps/gentrace -profile public -o testdata/traces/public.pcap [-stats]
+//
+// The default profile, main, is the trace of all captures but one: its hosts
+// have private and documentation addresses only. -profile public writes a
+// second, smaller trace for GeoIP/ASN enrichment (softflowd-v9-public.pcap),
+// in which private clients talk to well-known public servers of several
+// countries and ASes (see publicTrace).
 //
 // The trace is raw packets, the exporters' input, not flow export: it lives in
 // testdata/traces so that testdata/pcaps/*.pcap is only captures of exporters.
@@ -309,12 +316,66 @@ type service struct {
 	weight int    // number of background sessions
 }
 
-func main() {
-	out := flag.String("o", "testdata/traces/trace.pcap", "output pcap")
-	stats := flag.Bool("stats", false, "print top-N rankings of the trace and check for ties")
-	flag.Parse()
+// heavy is one bulk transfer: a TCP connection, or (udp) a QUIC-like
+// download in which the client sends small packets and the server full ones.
+type heavy struct {
+	cli, srv   netip.Addr
+	port       uint16
+	udp        bool
+	up, down   int
+	mss        int
+	start, rtt time.Duration
+	segGap     time.Duration
+}
 
-	g := &gen{rnd: rand.New(rand.NewPCG(20261101, 1000)), nextEph: 32768 + 1000, ipID: map[netip.Addr]uint16{}, used: map[uint16]bool{}}
+func (g *gen) heavyTransfer(h heavy) {
+	if !h.udp {
+		g.tcpSession(h.start, h.cli, h.srv, h.port, h.up, h.down, 1, h.mss, h.rtt, h.segGap)
+		return
+	}
+	ms := time.Millisecond
+	cport := g.ephemeral()
+	t := h.start
+	up, down := h.up, h.down
+	for down > 0 || up > 0 {
+		if up > 0 {
+			l := min(up, 80)
+			up -= l
+			g.udpPkt(t, h.cli, h.srv, cport, h.port, l)
+		}
+		for i := 0; i < 3 && down > 0; i++ {
+			l := min(down, h.mss)
+			down -= l
+			g.udpPkt(t+h.rtt/2+time.Duration(i)*ms, h.srv, h.cli, h.port, cport, l)
+		}
+		t += h.segGap * 3
+	}
+}
+
+// deal gives every service its fixed number of short sessions, shuffled and
+// dealt round-robin to the clients.
+func (g *gen) deal(ss []service, clients []netip.Addr) {
+	var sessions []service
+	for _, s := range ss {
+		for i := 0; i < s.weight; i++ {
+			sessions = append(sessions, s)
+		}
+	}
+	g.rnd.Shuffle(len(sessions), func(i, j int) { sessions[i], sessions[j] = sessions[j], sessions[i] })
+	for i, s := range sessions {
+		g.smallSession(s, clients[i%len(clients)])
+	}
+}
+
+func newGen(seed1, seed2 uint64) *gen {
+	return &gen{rnd: rand.New(rand.NewPCG(seed1, seed2)), nextEph: 32768 + 1000, ipID: map[netip.Addr]uint16{}, used: map[uint16]bool{}}
+}
+
+// mainTrace is testdata/traces/trace.pcap, the input of every capture but
+// softflowd-v9-public: private (10.1.0.0/24, 192.168.0.0/16) and
+// documentation (2001:db8::/32) addresses only.
+func mainTrace() *gen {
+	g := newGen(20261101, 1000)
 	ms := time.Millisecond
 
 	var (
@@ -340,15 +401,6 @@ func main() {
 
 	// Heavy transfers: distinct clients, volumes spaced ~20% apart, each with
 	// its own MSS so sampled frame sizes differ between heavy hosts.
-	type heavy struct {
-		cli, srv   netip.Addr
-		port       uint16
-		udp        bool
-		up, down   int
-		mss        int
-		start, rtt time.Duration
-		segGap     time.Duration
-	}
 	heavies := []heavy{
 		{mustAddr("192.168.1.11"), webV4, 443, false, 5_000, 1_430_000, 1448, 5 * time.Second, 30 * ms, 7 * ms},
 		{mustAddr("2001:db8:200::a"), webV6, 443, false, 4_000, 1_130_000, 1428, 20 * time.Second, 40 * ms, 10 * ms},
@@ -366,27 +418,7 @@ func main() {
 		{mustAddr("2001:db8:200::e"), mongoV6, 27017, false, 2_200, 82_500, 1160, 190 * time.Second, 15 * ms, 21 * ms},
 	}
 	for _, h := range heavies {
-		if h.udp {
-			// QUIC-like bulk download: client sends small packets, server full ones.
-			cport := g.ephemeral()
-			t := h.start
-			up, down := h.up, h.down
-			for down > 0 || up > 0 {
-				if up > 0 {
-					l := min(up, 80)
-					up -= l
-					g.udpPkt(t, h.cli, h.srv, cport, h.port, l)
-				}
-				for i := 0; i < 3 && down > 0; i++ {
-					l := min(down, h.mss)
-					down -= l
-					g.udpPkt(t+h.rtt/2+time.Duration(i)*ms, h.srv, h.cli, h.port, cport, l)
-				}
-				t += h.segGap * 3
-			}
-			continue
-		}
-		g.tcpSession(h.start, h.cli, h.srv, h.port, h.up, h.down, 1, h.mss, h.rtt, h.segGap)
+		g.heavyTransfer(h)
 	}
 
 	// Small hosts: 160 IPv4 + 40 IPv6 clients. Every service gets a fixed,
@@ -410,20 +442,152 @@ func main() {
 	for i := 1; i <= 40; i++ {
 		clients6 = append(clients6, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, byte(i)}))
 	}
-	deal := func(ss []service, clients []netip.Addr) {
-		var sessions []service
-		for _, s := range ss {
-			for i := 0; i < s.weight; i++ {
-				sessions = append(sessions, s)
-			}
+	g.deal(services4, clients4)
+	g.deal(services6, clients6)
+	return g
+}
+
+// t0Public is the start of testdata/traces/public.pcap: one hour after the
+// main trace, so that both can be imported into one tmsd without mixing
+// their minutes.
+var t0Public = t0.Add(time.Hour)
+
+// publicTrace is testdata/traces/public.pcap, the input of
+// softflowd-v9-public.pcap, for GeoIP/ASN enrichment: clients in private
+// space (192.168.50.0/24, fd00:50::/64) and a few CGNAT subscribers
+// (100.64.0.0/10) talk to well-known, long-stable public servers of several
+// countries and ASes (anycast public resolvers, root servers, national
+// resolvers and registries), plus a little traffic between private hosts and
+// to documentation addresses (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
+// 2001:db8::/32), so that special ranges are present too. Same session
+// shapes as the main trace, a sixth of its packets.
+func publicTrace() *gen {
+	g := newGen(20261101, 2000)
+	ms := time.Millisecond
+
+	var (
+		// Public servers (see README.md: operators, origin ASes, and where
+		// a GeoIP database puts them; most are anycast, so country
+		// databases disagree about some of them, e.g. 1.1.1.1 and 9.9.9.9).
+		google4     = mustAddr("8.8.8.8")              // Google Public DNS, AS15169, US
+		google6     = mustAddr("2001:4860:4860::8888") // Google Public DNS, AS15169
+		cloudflare4 = mustAddr("1.1.1.1")              // Cloudflare, AS13335 (APNIC's prefix)
+		cloudflare6 = mustAddr("2606:4700:4700::1111") // Cloudflare, AS13335
+		quad94      = mustAddr("9.9.9.9")              // Quad9, AS19281
+		quad96      = mustAddr("2620:fe::fe")          // Quad9, AS19281
+		kt          = mustAddr("168.126.63.1")         // KT kns.kornet.net, AS4766, KR
+		skb         = mustAddr("210.220.163.82")       // SK Broadband resolver, AS9318, KR
+		kroot4      = mustAddr("193.0.14.129")         // k.root-servers.net, RIPE NCC, AS25152, NL
+		kroot6      = mustAddr("2001:7fd::1")          // k.root-servers.net, RIPE NCC, AS25152
+		mroot4      = mustAddr("202.12.27.33")         // m.root-servers.net, WIDE, AS7500, JP
+		mroot6      = mustAddr("2001:dc3::35")         // m.root-servers.net, WIDE, AS7500, JP
+		froot       = mustAddr("192.5.5.241")          // f.root-servers.net, ISC, AS3557, US
+		nicbr       = mustAddr("200.160.0.10")         // a.dns.br, NIC.br, AS22548, BR
+		yandex4     = mustAddr("77.88.8.8")            // Yandex DNS, AS13238, RU
+		yandex6     = mustAddr("2a02:6b8::feed:0ff")   // Yandex DNS, AS13238, RU
+		alidns      = mustAddr("223.5.5.5")            // AliDNS, Alibaba, AS37963, CN
+
+		// Special-purpose addresses.
+		gw4  = mustAddr("192.168.50.1")  // the LAN's router: resolver, NTP, ping (RFC 1918)
+		nas  = mustAddr("10.50.0.20")    // file server, SMB (RFC 1918)
+		gw6  = mustAddr("fd00:50::1")    // the LAN's router (ULA, RFC 4193)
+		doc1 = mustAddr("192.0.2.10")    // TEST-NET-1 (RFC 5737)
+		doc2 = mustAddr("198.51.100.25") // TEST-NET-2
+		doc3 = mustAddr("203.0.113.80")  // TEST-NET-3
+		doc6 = mustAddr("2001:db8:50::443")
+		cgn0 = mustAddr("100.64.7.20") // CGNAT subscribers (RFC 6598)
+		cgn1 = mustAddr("100.64.7.21")
+		cgn2 = mustAddr("100.64.7.22")
+		cgn3 = mustAddr("100.71.200.9")
+		cgn4 = mustAddr("100.127.1.254")
+		cli4 = func(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 168, 50, byte(i)}) }
+		cli6 = func(i int) netip.Addr {
+			return netip.AddrFrom16([16]byte{0: 0xfd, 3: 0x50, 14: byte(i >> 8), 15: byte(i)})
 		}
-		g.rnd.Shuffle(len(sessions), func(i, j int) { sessions[i], sessions[j] = sessions[j], sessions[i] })
-		for i, s := range sessions {
-			g.smallSession(s, clients[i%len(clients)])
-		}
+	)
+
+	// Heavy transfers, each between its own client and server: HTTPS (DoH)
+	// and QUIC downloads, DNS over TLS (853/tcp) and zone transfers (AXFR
+	// over 53/tcp); an upload to the private file server, a download by a
+	// CGNAT subscriber, a download from and a mail upload to documentation
+	// addresses. The volumes were tuned (within ±20 % of a ~20 % spacing) so
+	// that no two adjacent ranks <= 13 of any -stats ranking by bytes, frame
+	// bytes or frame bytes - 14 per packet (softflowd's count) are within 3 %.
+	sec := time.Second
+	heavies := []heavy{
+		{cli4(11), cloudflare4, 443, false, 3_296, 161_456, 1448, 5 * sec, 30 * ms, 7 * ms},
+		{cli6(0xa), google6, 443, false, 2_649, 119_793, 1428, 20 * sec, 40 * ms, 9 * ms},
+		{cli4(12), nas, 445, false, 118_578, 1_998, 1460, 35 * sec, 2 * ms, 3 * ms},
+		{cli4(13), google4, 443, true, 4_959, 90_162, 1252, 50 * sec, 25 * ms, 8 * ms},
+		{cli4(14), kroot4, 53, false, 40, 72_551, 1400, 65 * sec, 35 * ms, 11 * ms},
+		{cgn0, mroot4, 53, false, 38, 64_364, 1380, 80 * sec, 280 * ms, 13 * ms},
+		{cli6(0xb), cloudflare6, 443, false, 1_533, 48_927, 1340, 95 * sec, 30 * ms, 6 * ms},
+		{cli4(15), doc1, 443, false, 1_559, 40_113, 1320, 110 * sec, 45 * ms, 9 * ms},
+		{cli4(16), froot, 53, false, 39, 30_645, 1300, 125 * sec, 150 * ms, 16 * ms},
+		{cli4(17), nicbr, 53, false, 35, 26_221, 1260, 140 * sec, 210 * ms, 12 * ms},
+		{cli6(0xc), kroot6, 53, false, 43, 20_015, 1220, 150 * sec, 35 * ms, 20 * ms},
+		{cli4(18), kt, 853, false, 931, 16_047, 1200, 160 * sec, 260 * ms, 27 * ms},
+		{cli4(19), skb, 853, false, 818, 13_484, 1180, 170 * sec, 250 * ms, 23 * ms},
+		{cli4(20), quad94, 853, false, 862, 10_131, 1160, 180 * sec, 20 * ms, 21 * ms},
+		{cli6(0xd), mroot6, 53, false, 37, 8_189, 1140, 190 * sec, 270 * ms, 15 * ms},
+		{cli4(21), yandex4, 443, false, 707, 6_842, 1120, 200 * sec, 170 * ms, 17 * ms},
+		{cli4(22), doc2, 25, false, 7_569, 245, 1100, 210 * sec, 15 * ms, 5 * ms},
 	}
-	deal(services4, clients4)
-	deal(services6, clients6)
+	for _, h := range heavies {
+		g.heavyTransfer(h)
+	}
+
+	// Short sessions: a fixed number per service, shuffled and dealt to 40
+	// IPv4 LAN clients (192.168.50.101-140) and 4 CGNAT subscribers, and to
+	// 12 IPv6 LAN clients (fd00:50::101-10c).
+	services4 := []service{
+		{google4, 53, "udp", 30}, {cloudflare4, 53, "udp", 27}, {gw4, 53, "udp", 24}, {quad94, 53, "udp", 19},
+		{kt, 53, "udp", 16}, {skb, 53, "udp", 14}, {google4, 443, "tcp", 13}, {cloudflare4, 443, "tcp", 12},
+		{nas, 445, "tcp", 11}, {kroot4, 53, "udp", 10}, {mroot4, 53, "udp", 9}, {froot, 53, "udp", 8},
+		{nicbr, 53, "udp", 7}, {yandex4, 53, "udp", 6}, {alidns, 53, "udp", 5}, {doc1, 443, "tcp", 4},
+		{gw4, 123, "udp", 3}, {gw4, 0, "icmp", 2}, {doc3, 80, "tcp", 2}, {google4, 0, "icmp", 1},
+	}
+	services6 := []service{
+		{google6, 53, "udp", 15}, {cloudflare6, 53, "udp", 12}, {quad96, 53, "udp", 9}, {gw6, 53, "udp", 7},
+		{kroot6, 53, "udp", 5}, {mroot6, 53, "udp", 4}, {yandex6, 53, "udp", 3}, {doc6, 443, "tcp", 2},
+		{google6, 0, "icmp", 1},
+	}
+	var clients4, clients6 []netip.Addr
+	for i := 101; i <= 140; i++ {
+		clients4 = append(clients4, cli4(i))
+	}
+	clients4 = append(clients4, cgn1, cgn2, cgn3, cgn4)
+	for i := 1; i <= 12; i++ {
+		clients6 = append(clients6, cli6(0x100+i))
+	}
+	g.deal(services4, clients4)
+	g.deal(services6, clients6)
+	return g
+}
+
+func main() {
+	profile := flag.String("profile", "main", "trace to write: main (testdata/traces/trace.pcap, private and documentation addresses) or public (testdata/traces/public.pcap, well-known public servers)")
+	out := flag.String("o", "", "output pcap (default testdata/traces/trace.pcap, or testdata/traces/public.pcap with -profile public)")
+	stats := flag.Bool("stats", false, "print top-N rankings of the trace and check for ties")
+	flag.Parse()
+
+	var g *gen
+	start := t0
+	switch *profile {
+	case "main":
+		g = mainTrace()
+		if *out == "" {
+			*out = "testdata/traces/trace.pcap"
+		}
+	case "public":
+		g = publicTrace()
+		start = t0Public
+		if *out == "" {
+			*out = "testdata/traces/public.pcap"
+		}
+	default:
+		log.Fatalf("unknown -profile %q: main or public", *profile)
+	}
 
 	sort.SliceStable(g.pkts, func(i, j int) bool {
 		if g.pkts[i].ts != g.pkts[j].ts {
@@ -441,7 +605,7 @@ func main() {
 		log.Fatal(err)
 	}
 	for _, p := range g.pkts {
-		ci := gopacket.CaptureInfo{Timestamp: t0.Add(p.ts), CaptureLength: len(p.data), Length: p.origLen}
+		ci := gopacket.CaptureInfo{Timestamp: start.Add(p.ts), CaptureLength: len(p.data), Length: p.origLen}
 		if err := w.WritePacket(ci, p.data); err != nil {
 			log.Fatal(err)
 		}
@@ -454,7 +618,7 @@ func main() {
 		l3 += p.l3Len
 	}
 	fmt.Fprintf(os.Stderr, "gentrace: wrote %s: %d packets, %d IP bytes, %s .. %s\n", *out, len(g.pkts), l3,
-		t0.Add(g.pkts[0].ts).Format(time.RFC3339Nano), t0.Add(g.pkts[len(g.pkts)-1].ts).Format(time.RFC3339Nano))
+		start.Add(g.pkts[0].ts).Format(time.RFC3339Nano), start.Add(g.pkts[len(g.pkts)-1].ts).Format(time.RFC3339Nano))
 	if *stats {
 		if !printStats(g.pkts) {
 			os.Exit(1)
