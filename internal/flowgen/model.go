@@ -164,6 +164,7 @@ type model struct {
 	perm     uint32 // seed-dependent offset of the rank → address permutation
 	v6Share  float64
 	sflow    bool
+	public   bool // backbone: hosts in public address space (publicV4)
 }
 
 func newModel(cfg *Config, services []service) *model {
@@ -179,6 +180,7 @@ func newModel(cfg *Config, services []service) *model {
 		perm:     uint32(cfg.Seed*0x9e3779b97f4a7c15>>40) & 0xffffff,
 		v6Share:  v6,
 		sflow:    cfg.Format == FormatSFlow,
+		public:   cfg.Profile == ProfileBackbone,
 	}
 	if cfg.DstHosts > 0 {
 		z := newZipf(cfg.DstHosts, cfg.Zipf)
@@ -194,23 +196,58 @@ func (m *model) hostBits(rank uint32) uint32 {
 	return (rank*0x9e3779b1 + m.perm) & 0xffffff
 }
 
-// addr is the address of a host rank: 10.0.0.0/8, or 2001:db8::/104 for IPv6.
-func (m *model) addr(rank uint32, v6 bool) netip.Addr {
-	h := m.hostBits(rank)
-	if !v6 {
-		return netip.AddrFrom4([4]byte{10, byte(h >> 16), byte(h >> 8), byte(h)})
+// publicV4 are the first octets of public IPv4 space: a backbone's hosts
+// are spread over the registries' blocks (every country and AS a GeoIP
+// database knows), not in one private /8 a collector's enrichment would
+// answer without a lookup. The /8s holding special ranges are left out
+// (0, 10, 100, 127, 169, 172, 192, 198, 203) and 224 up.
+var publicV4 = func() []byte {
+	var out []byte
+	for o := 1; o < 224; o++ {
+		switch o {
+		case 10, 100, 127, 169, 172, 192, 198, 203:
+			continue
+		}
+		out = append(out, byte(o))
 	}
-	return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 12: 0, 13: byte(h >> 16), 14: byte(h >> 8), 15: byte(h)})
+	return out
+}()
+
+// publicV6 are the first bytes of the RIRs' IPv6 blocks (2001::/16 is
+// documentation at 2001:db8 and more; 2400: APNIC, 2600: ARIN, 2800:
+// LACNIC, 2a00: RIPE, 2c00: AFRINIC).
+var publicV6 = []byte{0x24, 0x26, 0x28, 0x2a, 0x2c}
+
+// addr is the address of a host rank: in public space (backbone), else
+// 10.0.0.0/8, or 2001:db8::/104 for IPv6. The rank's 24 host bits are
+// distinct per rank, so every rank has its own address either way.
+func (m *model) addr(rank uint32, v6 bool) netip.Addr {
+	var b [16]byte
+	m.putAddr(b[:], rank, v6)
+	if !v6 {
+		return netip.AddrFrom4([4]byte(b[:4]))
+	}
+	return netip.AddrFrom16(b)
 }
 
 // putAddr writes the address of a rank (4 or 16 bytes) at b.
 func (m *model) putAddr(b []byte, rank uint32, v6 bool) {
 	h := m.hostBits(rank)
+	// The block of a rank: another hash of it, so that neighbouring host
+	// bits are not all in one /8.
+	blk := (rank * 0x2545f491) >> 8
 	if !v6 {
-		b[0], b[1], b[2], b[3] = 10, byte(h>>16), byte(h>>8), byte(h)
+		b[0] = 10
+		if m.public {
+			b[0] = publicV4[blk%uint32(len(publicV4))]
+		}
+		b[1], b[2], b[3] = byte(h>>16), byte(h>>8), byte(h)
 		return
 	}
 	copy(b, []byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	if m.public {
+		b[0], b[1], b[2], b[3] = publicV6[blk%uint32(len(publicV6))], byte(blk>>8), 0, byte(blk)
+	}
 	b[13], b[14], b[15] = byte(h>>16), byte(h>>8), byte(h)
 }
 
