@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"net/netip"
 	"time"
@@ -46,6 +47,24 @@ func (a *API) forget(c echo.Context, _ *request) error {
 	}
 	a.deps.Logger.Info("exporter state forgotten on request", "exporter", addr)
 	return c.JSON(http.StatusOK, map[string]string{"forgotten": addr.String()})
+}
+
+// ErrNothingToReload is the reload of a tmsd started without a configuration file.
+var ErrNothingToReload = errors.New("tmsd was started without --config: there is no file to reload")
+
+// reload re-reads the configuration file's rules and names (admin), as SIGHUP does.
+func (a *API) reload(c echo.Context, _ *request) error {
+	if a.deps.Reloader == nil {
+		return c.JSON(http.StatusNotFound, map[string]string{"error": ErrNothingToReload.Error()})
+	}
+	res, err := a.deps.Reloader.Reload()
+	if errors.Is(err, ErrNothingToReload) {
+		return c.JSON(http.StatusNotFound, map[string]string{"error": err.Error()})
+	}
+	if err != nil {
+		return c.JSON(http.StatusBadRequest, map[string]string{"error": err.Error()})
+	}
+	return c.JSON(http.StatusOK, res)
 }
 
 type offenderJSON struct {

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	_ "net/http/pprof" // registers /debug/pprof on http.DefaultServeMux
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -86,12 +87,44 @@ type PortNamer interface {
 	PortName(proto uint8, port uint16) (string, bool)
 }
 
+// Names labels exporters, interfaces, countries and ASes, and finds an
+// interface by its name.
+type Names interface {
+	ExporterName(exporter netip.Addr) string
+	// InterfaceLabel is "seoul-bb1 xe-0/0/1 (to KT)", "" when unnamed.
+	InterfaceLabel(exporter netip.Addr, ifIndex uint32) string
+	CountryName(cc [2]byte) string
+	ASName(as uint32) string
+	FindInterface(name string) (netip.Addr, uint32, error)
+	InterfaceNames(exporter netip.Addr) map[uint32]InterfaceName
+}
+
+// Reloader re-reads the rules and names of the configuration file
+// (POST /api/v1/admin/reload); a bad file is refused and the old set stays.
+type Reloader interface {
+	Reload() (ReloadResult, error)
+	// RuleChanges are the minutes from which a reload changed the
+	// application rules, within [from, to): the answers that span one say so.
+	RuleChanges(from, to time.Time) []time.Time
+}
+
+// ReloadResult is what a reload changed.
+type ReloadResult struct {
+	// From is the minute from which the new rules classify flows.
+	From    string   `json:"from"`
+	Changed []string `json:"changed"`
+	// Restart lists keys the file changed that take effect only at a restart.
+	Restart []string `json:"restart,omitempty"`
+}
+
 // Dependencies of the API.
 type Dependencies struct {
 	Engine      *query.Engine
 	Exporters   Exporters
 	Corrections Corrections
 	Ports       PortNamer
+	Names       Names     // nil: keys are their own labels
+	Reloader    Reloader  // nil: no reload
 	Offenders   Offenders // nil: no listener, nothing refused
 	// Retention bounds the ranges queries may ask (nil: no check).
 	Retention Retention
@@ -352,12 +385,15 @@ type topResponse struct {
 	OpenStep string `json:"open_step,omitempty"`
 	Exact    bool   `json:"exact"`
 	// Partial: a drill-down (app=, ip=) was not kept in some minute of the range.
-	Partial bool          `json:"partial"`
-	Tiers   []string      `json:"tiers"`
-	Compare *reportPeriod `json:"compare,omitempty"`
-	Rows    []topRow      `json:"rows"`
-	Other   topTotals     `json:"other"`
-	Total   topTotals     `json:"total"`
+	Partial bool `json:"partial"`
+	// RulesChanged are the minutes of the range from which a reload
+	// classified applications by other rules.
+	RulesChanged []string      `json:"rules_changed,omitempty"`
+	Tiers        []string      `json:"tiers"`
+	Compare      *reportPeriod `json:"compare,omitempty"`
+	Rows         []topRow      `json:"rows"`
+	Other        topTotals     `json:"other"`
+	Total        topTotals     `json:"total"`
 
 	// CountsPerFlow is how many keys each flow counts under: 2 for ip and
 	// port (both ends), 1 otherwise. Share is of the total (each flow once),
@@ -379,6 +415,7 @@ func (a *API) top(c echo.Context, q *request) error {
 		Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Rows: make([]topRow, 0, len(rows)),
 		Other: topTotals{amounts: newAmounts(other, t.Total, m, secs)}, Total: topTotals{amounts: newAmounts(t.Total, t.Total, m, secs)}}
 	resp.CountsPerFlow = d.CountsPerFlow()
+	resp.RulesChanged = a.rulesChanged(q)
 	for _, r := range rows {
 		resp.Rows = append(resp.Rows, topRow{Key: d.Format(r.Key), Label: a.label(d, r.Key),
 			amounts: newAmounts(r.Value, t.Total, m, secs), Error: r.Error.Get(m)})
@@ -438,6 +475,18 @@ func metricOf(x amounts, m topn.Metric) uint64 {
 	return topn.Counters{Bytes: x.Bytes, Packets: x.Packets, Flows: x.Flows}.Get(m)
 }
 
+// rulesChanged lists the reloads of application rules within the request's range.
+func (a *API) rulesChanged(q *request) []string {
+	if a.deps.Reloader == nil {
+		return nil
+	}
+	var out []string
+	for _, t := range a.deps.Reloader.RuleChanges(q.w.from, q.w.to) {
+		out = append(out, t.UTC().Format(time.RFC3339))
+	}
+	return out
+}
+
 // label is the human name of a key: the app, "443/tcp https", "tcp".
 func (a *API) label(d topn.Dim, k topn.Key) string {
 	switch d {
@@ -456,7 +505,37 @@ func (a *API) label(d topn.Dim, k topn.Key) string {
 		}
 		return s
 	case topn.DimInIf, topn.DimOutIf:
+		if a.deps.Names != nil {
+			if l := a.deps.Names.InterfaceLabel(k.Addr().Netip(), k.IfIndex()); l != "" {
+				return l
+			}
+		}
 		return ifLabel(d, k)
+	case topn.DimExporter:
+		if a.deps.Names != nil {
+			if n := a.deps.Names.ExporterName(k.Addr().Netip()); n != "" {
+				return n
+			}
+		}
+	case topn.DimSrcCountry, topn.DimDstCountry, topn.DimCountry:
+		if c := [2]byte{k[0], k[1]}; a.deps.Names != nil && c[0] >= 'A' && c[0] <= 'Z' {
+			if n := a.deps.Names.CountryName(c); n != "" {
+				return n
+			}
+		}
+	case topn.DimSrcAS, topn.DimDstAS, topn.DimAS:
+		s := d.Format(k)
+		if as := k.AS(); as != 0 {
+			s = "AS" + s
+			if a.deps.Names != nil {
+				if n := a.deps.Names.ASName(as); n != "" {
+					s += " " + n
+				}
+			}
+		} else if s == "0" {
+			s = "unknown"
+		}
+		return s
 	}
 	return d.Format(k)
 }
@@ -610,6 +689,19 @@ type exporterJSON struct {
 	TimeCorrections  uint64                     `json:"time_corrections"`
 	LastSeen         string                     `json:"last_seen"`
 	Interfaces       []decode.InterfaceCounters `json:"interfaces,omitempty"`
+	// Name is the exporter's (config, SNMP sysName, reverse DNS); "" unknown.
+	Name string `json:"name,omitempty"`
+	// InterfaceNames are its named interfaces by ifIndex.
+	InterfaceNames map[string]InterfaceName `json:"interface_names,omitempty"`
+}
+
+// InterfaceName is what is known of an interface: from static config,
+// options data or SNMP (Source).
+type InterfaceName struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	SpeedMbps   uint64 `json:"speed_mbps,omitempty"`
+	Source      string `json:"source"`
 }
 
 // exportersResponse is the answer of GET /api/v1/exporters.
@@ -640,6 +732,16 @@ func (a *API) exporters(c echo.Context, _ *request) error {
 			SamplingRate: e.SamplingRate, SamplingSource: e.SamplingSource,
 			TimeCorrections: corr[flow.AddrFrom(e.Address)], LastSeen: e.LastSeen.UTC().Format(time.RFC3339),
 			Interfaces: e.Interfaces})
+		if a.deps.Names != nil {
+			j := &out[len(out)-1]
+			j.Name = a.deps.Names.ExporterName(e.Address)
+			for idx, n := range a.deps.Names.InterfaceNames(e.Address) {
+				if j.InterfaceNames == nil {
+					j.InterfaceNames = map[string]InterfaceName{}
+				}
+				j.InterfaceNames[strconv.FormatUint(uint64(idx), 10)] = n
+			}
+		}
 	}
 	return c.JSON(http.StatusOK, exportersResponse{Exporters: out})
 }

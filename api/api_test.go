@@ -26,6 +26,16 @@ type fakeExporters []decode.ExporterStats
 
 func (f fakeExporters) Exporters() []decode.ExporterStats { return f }
 
+// countingReloader counts reloads; the real one (cmd/tmsd) is tested there
+// against a configuration file.
+type countingReloader struct{ n *int }
+
+func (r countingReloader) Reload() (ReloadResult, error) {
+	*r.n++
+	return ReloadResult{From: now.Format(time.RFC3339), Changed: []string{"apps"}}, nil
+}
+func (r countingReloader) RuleChanges(from, to time.Time) []time.Time { return nil }
+
 // Forget reports whether addr is listed, and keeps it: the auth matrix
 // deletes the same exporter under every token. A real decoder is forgotten
 // in TestForgetExporter.
@@ -90,6 +100,7 @@ func newTestAPIFull(t *testing.T, cfg Configuration, aggTweak func(*aggregate.Co
 		Engine: query.New(st, agg), Corrections: agg, Ports: cls, Clock: func() time.Time { return now },
 		Exporters: fakeExporters{{Address: netip.MustParseAddr("192.0.2.1"), Protocols: []string{"ipfix"}, Datagrams: 3,
 			Errors: map[string]uint64{"malformed": 1}}},
+		Reloader: countingReloader{new(int)},
 	}
 	if tweak != nil {
 		tweak(&deps)

@@ -151,7 +151,7 @@ func (a *API) parseRequest(c echo.Context, r *route) (*request, error) {
 		}
 	}
 	if has("exporter") {
-		if q.sc, err = parseScope(c); err != nil {
+		if q.sc, err = a.parseScope(c); err != nil {
 			return nil, err
 		}
 		if err := checkScopeDim(q.sc, q.d); err != nil {

@@ -164,6 +164,9 @@ func (a *API) routes() []route {
 			answer: map[string]any{}, handle: a.config},
 		{method: http.MethodDelete, path: "/exporters/:addr", admin: true, summary: "Forget an exporter's templates, sampling rates and counters",
 			params: params(pAddr), answer: map[string]string{}, notFound: "No exporter of that address.", handle: a.forget},
+		{method: http.MethodPost, path: "/admin/reload", admin: true, summary: "Reload the application rules and the exporter and interface names from the configuration file",
+			desc:   "As SIGHUP. The file is validated first: a bad rule is refused (400, with FILE:LINE and the reason) and the rules in force stay. New rules classify the flows of the next minute on; answers over a range holding that minute list it in rules_changed.",
+			answer: ReloadResult{}, notFound: "tmsd was started without a configuration file.", handle: a.reload},
 		{method: http.MethodGet, path: "/openapi.json", summary: "This document",
 			answer: map[string]any{}, handle: a.openapi},
 	}

@@ -15,12 +15,13 @@ import (
 var scopeFilters = []string{"exporter", "proto", "if", "app", "ip"}
 
 // parseScope reads the scope filters of a request: none (the whole network),
-// exporter=, proto=, if=EXPORTER:IFINDEX with dir=in|out, app= or ip=. tmsd
+// exporter=, proto=, if=EXPORTER:IFINDEX (or an interface's name:
+// EXPORTER:IFNAME, IFNAME) with dir=in|out, app= or ip=. tmsd
 // keeps tables per one of them, not per combinations: a combination, or if=
 // and dir= without each other, is a 400 naming the filter, rather than an
 // answer from the wrong table. Endpoints that take a scope (top, series,
 // report) call it.
-func parseScope(c echo.Context) (topn.Scope, error) {
+func (a *API) parseScope(c echo.Context) (topn.Scope, error) {
 	var set []string
 	for _, name := range scopeFilters {
 		if c.QueryParam(name) != "" {
@@ -54,6 +55,13 @@ func parseScope(c echo.Context) (topn.Scope, error) {
 		return topn.Scope{Kind: topn.ScopeProto, Proto: p}, nil
 	case "if":
 		k, err := topn.DimInIf.ParseKey(v)
+		if err != nil && a.deps.Names != nil {
+			exp, idx, nerr := a.deps.Names.FindInterface(v)
+			if nerr != nil {
+				return topn.Scope{}, badParam("if", "%v", nerr)
+			}
+			k, err = topn.IfKey(flow.AddrFrom(exp.Unmap()), idx), nil
+		}
 		if err != nil {
 			return topn.Scope{}, badParam("if", "%v", err)
 		}
@@ -76,11 +84,11 @@ func parseScope(c echo.Context) (topn.Scope, error) {
 		}
 		return topn.Scope{Kind: topn.ScopeApp, App: k}, nil
 	}
-	a, err := parseAddr(v)
+	ip, err := parseAddr(v)
 	if err != nil {
 		return topn.Scope{}, badParam("ip", "not an IP address: %q", v)
 	}
-	return topn.Scope{Kind: topn.ScopeIP, IP: a}, nil
+	return topn.Scope{Kind: topn.ScopeIP, IP: ip}, nil
 }
 
 func filterWhat(name string) string {

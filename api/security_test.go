@@ -108,6 +108,7 @@ func TestAuthMatrix(t *testing.T) {
 		{"GET", "/metrics", "/metrics", read},
 		{"GET", "/api/v1/config", "/api/v1/config", admin},
 		{"DELETE", "/api/v1/exporters/192.0.2.1", "/api/v1/exporters/:addr", admin},
+		{"POST", "/api/v1/admin/reload", "/api/v1/admin/reload", admin},
 		{"GET", "/debug/pprof/cmdline", "/debug/pprof/*", admin},
 	}
 	// Every route the API serves is in the matrix: a new endpoint must
