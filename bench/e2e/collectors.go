@@ -27,6 +27,7 @@ import (
 const (
 	kTmsd      = "tmsd"
 	kTmsd1     = "tmsd-1core"
+	kTmsdPlain = "tmsd-noenrich" // tmsd with the GeoIP databases off (issue 12: enrichment's cost)
 	kGoflow2   = "goflow2"
 	kNfcapd    = "nfcapd"
 	kSfcapd    = "sfcapd"
@@ -92,10 +93,13 @@ func (o *opts) start(ctx context.Context, kind, format, work string) (*instance,
 	var argv []string
 	env := os.Environ()
 	switch kind {
-	case kTmsd, kTmsd1:
+	case kTmsd, kTmsd1, kTmsdPlain:
 		cfg := filepath.Join(in.dir, "tmsd.yaml")
 		y := fmt.Sprintf("log_level: warn\nlistener: {sockets: %d, receive_buffer: %d}\n", o.tmsdSockets, o.rcvbuf)
 		y += o.tmsdYAML + o.tmsdExtra
+		if kind == kTmsdPlain {
+			y += "geoip: {embedded: false}\n"
+		}
 		if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
 			return nil, err
 		}
@@ -221,10 +225,12 @@ func (in *instance) waitReady(ctx context.Context) error {
 }
 
 func (in *instance) hasHTTP() bool {
-	return in.kind == kTmsd || in.kind == kTmsd1 || in.kind == kGoflow2
+	return in.isTmsd() || in.kind == kGoflow2
 }
 
-func (in *instance) isTmsd() bool { return in.kind == kTmsd || in.kind == kTmsd1 }
+func (in *instance) isTmsd() bool {
+	return in.kind == kTmsd || in.kind == kTmsd1 || in.kind == kTmsdPlain
+}
 
 // live reports whether the collector counts flows while it runs; nfcapd,
 // sfcapd and sfacctd are counted from their output after they stop.

@@ -37,6 +37,7 @@ type opts struct {
 	formats           []string
 	collectors        []string
 	scaling           []string
+	enrichment        []string // formats tmsd also runs with enrichment off
 	sflowPeer         string
 	startRate, factor float64
 	maxRate           float64
@@ -137,11 +138,12 @@ type series struct {
 
 func main() {
 	o := &opts{}
-	var formats, collectors, scaling, mdPath, jsonPath string
+	var formats, collectors, scaling, enrichment, mdPath, jsonPath string
 	flag.StringVar(&o.bin, "bin", "bin", "directory holding tmsd, goflow2 and flowgen")
 	flag.StringVar(&formats, "formats", "v5,v9,ipfix,sflow", "formats")
 	flag.StringVar(&collectors, "collectors", "tmsd,goflow2,nfcapd", "collectors (nfcapd: sfcapd or -sflow-peer for sFlow)")
 	flag.StringVar(&scaling, "scaling", "v9", "formats for which tmsd also runs with GOMAXPROCS=1 on one CPU (empty: none)")
+	flag.StringVar(&enrichment, "enrichment", "v9,ipfix", "formats for which tmsd also runs with its GeoIP databases off, to measure enrichment's cost (empty: none)")
 	flag.StringVar(&o.sflowPeer, "sflow-peer", "sfacctd", "sFlow collector in nfcapd's place when sfcapd is missing: sfacctd or none")
 	flag.Float64Var(&o.startRate, "start", 100_000, "first rate, flows/s")
 	flag.Float64Var(&o.factor, "factor", 1.5, "rate multiplier between steps")
@@ -202,6 +204,7 @@ func main() {
 		}
 	}
 	o.formats, o.collectors, o.scaling = splitList(formats), splitList(collectors), splitList(scaling)
+	o.enrichment = splitList(enrichment)
 	o.genFlags = strings.Fields(genFlags)
 	for _, m := range splitList(qModes) {
 		if m != "hours" && m != "minutes" {
@@ -302,6 +305,10 @@ func run(o *opts, mdPath, jsonPath string) error {
 			s.NA = "taskset missing"
 		}
 		all = append(all, s)
+	}
+
+	for _, f := range o.enrichment {
+		all = append(all, &series{Format: f, Kind: kTmsdPlain, Label: "tmsd, enrichment off"})
 	}
 
 	gens := o.genMaxRuns(ctx)

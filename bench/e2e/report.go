@@ -248,7 +248,7 @@ func report(o *opts, all []*series, elapsed time.Duration, load0, load1 string) 
 	p("| Format | Collector | Max loss-free flows/s | Loss there | CPU %% | Flows per CPU-second | Peak RSS MiB | vs goflow2 | vs nfcapd (sFlow: sfacctd) | tmsd exact |\n")
 	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, s := range all {
-		if s.Kind == kTmsd1 {
+		if s.Kind == kTmsd1 || s.Kind == kTmsdPlain {
 			continue
 		}
 		g := find(s.Format, kGoflow2)
@@ -293,6 +293,40 @@ func report(o *opts, all []*series, elapsed time.Duration, load0, load1 string) 
 					label = "GOMAXPROCS=2, 2 CPUs"
 				}
 				p("| %s | %s | %s | %s | %s | %s | %s |\n", s.Format, label, maxCell(s), cpu, perCPU, rss, r)
+			}
+		}
+	}
+
+	var plain []*series
+	for _, s := range all {
+		if s.Kind == kTmsdPlain {
+			plain = append(plain, s)
+		}
+	}
+	if len(plain) > 0 {
+		p("\nEnrichment's cost (issue 12 target: ≤ 10%%): tmsd as above (countries and ASes of both ends from the embedded databases, applications, interface names) vs tmsd with `geoip: {embedded: false}`, same generator (its backbone hosts are in public address space, so every address is looked up):\n\n")
+		p("| Format | tmsd | Max loss-free flows/s | CPU %% | Flows per CPU-second | Loss-free rate lost to enrichment | CPU per flow added |\n")
+		p("|---|---|---:|---:|---:|---:|---:|\n")
+		for _, s0 := range plain {
+			s1 := find(s0.Format, kTmsd)
+			for _, s := range []*series{s0, s1} {
+				if s == nil {
+					continue
+				}
+				cpu, perCPU, _ := cpuCells(s.Best)
+				cost, cpuCost := "—", "—"
+				if s == s1 && s0.Best != nil && s1.Best != nil && s0.Best.Achieved > 0 {
+					cost = fmt.Sprintf("%.1f%%", (1-s1.Best.Achieved/s0.Best.Achieved)*100)
+					if s0.Best.CPUS > 0 && s1.Best.CPUS > 0 && s0.Best.Counted > 0 && s1.Best.Counted > 0 {
+						per0, per1 := float64(s0.Best.Counted)/s0.Best.CPUS, float64(s1.Best.Counted)/s1.Best.CPUS
+						cpuCost = fmt.Sprintf("%.1f%%", (per0/per1-1)*100)
+					}
+				}
+				label := "enrichment off"
+				if s == s1 {
+					label = "enrichment on (default)"
+				}
+				p("| %s | %s | %s | %s | %s | %s | %s |\n", s.Format, label, maxCell(s), cpu, perCPU, cost, cpuCost)
 			}
 		}
 	}
