@@ -105,10 +105,10 @@ export function rangePicker(from, to, onChange, presetList = PRESETS) {
 }
 
 // EITHER_SIDE are the dimensions where a flow counts under both of its ends.
-const EITHER_SIDE = ['ip', 'port'];
+const EITHER_SIDE = ['ip', 'port', 'country', 'as'];
 
 // countsPerFlow is how many keys of an answer's dimension each flow counts
-// under: the API's counts_per_flow, else 2 for ip and port (either side).
+// under: the API's counts_per_flow, else 2 for ip, port, country and as (either side).
 export const countsPerFlow = (resp) => resp.counts_per_flow ?? (EITHER_SIDE.includes(resp.by) ? 2 : 1);
 
 // eitherSideNote says, next to the shares of an either-side dimension, why
@@ -118,6 +118,25 @@ export function eitherSideNote(resp) {
   if (n < 2 || !resp.rows.length) return null;
   return h('caption', { class: 'either-side', title: 'a flow from 10.0.0.1:40000 to 10.0.0.2:443 counts under both addresses and both ports' },
     `each flow counts at both ends: shares add up to ${n * 100} %`);
+}
+
+// RANGES explain the keys of the country and AS dimensions that are address
+// ranges rather than places or networks (the API's special words).
+export const RANGES = {
+  private: 'private addresses (10/8, 172.16/12, 192.168/16, fc00::/7)', cgnat: 'shared address space of carrier-grade NAT (100.64.0.0/10)',
+  documentation: 'documentation ranges (192.0.2/24, 198.51.100/24, 203.0.113/24, 2001:db8::/32): examples, not real hosts', loopback: 'loopback addresses',
+  'link-local': 'link-local addresses', multicast: 'multicast addresses', reserved: 'reserved or special-purpose address space (0/8, 240/4, 198.18/15, …)',
+  unknown: 'not in the GeoIP database', 0: 'no AS known (not in the GeoIP database, and the exporter sent none)',
+};
+const GEO_DIMS = ['srccountry', 'dstcountry', 'country', 'srcas', 'dstas', 'as'];
+
+// keyTitle is a row's hover text: its key; for a country or AS its name in
+// full too ("AS4766 Korea Telecom", cut in a narrow panel), and for a range
+// word what it means.
+export function keyTitle(by, key, label) {
+  if (!GEO_DIMS.includes(by) || key === 'other') return key; // 'other': the everything-else row
+  if (Object.hasOwn(RANGES, key)) return key + ': ' + RANGES[key];
+  return label && label !== key ? label + ' (' + key + ')' : key;
 }
 
 // metricRate is a row's rate in the metric's unit per second.
@@ -165,7 +184,7 @@ export function topTable(resp, { metric = 'bytes', colors, onRow, compact } = {}
   const mk = (r, i, extra = {}) => {
     const cells = [
       h('td', { class: 'rank' }, colors && colors[i] ? h('span', { class: 'swatch', style: `background:${colors[i]}` }) : '', extra.rank ?? i + 1),
-      h('td', { class: 'key', title: r.key }, r.label || r.key),
+      h('td', { class: 'key', title: keyTitle(resp.by, r.key, r.label) }, r.label || r.key),
       ...rates.map((m) => h('td', { class: 'num' }, fmt.rate(m, metricRate(r, m, secs)))),
       ...volumes.map((m) => h('td', { class: 'num volume', title: m === 'bytes' ? fmt.count(r.packets) + ' packets' : null },
         m === 'bytes' ? fmt.bytes(r.bytes) : fmt.count(r.flows))),

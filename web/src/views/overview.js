@@ -3,9 +3,11 @@
 import * as api from '../api.js';
 import * as fmt from '../format.js';
 import { TimeChart, PALETTE } from '../charts.js';
+import { ApiError } from '../api.js';
 import { h, panelError, showError, rangePicker, topTable } from '../ui.js';
 import { go, href, isLive, resolveTime, chooseStep, rfc3339 } from '../state.js';
 import { dataNote, noteBox } from '../nodata.js';
+import { exporterName } from './top.js';
 
 export const PANELS = [
   { by: 'app', title: 'Applications' },
@@ -14,6 +16,11 @@ export const PANELS = [
   // Either side: a download's bytes go to the client's ephemeral port.
   { by: 'port', title: 'Ports' },
   { by: 'proto', title: 'Protocols' },
+  // Where the traffic goes, from the GeoIP databases: a bar per country or
+  // AS with its share (bars: the share column takes most of the width).
+  // Optional: a tmsd from before enrichment answers 400 to these dimensions.
+  { by: 'dstcountry', title: 'Destination countries', bars: true, optional: true },
+  { by: 'dstas', title: 'Destination ASes', bars: true, optional: true },
 ];
 
 const REFRESH_MS = 10_000;
@@ -41,7 +48,7 @@ export function overview(root, params, ctx) {
         h('a', { href: href('/', { from, to }) }, ' ×')) : null),
     h('section', { class: 'card traffic' }, h('div', { class: 'card-head' }, h('h2', {}, 'Traffic'), kpis), where,
       h('h3', {}, 'bits per second'), bpsEl, h('h3', {}, 'packets per second'), ppsEl),
-    h('section', { class: 'panels' }, panels.map((p) => h('div', { class: 'card panel', dataset: { panel: p.by } },
+    h('section', { class: 'panels' }, panels.map((p) => h('div', { class: 'card panel' + (p.bars ? ' bars' : ''), dataset: { panel: p.by } },
       h('div', { class: 'card-head' }, h('h2', {}, h('a', { href: href('/top', { by: p.by, ...keep }) }, p.title)),
         h('span', { class: 'muted' }, 'by bytes')), p.body))),
     h('section', { class: 'card', dataset: { panel: 'exporters' } }, h('div', { class: 'card-head' }, h('h2', {}, 'Exporters'),
@@ -63,7 +70,14 @@ export function overview(root, params, ctx) {
   }
 
   async function loadPanel(p, signal) {
-    const r = await api.top({ by: p.by, n: 10, from, to, ...scope }, signal);
+    let r;
+    try {
+      r = await api.top({ by: p.by, n: 10, from, to, ...scope }, signal);
+    } catch (e) {
+      if (!(p.optional && e instanceof ApiError && e.status === 400 && e.parameter === 'by')) throw e;
+      p.body.replaceChildren(h('p', { class: 'muted note' }, 'This tmsd does not know the dimension ' + p.by + ' (a version before GeoIP enrichment).'));
+      return;
+    }
     p.body.replaceChildren(topTable(r, { compact: true, onRow: (row) => go('/key', { by: p.by, key: row.key, label: row.label !== row.key ? row.label : '', ...keep }) }));
   }
 
@@ -147,7 +161,7 @@ function exportersTable(list, recent, onRow) {
     const state = exporterState(e, now);
     const st = EXPORTER_STATES[state];
     return h('tr', { class: 'clickable', dataset: { key: e.address, state }, tabindex: '0', onclick: () => onRow(e.address) },
-      h('td', {}, h('span', { class: 'dot ' + st.dot, title: st.text + ': ' + st.help }), e.address),
+      h('td', { title: e.address }, h('span', { class: 'dot ' + st.dot, title: st.text + ': ' + st.help }), exporterName(e)),
       h('td', {}, (e.protocols || []).join(', ')),
       h('td', { title: fmt.utcTime(seen) }, fmt.ago(seen, now)),
       h('td', { class: 'num' }, fmt.fps(flows.get(e.address) || 0)),

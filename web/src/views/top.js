@@ -13,6 +13,8 @@ export const DIMS = {
   app: 'application', srcip: 'source IP', dstip: 'destination IP', ip: 'IP (either side)',
   srcport: 'source port', dstport: 'destination port', port: 'port (either side)', proto: 'protocol',
   exporter: 'exporter', in_if: 'input interface', out_if: 'output interface',
+  srccountry: 'source country', dstcountry: 'destination country', country: 'country (either side)',
+  srcas: 'source AS', dstas: 'destination AS', as: 'AS (either side)',
 };
 export const METRICS = ['bytes', 'packets', 'flows'];
 // COMPARES are the API's compare= values.
@@ -54,6 +56,23 @@ export const scopeOf = (s) => Object.fromEntries(SCOPES.map((k) => [k, s[k]]));
 // perSecond is a series point's value in the metric's rate.
 export const perSecond = (metric, stepSecs) => (p) =>
   metric === 'packets' ? p.pps : metric === 'flows' ? p.flows / stepSecs : p.bps;
+
+// exporterName is how a picker shows an exporter: "seoul-bb1 (192.0.2.1)"
+// when it has a name (configuration, SNMP sysName, reverse DNS), else its address.
+export const exporterName = (e) => (e.name && e.name !== e.address ? `${e.name} (${e.address})` : e.address);
+
+// fillExporters adds the exporters of /exporters to a picker, each valued by
+// its address; the one selected already (a bookmark's) gets its name too.
+export function fillExporters(sel, exporters, selected) {
+  for (const e of exporters) {
+    if (e.address === selected) {
+      const o = [...sel.options].find((x) => x.value === selected);
+      if (o) o.textContent = exporterName(e);
+    } else {
+      sel.append(h('option', { value: e.address }, exporterName(e)));
+    }
+  }
+}
 
 function select(name, value, options, onChange) {
   const opts = Array.isArray(options) ? Object.fromEntries(options.map((o) => [o, o || 'any'])) : { ...options };
@@ -105,11 +124,7 @@ export function topView(root, params, ctx) {
   );
 
   // The exporter list fills the scope menu; its failure is the banner's business.
-  api.exporters(ctx.signal).then((r) => {
-    for (const e of r.exporters) {
-      if (e.address !== s.exporter) exporterSel.append(h('option', { value: e.address }, e.address));
-    }
-  }).catch(showError);
+  api.exporters(ctx.signal).then((r) => fillExporters(exporterSel, r.exporters, s.exporter)).catch(showError);
 
   // The interface picker lists the interfaces the flows of this range name,
   // in or out; where this tmsd keeps no interface tables it stays disabled
