@@ -6,7 +6,7 @@ BIN     := bin/tmsd
 PKGS    := ./...
 RACE    := ./internal/decode/... ./internal/aggregate/... ./internal/ring/... ./internal/query/... ./internal/rollup/...
 
-.PHONY: all build run test vet testdata clean web chromium screenshots
+.PHONY: all build run test vet testdata clean web chromium snmpd screenshots
 
 all: build
 
@@ -21,7 +21,7 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: vet chromium
+test: vet chromium snmpd
 	$(GO) test -count=1 -timeout 30m $(PKGS)
 	$(GO) test -count=1 -race $(RACE)
 
@@ -31,6 +31,15 @@ chromium:
 	@if ! command -v chromium >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
 	  else echo "chromium is missing and this is not root: the browser tests will skip (apt-get install chromium)"; fi; \
+	fi
+
+# The SNMP tests (internal/enrich/snmp, cmd/tmsd/enrich_test.go) poll a real
+# net-snmp snmpd they start on 127.0.0.1, installed here when missing;
+# without root they skip, saying why (with CI set, they fail).
+snmpd:
+	@if ! command -v snmpd >/dev/null && [ ! -x /usr/sbin/snmpd ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y snmpd snmp; \
+	  else echo "snmpd is missing and this is not root: the SNMP tests will skip (apt-get install snmpd snmp)"; fi; \
 	fi
 
 # Rebuilds web/static (committed, embedded in the binary) from web/src with

@@ -262,8 +262,12 @@ func TestDashboard(t *testing.T) {
 	b := newBrowser(t) // first: skips at once when there is no chromium
 	start := time.Now()
 
-	// The store: every capture imported, as `tmsd import` does.
-	files := captures(t)
+	// The store: every capture imported, as `tmsd import` does, but the one of
+	// public addresses: recorded days after the others, in real time, its
+	// minutes would stretch the range to days and land in the views' default
+	// ranges (the last hour, day) the "no data here" subtest needs empty.
+	// TestDashboardEnrichment shows it.
+	files := slices.DeleteFunc(captures(t), func(f string) bool { return filepath.Base(f) == filepath.Base(publicCapture) })
 	data := t.TempDir()
 	var out bytes.Buffer
 	require.NoError(t, run(append([]string{"import", "--data", data, "--retention", "36500d"}, files...), &out, io.Discard))
@@ -759,24 +763,31 @@ func TestDashboard(t *testing.T) {
 		for k := range want {
 			require.False(t, strings.HasSuffix(k, ":1073741823"), "interface %s", k)
 		}
+		require.Equal(t, []string{"ifIndex", "name", "in bps", "out bps", "speed", "in util", "out util", "status"},
+			evalJS[[]string](t, b, `[...document.querySelector('#view table.ifaces').tHead.rows[0].cells].map(c => c.textContent)`))
 		got := b.tableRows(t, `#view table.ifaces`)
 		require.Len(t, got, len(want))
 		unknown := 0
 		for _, g := range got {
 			w, ok := want[g.Key]
 			require.True(t, ok, "interface %s is not in the API's answer", g.Key)
-			near(t, w[0], parseShown(t, g.Cells[1]), "%s in bps %q", g.Key, g.Cells[1])
-			near(t, w[1], parseShown(t, g.Cells[2]), "%s out bps %q", g.Key, g.Cells[2])
+			// ifIndex, name, in bps, out bps, speed, in util, out util, status
+			near(t, w[0], parseShown(t, g.Cells[2]), "%s in bps %q", g.Key, g.Cells[2])
+			near(t, w[1], parseShown(t, g.Cells[3]), "%s out bps %q", g.Key, g.Cells[3])
 			if strings.HasSuffix(g.Key, ":0") {
 				unknown++
-				require.Equal(t, "unknown", g.Cells[0], "%s: no interface number", g.Key)
-				require.Equal(t, []string{"—", "—", "—"}, g.Cells[3:6], "%s: no speed, no utilization", g.Key)
+				if g.Cells[1] == "" {
+					require.Equal(t, "unknown", g.Cells[0], "%s: no interface number", g.Key)
+				} else {
+					require.Equal(t, "0", g.Cells[0], "%s: ifIndex 0, named %q", g.Key, g.Cells[1])
+				}
+				require.Equal(t, []string{"—", "—", "—"}, g.Cells[4:7], "%s: no speed, no utilization", g.Key)
 				continue
 			}
 			require.True(t, strings.HasSuffix(g.Key, ":"+g.Cells[0]), "ifIndex cell %q of %s", g.Cells[0], g.Key)
 			if sp, ok := speeds[g.Key]; ok && sp > 0 {
-				near(t, float64(sp), parseShown(t, g.Cells[3]), "%s speed %q", g.Key, g.Cells[3])
-				require.Contains(t, g.Cells[4], "%", "%s: utilization against ifSpeed", g.Key)
+				near(t, float64(sp), parseShown(t, g.Cells[4]), "%s speed %q", g.Key, g.Cells[4])
+				require.Contains(t, g.Cells[5], "%", "%s: utilization against ifSpeed", g.Key)
 			}
 		}
 		require.NotZero(t, unknown, "the captures' flows carry the unknown interface")
@@ -1181,6 +1192,217 @@ func TestDashboard(t *testing.T) {
 		require.Equal(t, 1, withError, "the key that drops out")
 	})
 	t.Logf("browser tests took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// publicCapture is softflowd's v9 export of the trace of public addresses
+// (KR, US, JP, ... and private, cgnat, documentation ones).
+const publicCapture = "../../testdata/pcaps/softflowd-v9-public.pcap"
+
+// TestDashboardEnrichment: countries, ASes, exporter and interface names as
+// the dashboard shows them, on a store of the public capture.
+func TestDashboardEnrichment(t *testing.T) {
+	b := newBrowser(t) // first: skips at once when there is no chromium
+	imported := func(t *testing.T) string {
+		t.Helper()
+		data := t.TempDir()
+		require.NoError(t, run([]string{"import", "--data", data, "--retention", "36500d", publicCapture}, io.Discard, io.Discard))
+		return data
+	}
+	first, last := captureSpan(t, publicCapture)
+	rngQ := url.Values{"from": {first.Add(-5 * time.Minute).UTC().Format(time.RFC3339)}, "to": {last.Add(5 * time.Minute).UTC().Format(time.RFC3339)}}
+	rng := rngQ.Encode()
+	with := func(kv ...string) url.Values {
+		out := url.Values{}
+		for k, v := range rngQ {
+			out[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			out.Set(kv[i], kv[i+1])
+		}
+		return out
+	}
+	lo := netip.MustParseAddr("127.0.0.1")
+	// live sends softflowd's main capture to p: the exporter 127.0.0.1 is then
+	// known to the decoder, with the name its options data give ifIndex 0.
+	// (Its flows' minutes are days before the public capture's.)
+	live := func(t *testing.T, p *pipeline) {
+		t.Helper()
+		sent := replayPcap(t, p.netflowAddrs()[0], "../../testdata/pcaps/softflowd-v9.pcap")
+		require.Eventually(t, func() bool {
+			var n uint64
+			for _, e := range p.decoder.Exporters() {
+				n += e.Datagrams
+			}
+			return n == sent
+		}, 30*time.Second, 10*time.Millisecond, "datagrams received")
+		require.NoError(t, p.agg.Sync(30*time.Second))
+	}
+	p := startDashboard(t, imported(t), func(c *Config) { c.Exporters = ExporterNames{lo: "lab-softflowd"} })
+	base := "http://" + p.api.Addr().String()
+	live(t, p)
+	top := func(t *testing.T, base string, q url.Values) apiTopAnswer {
+		t.Helper()
+		var ans apiTopAnswer
+		getJSON(t, base+"/api/v1/top?"+q.Encode(), &ans)
+		return ans
+	}
+	labels := func(rows []shownRow) []string {
+		out := []string{}
+		for _, r := range rows {
+			out = append(out, r.Cells[1])
+		}
+		return out
+	}
+
+	t.Run("the overview shows the destination countries and ASes", func(t *testing.T) {
+		b.open(t, base+"/#/?"+rng)
+		for _, panel := range []struct{ by, title string }{{"dstcountry", "Destination countries"}, {"dstas", "Destination ASes"}} {
+			sel := `[data-panel="` + panel.by + `"]`
+			require.Equal(t, panel.title, evalJS[string](t, b, `document.querySelector('`+sel+` h2').textContent`))
+			want := top(t, base, with("by", panel.by, "n", "10"))
+			require.NotEmpty(t, want.Rows)
+			got := b.tableRows(t, sel+` table.top`)
+			require.Len(t, got, len(want.Rows), panel.by)
+			for i, w := range want.Rows {
+				require.Equal(t, w.Key, got[i].Key, "%s row %d", panel.by, i)
+				require.Equal(t, w.Label, got[i].Cells[1], "%s row %d: the API's label", panel.by, i)
+				// 3 significant digits, or 0.01 % below 10 %.
+				require.InDelta(t, w.Share, parseShown(t, got[i].Cells[3]), max(w.Share*0.006, 0.00006), "%s row %s share %q", panel.by, w.Key, got[i].Cells[3])
+			}
+			// A bar per row, as long as its share.
+			widths := evalJS[[]string](t, b, `[...document.querySelectorAll('`+sel+` tbody td.share .bar')].map(e => e.style.width)`)
+			require.Len(t, widths, len(want.Rows))
+			require.Equal(t, fmt.Sprintf("%.1f%%", want.Rows[0].Share*100), widths[0])
+		}
+		countries := labels(b.tableRows(t, `[data-panel="dstcountry"] table.top`))
+		require.Contains(t, countries, "South Korea")
+		require.Contains(t, countries, "private")
+		require.Contains(t, labels(b.tableRows(t, `[data-panel="dstas"] table.top`)), "AS4766 Korea Telecom")
+		require.Contains(t, evalJS[string](t, b, `document.querySelector('[data-panel="dstcountry"] tr[data-key="private"] td.key').title`), "192.168/16",
+			"a range word says what it is on hover")
+		// The exporters table names the exporter.
+		require.Equal(t, "lab-softflowd (127.0.0.1)", evalJS[string](t, b, `document.querySelector('[data-panel="exporters"] tbody tr td').textContent`))
+		require.Empty(t, b.takeProblems())
+	})
+
+	t.Run("a country drills down by its code, named", func(t *testing.T) {
+		b.setHash(t, "#/?"+rng)
+		b.do(t, chromedp.Click(chromedp.CSS(`[data-panel="dstcountry"] tr[data-key="KR"]`)))
+		b.waitReady(t)
+		hq, err := url.ParseQuery(strings.TrimPrefix(evalJS[string](t, b, `location.hash`), "#/key?"))
+		require.NoError(t, err)
+		require.Equal(t, "dstcountry", hq.Get("by"))
+		require.Equal(t, "KR", hq.Get("key"))
+		require.Equal(t, "destination country South Korea", evalJS[string](t, b, `document.querySelector('#view h1').textContent`))
+		want := top(t, base, with("by", "dstcountry", "n", "20"))
+		var kr uint64
+		for _, r := range want.Rows {
+			if r.Key == "KR" {
+				kr = r.Bytes
+			}
+		}
+		require.NotZero(t, kr)
+		volume := evalJS[string](t, b, `[...document.querySelectorAll('#view .kpi')].find(k => k.querySelector('.label').textContent === 'volume').querySelector('.value').textContent`)
+		near(t, float64(kr), parseShown(t, volume), "volume %q", volume)
+		require.Contains(t, evalJS[string](t, b, `document.querySelector('#view [data-panel="off"]').textContent`), "no tables per destination country")
+		require.Empty(t, b.takeProblems())
+	})
+
+	t.Run("the TopN view ranks by destination AS, with the AS names", func(t *testing.T) {
+		b.setHash(t, "#/top?"+with("by", "dstas", "n", "20").Encode())
+		require.Equal(t, "Top 20 by destination AS", evalJS[string](t, b, `document.querySelector('#view h1').textContent`))
+		want := top(t, base, with("by", "dstas", "n", "20"))
+		got := b.tableRows(t, `#view table.top`)
+		require.Len(t, got, len(want.Rows))
+		for i, w := range want.Rows {
+			require.Equal(t, w.Key, got[i].Key, "row %d", i)
+			require.Equal(t, w.Label, got[i].Cells[1], "row %d", i)
+		}
+		require.Equal(t, "AS4766 Korea Telecom", evalJS[string](t, b, `document.querySelector('#view table.top tr[data-key="4766"] td.key').textContent`))
+		dims := evalJS[map[string]string](t, b, `Object.fromEntries([...document.querySelectorAll('#view select[name=by] option')].map(o => [o.value, o.textContent]))`)
+		for by, name := range map[string]string{"srccountry": "source country", "dstcountry": "destination country", "country": "country (either side)",
+			"srcas": "source AS", "dstas": "destination AS", "as": "AS (either side)"} {
+			require.Equal(t, name, dims[by], "the dimension menu offers %s", by)
+		}
+		// The exporter picker names the exporter; its value stays the address.
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		defer cancel()
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](`[...document.querySelectorAll('#view select[name=exporter] option')].some(o => o.value === '127.0.0.1' && o.textContent === 'lab-softflowd (127.0.0.1)')`,
+			chromedp.WithPollingTimeout(25*time.Second)))
+		require.NoError(t, err, "the exporter picker lists lab-softflowd (127.0.0.1)")
+		// Either side: each flow counts under both ends' countries.
+		b.setHash(t, "#/top?"+with("by", "country").Encode())
+		require.Contains(t, evalJS[string](t, b, `document.querySelector('#view table.top caption').textContent`), "shares add up to 200")
+		require.Empty(t, b.takeProblems())
+	})
+
+	t.Run("the Interfaces page names the interfaces", func(t *testing.T) {
+		b.setHash(t, "#/interfaces?"+rng)
+		require.Equal(t, "exporter lab-softflowd (127.0.0.1)", evalJS[string](t, b, `document.querySelector('#view section[data-exporter="127.0.0.1"] h2').textContent`))
+		var cell struct{ Index, Name, Title, Speed string }
+		b.eval(t, `(() => { const tr = document.querySelector('#view table.ifaces tr[data-key="127.0.0.1:0"]');
+			return {index: tr.cells[0].textContent, name: tr.cells[1].textContent, title: tr.cells[1].title, speed: tr.cells[4].textContent} })()`, &cell)
+		require.Equal(t, "/work/main/testd", cell.Name, "softflowd names ifIndex 0 in its options data")
+		require.Contains(t, cell.Title, "options data")
+		require.Equal(t, "0", cell.Index, "a named ifIndex 0")
+		require.Equal(t, "—", cell.Speed, "options data give no speed")
+		// A click drills down into the interface, under the API's label.
+		in := top(t, base, with("by", "in_if", "n", "10"))
+		require.NotEmpty(t, in.Rows)
+		require.Equal(t, "127.0.0.1:0", in.Rows[0].Key)
+		require.Equal(t, "lab-softflowd /work/main/testd", in.Rows[0].Label)
+		b.do(t, chromedp.Click(chromedp.CSS(`#view table.ifaces tr[data-key="127.0.0.1:0"]`)))
+		b.waitReady(t)
+		hq, err := url.ParseQuery(strings.TrimPrefix(evalJS[string](t, b, `location.hash`), "#/key?"))
+		require.NoError(t, err)
+		require.Equal(t, "in_if", hq.Get("by"))
+		require.Equal(t, "127.0.0.1:0", hq.Get("key"))
+		require.Equal(t, in.Rows[0].Label, evalJS[string](t, b, `document.querySelector('#view .drill-key').textContent`))
+		require.Empty(t, b.takeProblems())
+	})
+
+	t.Run("a configured interface's speed gives the flows' utilization", func(t *testing.T) {
+		ps := startDashboard(t, imported(t), func(c *Config) {
+			c.Exporters = ExporterNames{lo: "seoul-bb1"}
+			c.Interfaces = InterfaceNames{lo: {0: {Name: "xe-0/0/1", Description: "to KT", SpeedMbps: 1, Source: "static"}}}
+		})
+		bs := "http://" + ps.api.Addr().String()
+		live(t, ps)
+		tb := b.tab(t)
+		tb.open(t, bs+"/#/interfaces?"+rng)
+		require.Equal(t, "exporter seoul-bb1 (127.0.0.1)", evalJS[string](t, tb, `document.querySelector('#view section[data-exporter="127.0.0.1"] h2').textContent`))
+		var row struct {
+			Name, Desc, Title, Speed, SpeedTitle string
+			Cells                                []string
+			UtilTitle                            string
+		}
+		tb.eval(t, `(() => { const tr = document.querySelector('#view table.ifaces tr[data-key="127.0.0.1:0"]'); const c = tr.cells;
+			return {name: c[1].querySelector('.name').textContent, desc: c[1].querySelector('.desc').textContent, title: c[1].title,
+				speed: c[4].textContent, speedTitle: c[4].title, cells: [...c].map(td => td.textContent), utilTitle: c[5].title} })()`, &row)
+		require.Equal(t, "xe-0/0/1", row.Name)
+		require.Equal(t, "to KT", row.Desc)
+		require.Contains(t, row.Title, "configuration")
+		require.Equal(t, "1.00\u202fMbps", row.Speed, "speed: 1M, with no sFlow counters")
+		require.Contains(t, row.SpeedTitle, "configuration")
+		in := top(t, bs, with("by", "in_if", "n", "10"))
+		out := top(t, bs, with("by", "out_if", "n", "10"))
+		require.Equal(t, "seoul-bb1 xe-0/0/1 (to KT)", in.Rows[0].Label)
+		for i, bps := range []float64{in.Rows[0].Bps, out.Rows[0].Bps} {
+			u := row.Cells[5+i]
+			require.True(t, strings.HasPrefix(u, "≈"), "utilization %q from the flows, marked", u)
+			// Shown to 3 significant digits, or to 0.01 % below 10 %.
+			require.InDelta(t, bps/1e6, parseShown(t, strings.TrimPrefix(u, "≈")), max(bps/1e6*0.006, 0.00006), "utilization %q of %.0f bps over 1 Mbps", u, bps)
+		}
+		require.Contains(t, row.UtilTitle, "no sFlow counters")
+		// The TopN's interface picker lists it under its label.
+		tb.setHash(t, "#/top?"+with("by", "app").Encode())
+		ctx, cancel := context.WithTimeout(tb.ctx, 30*time.Second)
+		defer cancel()
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool](`[...document.querySelectorAll('#view select[name=if] option')].some(o => o.value === '127.0.0.1:0' && o.textContent === 'seoul-bb1 xe-0/0/1 (to KT)')`,
+			chromedp.WithPollingTimeout(25*time.Second)))
+		require.NoError(t, err, "the interface picker names the interface")
+		require.Empty(t, tb.takeProblems())
+	})
 }
 
 func base14(p *pipeline) string { return "http://" + p.api.Addr().String() }

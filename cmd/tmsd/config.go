@@ -58,7 +58,13 @@ type Config struct {
 	} `yaml:"aggregate"`
 	API    APIConfig    `yaml:"api"`    // tokens, TLS, query caps: security.go
 	Decode DecodeConfig `yaml:"decode"` // limits, hold, saved templates: config_decode.go
-	Store  struct {
+	// Enrichment (config_enrich.go): countries and ASes, exporter and interface names.
+	GeoIP      GeoIPConfig    `yaml:"geoip"`
+	Exporters  ExporterNames  `yaml:"exporters"`
+	Interfaces InterfaceNames `yaml:"interfaces"`
+	Naming     NamingConfig   `yaml:"naming"`
+	SNMP       SNMPConfig     `yaml:"snmp"`
+	Store      struct {
 		// MinFreeSpace: below it the store stops writing (minutes wait in memory).
 		MinFreeSpace ByteCount `yaml:"min_free_space"`
 		// MaxDisk caps the store's size, evicting the oldest rolled-up data; 0: no cap (tiers.go).
@@ -90,6 +96,9 @@ func defaultConfig() Config {
 	c.Aggregate.ScopeInterface = agg.ScopeInterface
 	c.Aggregate.DrillDowns = DrillDowns(agg.DrillDowns)
 	c.Store.MinFreeSpace = 512 << 20
+	c.GeoIP = defaultGeoIPConfig()
+	c.Naming = defaultNamingConfig()
+	c.SNMP = defaultSNMPConfig()
 	return c
 }
 
@@ -309,15 +318,22 @@ func decodeStruct(n *yaml.Node, v reflect.Value, path string) error {
 	if n.ShortTag() == "!!null" {
 		return nil // "aggregate:" with nothing under it: the defaults
 	}
-	t := v.Type()
-	fields := map[string]int{}
+	fields := map[string][]int{} // key → field index path (an inline struct's fields are its own)
 	var names []string
-	for i := range t.NumField() {
-		if name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; name != "" && name != "-" {
-			fields[name] = i
-			names = append(names, name)
+	var walk func(t reflect.Type, at []int)
+	walk = func(t reflect.Type, at []int) {
+		for i := range t.NumField() {
+			tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")
+			path := append(append([]int(nil), at...), i)
+			if len(tag) > 1 && tag[1] == "inline" && t.Field(i).Type.Kind() == reflect.Struct {
+				walk(t.Field(i).Type, path)
+			} else if name := tag[0]; name != "" && name != "-" {
+				fields[name] = path
+				names = append(names, name)
+			}
 		}
 	}
+	walk(v.Type(), nil)
 	what := "the configuration"
 	if path != "" {
 		what = path
@@ -337,7 +353,7 @@ func decodeStruct(n *yaml.Node, v reflect.Value, path string) error {
 			return keyError(k, key, "given twice (first on line %d)", line)
 		}
 		seen[k.Value] = k.Line
-		if err := decodeValue(val, v.Field(f), key); err != nil {
+		if err := decodeValue(val, v.FieldByIndex(f), key); err != nil {
 			return err
 		}
 	}
@@ -523,6 +539,9 @@ func (c *Config) check(src configSource, serving bool) error {
 		if _, err := tls.LoadX509KeyPair(c.API.TLSCert, c.API.TLSKey); err != nil {
 			return src.errorf(src.pick("api.tls_cert", "api.tls_key"), "cannot load the TLS certificate and key: %v", err)
 		}
+	}
+	if err := c.checkEnrich(src); err != nil {
+		return err
 	}
 	return c.checkTiers(src, serving)
 }

@@ -121,11 +121,15 @@ func TestCapabilitiesFollowTheConfig(t *testing.T) {
 func configKeys(t reflect.Type, prefix string) []string {
 	var keys []string
 	for i := range t.NumField() {
-		name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")
+		name, ft := tag[0], t.Field(i).Type
+		if len(tag) > 1 && tag[1] == "inline" {
+			keys = append(keys, configKeys(ft, prefix)...)
+			continue
+		}
 		if name == "" || name == "-" {
 			continue
 		}
-		ft := t.Field(i).Type
 		if ft.Kind() == reflect.Struct && !reflect.PointerTo(ft).Implements(unmarshalerType) {
 			keys = append(keys, configKeys(ft, prefix+name+".")...)
 			continue
@@ -200,6 +204,32 @@ func TestEveryConfigKeyErrorNamesFileLineAndKey(t *testing.T) {
 		"decode.state_interval":           {"0s", "want whole milliseconds of at least 1s, got 0s"},
 		"store.min_free_space":            {"-1", `"-1" is not a number of bytes >= 0`},
 		"store.max_disk":                  {"lots", `bad size "lots"`},
+		"geoip.country":                   {"/nonexistent/c.mmdb", `cannot read "/nonexistent/c.mmdb": want an .mmdb file`},
+		"geoip.asn":                       {"/nonexistent/a.mmdb", `cannot read "/nonexistent/a.mmdb": want an .mmdb file`},
+		"geoip.embedded":                  {"maybe", `want true or false, got "maybe"`},
+		"geoip.as_source":                 {"router", `want export or database, got "router"`},
+		"geoip.reload_interval":           {"-1m", `bad duration "-1m"`},
+		"exporters":                       {`{192.0.2.1: ""}`, "the name of 192.0.2.1 must be a non-empty string"},
+		"interfaces":                      {"{192.0.2.1: {0: {name: ae0}}}", `"0" is not an ifIndex (a whole number from 1)`},
+		"naming.interface_sources":        {"[static, ldap]", `unknown interface source "ldap" (want static, options, snmp)`},
+		"naming.reverse_dns":              {"maybe", `want true or false, got "maybe"`},
+		"naming.dns_timeout":              {"0s", "want a duration > 0, got 0s"},
+		"snmp.enabled":                    {"maybe", `want true or false, got "maybe"`},
+		"snmp.version":                    {"1", `unknown "1" (2c or 3)`},
+		"snmp.community":                  {`""`, "must be set for SNMP v2c"},
+		"snmp.user":                       {"[x]", "want a string, got a list"},
+		"snmp.auth_protocol":              {"[x]", "want a string, got a list"},
+		"snmp.auth_passphrase":            {"[x]", "want a string"},
+		"snmp.priv_protocol":              {"[x]", "want a string, got a list"},
+		"snmp.priv_passphrase":            {"[x]", "want a string"},
+		"snmp.port":                       {"70000", "want a whole number"},
+		"snmp.agent":                      {"192.0.2.9", "the agent address is per exporter (snmp.exporters.ADDRESS.agent)"},
+		"snmp.exporters":                  {"{bogus: {}}", `"bogus" is not an exporter IP address`},
+		"snmp.only_listed":                {"maybe", `want true or false, got "maybe"`},
+		"snmp.refresh":                    {"0s", "must be positive, got 0s"},
+		"snmp.timeout":                    {"0s", "must be positive, got 0s"},
+		"snmp.retries":                    {"-1", "must not be negative, got -1"},
+		"snmp.workers":                    {"0", "must be at least 1, got 0"},
 		// The tiers of retention, in its per-tier form.
 		"retention.minute": {"-1d", `bad duration "-1d"`},
 		"retention.hour":   {"0s", `want a duration > 0, got "0s"`},

@@ -55,17 +55,24 @@ func loadGolden(t *testing.T, pcap string) golden {
 
 type apiTop struct {
 	Rows []struct {
-		Key                   string
+		Key, Label            string
 		Bytes, Packets, Flows uint64
 		Error                 uint64
 	}
-	Total struct{ Bytes, Packets, Flows uint64 }
-	Exact bool
+	Other        struct{ Bytes, Packets, Flows uint64 }
+	Total        struct{ Bytes, Packets, Flows uint64 }
+	Exact        bool
+	RulesChanged []string `json:"rules_changed"`
 }
 
 func queryTop(t *testing.T, base, by string, from, to time.Time) apiTop {
 	t.Helper()
-	q := url.Values{"by": {by}, "n": {"10"}, "from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}}
+	return queryTopQ(t, base, url.Values{"by": {by}, "n": {"10"}, "from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}})
+}
+
+// queryTopQ is GET /api/v1/top with the parameters q.
+func queryTopQ(t *testing.T, base string, q url.Values) apiTop {
+	t.Helper()
 	resp, err := http.Get(base + "/api/v1/top?" + q.Encode())
 	require.NoError(t, err)
 	defer resp.Body.Close()

@@ -120,7 +120,7 @@ func importFiles(cfg Config, paths []string, opt importOptions, out, errOut io.W
 				}
 				m[p.agg.Minute(&recs[i]).Unix()] = true
 			}
-			classify(p.classifier, recs)
+			p.enrich(recs)
 			pushAll(p.ring, recs)
 			return nil
 		})

@@ -110,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if len(rest) > 0 {
 			return usagef("serve", "unexpected argument %q", rest[0])
 		}
-		return serve(cfg)
+		return serve(cfg, args)
 	case "import":
 		fs := newFlagSet("import")
 		var opt importOptions
@@ -301,6 +301,10 @@ var configFlags = []struct {
 			c.Retention.Minute = Duration(d)
 			return nil
 		}},
+	{"geoip-country", "geoip.country", "serve import", "country database `file` (.mmdb: MaxMind GeoIP2/GeoLite2, DB-IP, IPinfo, ip-location-db); empty: the embedded default",
+		func(c *Config) string { return c.GeoIP.Country }, func(c *Config, v string) error { c.GeoIP.Country = v; return nil }},
+	{"geoip-asn", "geoip.asn", "serve import", "AS database `file` (.mmdb: GeoLite2-ASN, DB-IP, IPinfo); empty: the embedded default",
+		func(c *Config) string { return c.GeoIP.ASN }, func(c *Config, v string) error { c.GeoIP.ASN = v; return nil }},
 	{"tls-cert", "api.tls_cert", "serve", "serve the API over HTTPS with this PEM certificate `file` (with --tls-key)",
 		func(c *Config) string { return c.API.TLSCert }, func(c *Config, v string) error { c.API.TLSCert = v; return nil }},
 	{"tls-key", "api.tls_key", "serve", "PEM private key `file` of --tls-cert",
@@ -370,7 +374,7 @@ func newLogger(level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
-func serve(cfg Config) error {
+func serve(cfg Config, args []string) error {
 	logger := newLogger(cfg.LogLevel)
 	slog.SetDefault(logger)
 	applyMemoryLimit(cfg, logger)
@@ -378,16 +382,27 @@ func serve(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	p.reloadArgs, p.config = args, cfg
 	// Catch the signals before saying "started": a SIGTERM right after that
 	// line must flush, not kill the process.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := p.startServe(cfg); err != nil {
 		p.stop()
 		return err
 	}
 	logger.Info("tmsd started", "netflow", p.netflowAddrs(), "sflow", p.sflowAddrs(), "http", p.api.Addr().String(), "data", cfg.Data)
-	s := <-sig
+	var s os.Signal
+	for s == nil {
+		select {
+		case s = <-sig:
+		case <-hup:
+			p.reload() // logs what it did, or why it refused the file
+		}
+	}
 	logger.Info("stopping: flushing the open minutes", "signal", s.String())
 	return p.stop()
 }

@@ -17,6 +17,9 @@ import (
 	"github.com/tmsd/tmsd/internal/decode"
 	"github.com/tmsd/tmsd/internal/decode/listen"
 	"github.com/tmsd/tmsd/internal/decode/persist"
+	"github.com/tmsd/tmsd/internal/enrich/geoip"
+	"github.com/tmsd/tmsd/internal/enrich/names"
+	"github.com/tmsd/tmsd/internal/enrich/snmp"
 	"github.com/tmsd/tmsd/internal/flow"
 	"github.com/tmsd/tmsd/internal/query"
 	"github.com/tmsd/tmsd/internal/ring"
@@ -34,7 +37,15 @@ type pipeline struct {
 	decoder    *decode.Decoder
 	persist    *persist.Persister // the decoder's templates across restarts; serve only
 	agg        *aggregate.Aggregator
-	classifier *apps.Classifier
+	classifier *liveClassifier // application rules, replaced by a reload
+	geo        *geoip.GeoIP
+	snmp       *snmp.Poller
+	names      *names.Names
+	// reloadArgs are serve's arguments, read again by a reload; config is
+	// what they gave last (reload.go).
+	reloadArgs []string
+	config     Config
+	reloadMu   sync.Mutex
 	rollup     *rollup.Rollup
 	listeners  []*listen.Listener
 	offenders  *listen.Offenders // sources refused by listener.allow, shared by the listeners
@@ -71,9 +82,12 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 	for i, r := range cfg.Apps {
 		rules[i] = r.Rule
 	}
-	classifier, err := apps.New(rules)
+	classifier, err := newLiveClassifier(rules)
 	if err != nil {
 		return nil, fmt.Errorf("apps: %w", err)
+	}
+	if p.geo, err = geoip.New(cfg.GeoIP.configuration(), geoip.Dependencies{Registry: p.registry, Logger: logger}); err != nil {
+		return nil, err
 	}
 
 	if p.decoder, err = decode.New(cfg.Decode.decoder(cfg.Sampling)); err != nil {
@@ -111,6 +125,14 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 		return nil, err
 	}
 
+	if p.snmp, err = snmp.New(cfg.SNMP.configuration(), snmp.Dependencies{Registry: p.registry, Logger: logger, Cache: st, Clock: clock}); err != nil {
+		return nil, err
+	}
+	if p.names, err = names.New(cfg.namesConfiguration(), names.Dependencies{Options: p.decoder, SNMP: snmpNames{p.snmp},
+		Registry: p.registry, Logger: logger, Clock: clock}); err != nil {
+		return nil, err
+	}
+
 	apiCfg := api.DefaultConfiguration()
 	apiCfg.Listen = cfg.HTTP
 	apiCfg.Static = web.Handler()
@@ -122,6 +144,7 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 	p.offenders = listen.NewOffenders(listen.DefaultOffenders)
 	if p.api, err = api.New(apiCfg, api.Dependencies{
 		Engine: query.New(st, p.agg, query.WithProgress(p.rollup)), Exporters: p.decoder, Corrections: p.agg, Ports: classifier,
+		Names: &labels{names: p.names, geo: p.geo, decoder: p.decoder}, Reloader: p,
 		Offenders: p.offenders, Retention: st, Config: effective, Capabilities: capabilities(cfg), Registry: p.registry, Clock: clock, Logger: logger,
 	}); err != nil {
 		return nil, err
@@ -138,6 +161,10 @@ func (p *pipeline) startCore() error {
 		return err
 	}
 	p.started = append(p.started, p.store.Stop)
+	if err := p.geo.Start(); err != nil {
+		return err
+	}
+	p.started = append(p.started, p.geo.Stop)
 	if err := p.rollup.Start(); err != nil {
 		return err
 	}
@@ -159,6 +186,14 @@ func (p *pipeline) startServe(cfg Config) error {
 	if err := p.startCore(); err != nil {
 		return err
 	}
+	if err := p.snmp.Start(); err != nil {
+		return err
+	}
+	p.started = append(p.started, p.snmp.Stop)
+	if err := p.names.Start(); err != nil {
+		return err
+	}
+	p.started = append(p.started, p.names.Stop)
 	if err := p.api.Start(); err != nil {
 		return err
 	}
@@ -168,7 +203,7 @@ func (p *pipeline) startServe(cfg Config) error {
 		return err
 	}
 	p.started = append(p.started, p.persist.Stop)
-	ingest := &ingest{decoder: p.decoder, classifier: p.classifier, ring: p.ring}
+	ingest := &ingest{decoder: p.decoder, enrich: p.enrich, ring: p.ring}
 	for _, l := range []struct {
 		name  string
 		addrs []string
@@ -249,10 +284,10 @@ func (p *pipeline) sflowAddrs() []string   { return addrsOf(p.listeners, 1) }
 // each flow's application on the way (flow.Record.App): once, on the socket
 // readers, rather than in each aggregator shard.
 type ingest struct {
-	decoder    *decode.Decoder
-	classifier *apps.Classifier
-	ring       *ring.Broadcast
-	bufs       sync.Pool
+	decoder *decode.Decoder
+	enrich  func([]flow.Record)
+	ring    *ring.Broadcast
+	bufs    sync.Pool
 }
 
 // ringStall is how long a socket reader waits for room in a full ring while
@@ -274,17 +309,26 @@ func (in *ingest) HandleBatch(now time.Time, batch []listen.Datagram) {
 		// Errors are counted per exporter by the decoder; the datagram is dropped alone.
 		recs, _ = in.decoder.Decode(batch[i].Src.Addr(), batch[i].Payload, now, recs)
 	}
-	classify(in.classifier, recs)
+	in.enrich(recs)
 	in.ring.PushBatchWait(recs, ringStall)
 	*bp = recs[:0]
 	in.bufs.Put(bp)
 }
 
-// classify names the records' applications.
-func classify(c *apps.Classifier, recs []flow.Record) {
+// enrich names the records' applications, countries and ASes, and tells
+// the SNMP poller which exporters send flows: once, on the socket readers
+// (or the import), rather than in each aggregator shard.
+func (p *pipeline) enrich(recs []flow.Record) {
+	var last flow.Addr
 	for i := range recs {
-		recs[i].App = c.ClassifyID(&recs[i])
+		r := &recs[i]
+		r.App = p.classifier.ClassifyID(r)
+		if i == 0 || r.Exporter != last { // a batch is mostly one exporter's
+			last = r.Exporter
+			p.snmp.Seen(r.Exporter.Netip())
+		}
 	}
+	p.geo.Enrich(recs)
 }
 
 // pushAll pushes records, waiting while the ring is full however long the

@@ -112,32 +112,8 @@ func (d Duration) MarshalYAML() (any, error) {
 	return v.String(), nil
 }
 
-// MarshalYAML writes the rule as the file takes it.
-func (r AppRule) MarshalYAML() (any, error) {
-	var items []string
-	for _, p := range r.Prefixes {
-		items = append(items, p.String())
-	}
-	for _, pr := range r.Ports {
-		s := strconv.Itoa(int(pr.Low))
-		if pr.High != pr.Low {
-			s += "-" + strconv.Itoa(int(pr.High))
-		}
-		switch pr.Proto {
-		case 0:
-		case 6:
-			s = "tcp/" + s
-		case 17:
-			s = "udp/" + s
-		case 132:
-			s = "sctp/" + s
-		default:
-			s = strconv.Itoa(int(pr.Proto)) + "/" + s
-		}
-		items = append(items, s)
-	}
-	return r.Name + " = " + strings.Join(items, ","), nil
-}
+// MarshalYAML writes the rule as the file takes it (apps.Rule.String reads back to the same rule).
+func (r AppRule) MarshalYAML() (any, error) { return r.Rule.String(), nil }
 
 // effectiveConfig is the configuration as GET /api/v1/config shows it: the
 // file's keys, after defaults and flags, with secrets redacted by their

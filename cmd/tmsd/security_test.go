@@ -185,12 +185,14 @@ aggregate:
 	require.Contains(t, s, `"allow":["192.0.2.0/24"]`)
 	require.Contains(t, s, `"192.0.2.1":100`)
 
-	// The shown configuration, token hashes apart, is one tmsd loads back to the same.
+	// The shown configuration, token hashes and secrets apart, is one tmsd loads back to the same.
 	out, err := json.Marshal(eff)
 	require.NoError(t, err)
 	var generic map[string]any
 	require.NoError(t, json.Unmarshal(out, &generic))
 	delete(generic["api"].(map[string]any), "read_tokens")
+	require.Equal(t, "redacted", generic["snmp"].(map[string]any)["community"], "an SNMP community is a secret")
+	delete(generic["snmp"].(map[string]any), "community")
 	back, err := json.Marshal(generic)
 	require.NoError(t, err)
 	p2 := writeConfig(t, string(back)) // JSON is YAML
