@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -180,21 +179,9 @@ func TestSNMPNamesInterfaces(t *testing.T) {
 	cfg.SNMP.Timeout = Duration(200 * time.Millisecond)
 	cfg.SNMP.Retries = 0
 	cfg.Naming.ReverseDNS = false // the exporter's name comes from sysName, nothing else
-	p, err := newPipeline(cfg, newLogger("error"), time.Now)
-	require.NoError(t, err)
-	require.NoError(t, p.startServe(cfg))
-	t.Cleanup(func() { require.NoError(t, p.stop()) })
-	base := "http://" + p.api.Addr().String()
-
-	conn, err := net.Dial("udp", p.listeners[0].Addrs()[0].String())
-	require.NoError(t, err)
-	defer conn.Close()
+	p, base := serveConfig(t, cfg, nil)
 	start := time.Now()
-	_, err = conn.Write(v5Datagram(start, 517, 518, 3))
-	require.NoError(t, err)
-	require.Eventually(t, func() bool { return len(p.decoder.Exporters()) == 1 && p.decoder.Exporters()[0].Flows == 3 },
-		10*time.Second, 10*time.Millisecond)
-	require.NoError(t, p.agg.Sync(10*time.Second))
+	sendFlows(t, p, v5Datagram(start, 517, 518, 3), 3)
 	from, to := start.Add(-time.Minute), time.Now().Add(2*time.Minute)
 
 	label := func(by, key string) string {

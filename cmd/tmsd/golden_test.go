@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -113,11 +114,38 @@ func startServe(t *testing.T, data string) *pipeline {
 	cfg := defaultConfig()
 	cfg.NetFlow, cfg.SFlow, cfg.HTTP, cfg.Data = []string{"127.0.0.1:0"}, []string{"127.0.0.1:0"}, "127.0.0.1:0", data
 	cfg.Listener.Sockets = 2
-	p, err := newPipeline(cfg, newLogger("warn"), time.Now)
+	p, _ := serveConfig(t, cfg, nil)
+	return p
+}
+
+// serveConfig runs tmsd in-process with cfg (edit, if given, sees the
+// pipeline before it starts) and returns it with its API's base URL.
+func serveConfig(t *testing.T, cfg Config, edit func(*pipeline)) (*pipeline, string) {
+	t.Helper()
+	p, err := newPipeline(cfg, newLogger("error"), time.Now)
 	require.NoError(t, err)
+	if edit != nil {
+		edit(p)
+	}
 	require.NoError(t, p.startServe(cfg))
 	t.Cleanup(func() { require.NoError(t, p.stop()) })
-	return p
+	return p, "http://" + p.api.Addr().String()
+}
+
+// sendFlows sends one datagram to the pipeline's NetFlow listener and waits
+// until its exporter's flows reach want and the shards have counted them.
+func sendFlows(t *testing.T, p *pipeline, datagram []byte, want uint64) {
+	t.Helper()
+	conn, err := net.Dial("udp", p.listeners[0].Addrs()[0].String())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write(datagram)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		ex := p.decoder.Exporters()
+		return len(ex) == 1 && ex[0].Flows == want
+	}, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, p.agg.Sync(10*time.Second))
 }
 
 func TestImportEqualsGolden(t *testing.T) {

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"testing"
@@ -26,28 +25,13 @@ func TestReloadRefusesABadRuleAndKeepsTheOld(t *testing.T) {
 	cfg, _, err := parseFlags("serve", args, io.Discard)
 	require.NoError(t, err)
 	cfg.Listener.Sockets = 1
-	p, err := newPipeline(cfg, newLogger("error"), time.Now)
-	require.NoError(t, err)
-	p.reloadArgs, p.config = args, cfg
-	require.NoError(t, p.startServe(cfg))
-	t.Cleanup(func() { require.NoError(t, p.stop()) })
-	base := "http://" + p.api.Addr().String()
-
-	conn, err := net.Dial("udp", p.listeners[0].Addrs()[0].String())
-	require.NoError(t, err)
-	defer conn.Close()
+	p, base := serveConfig(t, cfg, func(p *pipeline) { p.reloadArgs, p.config = args, cfg })
 	start := time.Now()
 	flows := uint64(0)
 	send := func() {
 		t.Helper()
-		_, err := conn.Write(v5Datagram(time.Now(), 1, 2, 2))
-		require.NoError(t, err)
 		flows += 2
-		require.Eventually(t, func() bool {
-			ex := p.decoder.Exporters()
-			return len(ex) == 1 && ex[0].Flows == flows
-		}, 10*time.Second, 5*time.Millisecond)
-		require.NoError(t, p.agg.Sync(10*time.Second))
+		sendFlows(t, p, v5Datagram(time.Now(), 1, 2, 2), flows)
 	}
 	apps := func() map[string]uint64 {
 		top, _ := topRows(t, base, "app", start.Add(-time.Minute), time.Now().Add(2*time.Minute))

@@ -21,6 +21,8 @@ import (
 
 // A real tmsd process receives a capture live and gets SIGTERM within the
 // same minute: the open minute must be in the store when it has exited.
+// Before that, SIGHUP reloads its file: a bad rule is refused with FILE:LINE
+// and the process goes on, a good file is applied.
 func TestSIGTERMFlushesOpenMinute(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -33,9 +35,10 @@ func TestSIGTERMFlushesOpenMinute(t *testing.T) {
 	require.NoError(t, build.Run())
 
 	data := t.TempDir()
+	conf := writeConfig(t, "apps:\n  - \"web-a = tcp/443\"\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--netflow", "127.0.0.1:0", "--sflow", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", data)
+	cmd := exec.CommandContext(ctx, bin, "--config", conf, "--netflow", "127.0.0.1:0", "--sflow", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", data)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -49,10 +52,35 @@ func TestSIGTERMFlushesOpenMinute(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, target, "tmsd did not log its start")
+	logged := make(chan string, 1024)
 	go func() { // keep draining the log so the process never blocks on it
 		for lines.Scan() {
+			select {
+			case logged <- lines.Text():
+			default:
+			}
 		}
 	}()
+	waitLog := func(re *regexp.Regexp) string {
+		t.Helper()
+		for {
+			select {
+			case l := <-logged:
+				if re.MatchString(l) {
+					return l
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("tmsd did not log %s", re)
+			}
+		}
+	}
+	require.NoError(t, os.WriteFile(conf, []byte("exporters: {127.0.0.1: edge-1}\napps:\n  - \"web-b = tcp/99999\"\n"), 0o600))
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	l := waitLog(regexp.MustCompile(`reload refused`))
+	require.Contains(t, l, conf+`:3: apps: app rule \"web-b = tcp/99999\"`)
+	require.NoError(t, os.WriteFile(conf, []byte("exporters: {127.0.0.1: edge-1}\napps:\n  - \"web-b = tcp/443\"\n"), 0o600))
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	require.Contains(t, waitLog(regexp.MustCompile(`configuration reloaded`)), `changed="[apps exporters]"`)
 
 	sent := replayPcap(t, target, pcap)
 	require.Eventually(t, func() bool { // every datagram decoded before the signal
