@@ -291,14 +291,7 @@ func TestDashboard(t *testing.T) {
 	// Live datagrams too, for the exporters' status: NetFlow v5 and sampled sFlow.
 	sent := replayPcap(t, p.netflowAddrs()[0], "../../testdata/pcaps/softflowd-v5.pcap")
 	sent += replayPcap(t, p.sflowAddrs()[0], "../../testdata/pcaps/pmacct-sflow-sampled.pcap")
-	require.Eventually(t, func() bool {
-		var n uint64
-		for _, e := range p.decoder.Exporters() {
-			n += e.Datagrams
-		}
-		return n == sent
-	}, 30*time.Second, 10*time.Millisecond, "datagrams received")
-	require.NoError(t, p.agg.Sync(30*time.Second))
+	waitDecoded(t, p, sent)
 	t.Logf("store seeded in %s: %s", time.Since(start).Round(time.Millisecond), strings.ReplaceAll(strings.TrimSpace(out.String()), "\n", "; "))
 
 	shots := t.TempDir()
@@ -1228,14 +1221,7 @@ func TestDashboardEnrichment(t *testing.T) {
 	live := func(t *testing.T, p *pipeline) {
 		t.Helper()
 		sent := replayPcap(t, p.netflowAddrs()[0], "../../testdata/pcaps/softflowd-v9.pcap")
-		require.Eventually(t, func() bool {
-			var n uint64
-			for _, e := range p.decoder.Exporters() {
-				n += e.Datagrams
-			}
-			return n == sent
-		}, 30*time.Second, 10*time.Millisecond, "datagrams received")
-		require.NoError(t, p.agg.Sync(30*time.Second))
+		waitDecoded(t, p, sent)
 	}
 	p := startDashboard(t, imported(t), func(c *Config) { c.Exporters = ExporterNames{lo: "lab-softflowd"} })
 	base := "http://" + p.api.Addr().String()

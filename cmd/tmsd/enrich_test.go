@@ -112,14 +112,7 @@ func TestOptionsDataNamesInterfaces(t *testing.T) {
 	pcap := "../../testdata/pcaps/softflowd-v9.pcap"
 	start := time.Now()
 	sent := replayPcap(t, p.listeners[0].Addrs()[0].String(), pcap)
-	require.Eventually(t, func() bool {
-		var n uint64
-		for _, e := range p.decoder.Exporters() {
-			n += e.Datagrams
-		}
-		return n == sent
-	}, 30*time.Second, 10*time.Millisecond)
-	require.NoError(t, p.agg.Sync(30*time.Second))
+	waitDecoded(t, p, sent)
 	base := "http://" + p.api.Addr().String()
 	top, labels := topRows(t, base, "in_if", start.Add(-time.Minute), time.Now().Add(2*time.Minute))
 	require.Len(t, top.Rows, 1)

@@ -177,14 +177,7 @@ func TestLiveReplayEqualsGolden(t *testing.T) {
 			}
 			start := time.Now()
 			sent := replayPcap(t, target, pcap)
-			require.Eventually(t, func() bool {
-				var n uint64
-				for _, e := range p.decoder.Exporters() {
-					n += e.Datagrams
-				}
-				return n == sent
-			}, 30*time.Second, 10*time.Millisecond, "datagrams received")
-			require.NoError(t, p.agg.Sync(30*time.Second))
+			waitDecoded(t, p, sent)
 			// Live, the exporters' capture-era timestamps are far older than the
 			// receive time, so every flow lands in the minutes of the replay.
 			compareWithGolden(t, "http://"+p.api.Addr().String(), g, start.Add(-time.Minute), time.Now().Add(2*time.Minute))

@@ -31,6 +31,20 @@ func replayPcap(t *testing.T, target, path string) uint64 {
 	return sent
 }
 
+// waitDecoded waits until the decoder has had sent datagrams from all its
+// exporters, then until the shards have counted their flows.
+func waitDecoded(t *testing.T, p *pipeline, sent uint64) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var n uint64
+		for _, e := range p.decoder.Exporters() {
+			n += e.Datagrams
+		}
+		return n == sent
+	}, 30*time.Second, 10*time.Millisecond, "datagrams received")
+	require.NoError(t, p.agg.Sync(30*time.Second))
+}
+
 // firstDatagram returns the payload of the capture's first datagram.
 func firstDatagram(t *testing.T, path string) []byte {
 	t.Helper()
