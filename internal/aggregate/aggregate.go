@@ -168,7 +168,9 @@ type Aggregator struct {
 
 	skippedFlows   atomic.Uint64
 	shardBudget    int64 // bytes each shard's minutes may hold
+	endsLimit      int   // addresses a shard's minute folds by at most (putEnds)
 	compactions    atomic.Uint64
+	directMinutes  atomic.Uint64 // shard minutes switched to counting countries and ASes per flow (putEnds)
 	flushErrors    atomic.Uint64
 	droppedMinutes atomic.Uint64
 	droppedFlows   atomic.Uint64
@@ -212,10 +214,11 @@ func (cm *closingMinute) bytes() int64 {
 }
 
 type shard struct {
-	id   int
-	own  []int  // the specs whose tables this shard counts
-	need uint32 // the fields they need, a bit each
-	cur  *ring.Cursor
+	id    int
+	own   []int  // the specs whose tables this shard counts
+	need  uint32 // the fields they need, a bit each
+	folds bool   // it owns address tables that countries and ASes fold from
+	cur   *ring.Cursor
 
 	mu      sync.Mutex
 	minutes map[int64]*minuteAgg // by minute start, unix seconds
@@ -271,10 +274,14 @@ func New(cfg Configuration, deps Dependencies) (*Aggregator, error) {
 	}
 	a := &Aggregator{cfg: cfg, deps: deps, stop: make(chan struct{}), ckFlows: map[int64]uint64{}}
 	a.shardBudget = cfg.MaxMemory / int64(cfg.Shards)
+	// An eighth of a shard's budget for its open minute's ends, at 32 bytes
+	// an address (16-byte slots, at most half full).
+	a.endsLimit = int(max(a.shardBudget/8/32, 1<<12))
 	for i, own := range assign(&cfg, cfg.Shards) {
 		s := &shard{id: i, own: own, cur: deps.Ring.Consumer(i), minutes: map[int64]*minuteAgg{}, corrections: map[flow.Addr]uint64{}}
 		for _, j := range own {
 			s.need |= 1<<specs[j].scope | 1<<specs[j].value
+			s.folds = s.folds || spills[j] != nil
 		}
 		if s.need&(1<<fPeer) != 0 {
 			s.need |= 1<<fSrc | 1<<fDst
@@ -448,6 +455,14 @@ func (a *Aggregator) addRun(s *shard, minute int64, recs []flow.Record) {
 	m.flowCount += uint64(len(recs))
 	before := m.bytes
 	added := 0
+	if s.folds && !m.direct {
+		n := m.ends.n
+		if m.putEnds(ffs, a.endsLimit) {
+			m.materialize()
+			a.directMinutes.Add(1)
+		}
+		added += m.ends.n - n
+	}
 	for _, i := range s.own {
 		added += m.count(i, ffs, a.cfg.MaxKeys, func(t *table, sc uint64) {
 			t.compact(0, int64(sc), a.cfg.MaxKeys/2)
@@ -621,8 +636,24 @@ func (a *Aggregator) swapClosed(closed func(start int64) bool) {
 	defer a.hold.Store(false)
 	a.viewMu.Lock()
 	defer a.viewMu.Unlock()
+	// Their countries and ASes folded first (materialize), a shard each at
+	// once: a pending minute is read by queries without a lock, so it must
+	// not change, and close and checkpoints read it whole.
+	var wg sync.WaitGroup
 	for _, s := range a.shards {
 		s.mu.Lock()
+		wg.Go(func() {
+			for start, m := range s.minutes {
+				if closed(start) {
+					before := m.bytes
+					m.materialize()
+					s.bytes += m.bytes - before
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, s := range a.shards {
 		for start, m := range s.minutes {
 			if !closed(start) {
 				continue

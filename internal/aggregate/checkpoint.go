@@ -179,6 +179,10 @@ type ckScratch struct {
 	copy  table
 	tabs  []byte
 	group scratch
+	// an open minute's country and AS tables folded for this section, and
+	// the copy of its ends they were folded by
+	derived [numSpecs]*table
+	ends    []endSlot
 }
 
 // appendSection appends one shard's minute. When mu is set it is held on
@@ -189,13 +193,45 @@ type ckScratch struct {
 func appendSection(b []byte, shard int, m *minuteAgg, limit int, mu *sync.Mutex, sc *ckScratch) []byte {
 	tabs := sc.tabs[:0]
 	n := 0
+	sc.derived = [numSpecs]*table{}
 	for i := range m.tables {
 		t := m.tables[i]
 		if t == nil {
 			continue
 		}
 		n++
+		if d := sc.derived[i]; d != nil {
+			// A country or AS table, folded with its address table's copy.
+			if mu != nil {
+				mu.Unlock()
+			}
+			tabs = appendTable(tabs, i, d, limit, &sc.group)
+			if mu != nil {
+				mu.Lock()
+			}
+			continue
+		}
 		t.settle()
+		// An open minute's countries and ASes are saved as close will
+		// read them, folded from its address tables (materialize): the
+		// checkpoint's tables count every flow it holds, and restore reads
+		// them so. The fold's inputs are taken with the address table's
+		// copy, under the same lock.
+		fold := spills[i] != nil && !m.direct
+		var ends endDict
+		if fold {
+			for _, j := range spills[i] {
+				if m.tables[j] != nil {
+					m.tables[j].settle()
+					sc.derived[j] = m.tables[j].clone()
+				}
+			}
+			ends = m.ends
+			if mu != nil {
+				sc.ends = append(sc.ends[:0], m.ends.slots...)
+				ends.slots = sc.ends
+			}
+		}
 		if mu != nil {
 			sc.copy.slots = append(sc.copy.slots[:0], t.slots...)
 			sc.copy.scopeN = append(sc.copy.scopeN[:0], t.scopeN...)
@@ -204,6 +240,13 @@ func appendSection(b []byte, shard int, m *minuteAgg, limit int, mu *sync.Mutex,
 			sc.copy.n, sc.copy.shift, sc.copy.scoped, sc.copy.base = t.n, t.shift, t.scoped, t.base
 			mu.Unlock()
 			t = &sc.copy
+		}
+		if fold {
+			t.each(func(k uint64, c topn.Counters) {
+				if e, ok := ends.get(valueOf(k)); ok {
+					spillTo(&sc.derived, i, scopeOf(k), e, c)
+				}
+			})
 		}
 		tabs = appendTable(tabs, i, t, limit, &sc.group)
 		if mu != nil {
@@ -443,7 +486,7 @@ func (a *Aggregator) decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, erro
 			if d.bad || n > uint64(len(d.b)/4) {
 				return nil, corrupt("bad key count")
 			}
-			t := newTable(int(n), specs[i].kind != scNone)
+			t := m.newTable(int(i), int(n))
 			t.nonzero = nonzero
 			t.scopeN = make([]int32, ns)
 			t.evicted, t.base = evicted, base
@@ -461,6 +504,7 @@ func (a *Aggregator) decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, erro
 		if d.bad {
 			return nil, corrupt("truncated section")
 		}
+		m.direct = true // see restore
 		m.recount()
 		out = append(out, m)
 	}
@@ -612,6 +656,9 @@ func (a *Aggregator) restore(start int64, aggs []*minuteAgg) {
 			dst = newMinuteAgg(s.own, nil)
 			s.minutes[start] = dst
 		}
+		// A checkpoint's countries and ASes count every flow it holds
+		// (appendSection): the minute goes on counting them so.
+		dst.materialize()
 		for _, src := range aggs {
 			for _, i := range s.own {
 				if src.tables[i] != nil {

@@ -298,6 +298,29 @@ func topIdx(t *table, idx []int32, limit int, metrics []topn.Metric) []bool {
 // scopeTable is dimension d of scope sc in one minute's shards ms, for a
 // query of the open minutes (limit: the keys by bytes a table gives it, 0 all). Nil when the minute holds no table of it.
 func (a *Aggregator) scopeTable(ms []*minuteAgg, sc topn.Scope, d topn.Dim, limit int, metrics []topn.Metric) *topn.Table {
+	if isGeoDim(d) {
+		// An open minute's countries and ASes are folded from its address
+		// tables when read (spec.elides).
+		k := scPart
+		if sc.Kind == topn.ScopeInterface {
+			k = scIn
+			if sc.Dir == topn.DirOut {
+				k = scOut
+			}
+		}
+		derived := make([]*minuteAgg, len(ms))
+		for i, m := range ms {
+			only := int64(-1)
+			if m != nil && k != scPart {
+				only = 1 << 62 // no such interface: nothing to fold
+				if id, ok := m.ifID(sc.Exporter, sc.IfIndex); ok {
+					only = int64(id)
+				}
+			}
+			derived[i] = m.withDerived(k, only)
+		}
+		ms = derived
+	}
 	switch sc.Kind {
 	case topn.ScopeAll, topn.ScopeExporter, topn.ScopeProto:
 		if sc.Kind == topn.ScopeAll && isPortDim(d) {
@@ -735,6 +758,15 @@ func (a *Aggregator) closeGrouped(m *minuteAgg, k scopeKind, out *intervals, sco
 			}
 		}
 	}
+}
+
+// isGeoDim says whether d is a country or AS dimension.
+func isGeoDim(d topn.Dim) bool {
+	switch d {
+	case topn.DimSrcCountry, topn.DimDstCountry, topn.DimCountry, topn.DimSrcAS, topn.DimDstAS, topn.DimAS:
+		return true
+	}
+	return false
 }
 
 func isPortDim(d topn.Dim) bool {

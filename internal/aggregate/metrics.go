@@ -81,6 +81,10 @@ func newMetrics(a *Aggregator, reg *prometheus.Registry) *metrics {
 		Name: "tmsd_aggregate_compactions_total",
 		Help: "Tables compacted because a shard reached its share of max_memory (accuracy traded for memory).",
 	}, func() float64 { return float64(a.compactions.Load()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tmsd_aggregate_direct_minutes_total",
+		Help: "Shard minutes whose countries and ASes were counted flow by flow from the moment an address showed two countries or ASes, or the minute held more addresses than an eighth of the shard's budget folds (slower ingest, same answers).",
+	}, func() float64 { return float64(a.directMinutes.Load()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tmsd_ring_fill_ratio",
 		Help: "Fraction of the flow ring in use.",

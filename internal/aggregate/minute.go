@@ -92,9 +92,15 @@ type minuteAgg struct {
 	// flowCount is the flows counted: it only grows, so an unchanged count
 	// means an unchanged minute (checkpoints skip it).
 	flowCount uint64
-	keys      int      // keys held by all its tables
-	bytes     int64    // memory held, tables and dictionaries
-	keyBuf    []uint64 // count's keys of a batch
+	// ends is what enrichment said of each address in this minute, the
+	// country and AS tables' values to fold its rows into (spec.elides),
+	// until direct: then those tables count every flow, as a checkpoint
+	// restores them and as pending minutes hold them (materialize).
+	ends   endDict
+	direct bool
+	keys   int      // keys held by all its tables
+	bytes  int64    // memory held, tables and dictionaries
+	keyBuf []uint64 // count's keys of a batch
 	// the exporter of the previous record: records come in runs of one datagram
 	lastExp   flow.Addr
 	lastExpID uint32
@@ -112,15 +118,29 @@ func newMinuteAgg(own []int, prev *minuteAgg) *minuteAgg {
 		if prev != nil && prev.tables[i] != nil {
 			hint = max(hint, prev.tables[i].n)
 		}
-		m.tables[i] = newTable(hint, specs[i].kind != scNone)
+		m.newTable(i, hint)
 	}
 	m.recount()
 	return m
 }
 
+// newTable makes the minute's table i, sized for hint keys.
+func (m *minuteAgg) newTable(i, hint int) *table {
+	t := newTable(hint, specs[i].kind != scNone)
+	if spills[i] != nil {
+		t.dropped = func(k uint64, c topn.Counters) {
+			if !m.direct {
+				m.fold(i, k, c)
+			}
+		}
+	}
+	m.tables[i] = t
+	return t
+}
+
 // recount sums the keys and bytes held.
 func (m *minuteAgg) recount() {
-	m.keys, m.bytes = 0, m.parts.bytes()+m.ifs.bytes()+int64(cap(m.exps)+cap(m.v6))*40
+	m.keys, m.bytes = 0, m.parts.bytes()+m.ifs.bytes()+int64(cap(m.exps)+cap(m.v6))*40+m.ends.bytes()
 	for _, t := range m.tables {
 		if t != nil {
 			m.keys += t.n
@@ -289,6 +309,9 @@ func asValue(as uint32, cc [2]byte) uint64 {
 // every table for one flow. It returns the keys added and calls over for a
 // scope past maxKeys.
 func (m *minuteAgg) count(i int, ffs []flowFields, maxKeys int, over func(t *table, scope uint64)) int {
+	if specs[i].elides() && !m.direct {
+		return 0 // folded from the address tables (spec.elides)
+	}
 	t := m.tables[i]
 	sf, vf := specs[i].scope, specs[i].value
 	keys := m.keyBuf[:len(ffs)]
@@ -313,6 +336,7 @@ func (m *minuteAgg) count(i int, ffs []flowFields, maxKeys int, over func(t *tab
 		}
 	}
 	elides := specs[i].elides()
+	spill := spills[i] != nil && !m.direct
 	added := 0
 	for j, k := range keys {
 		if elides {
@@ -335,6 +359,11 @@ func (m *minuteAgg) count(i int, ffs []flowFields, maxKeys int, over func(t *tab
 			}
 			if s.key == 0 {
 				if !t.placeNew(x, stored, *c) {
+					// Turned away (admit): its end's country and AS
+					// rows count it now, as no row will fold it.
+					if spill {
+						added += m.spill(i, scopeOf(k), endOf(&ffs[j].f, specs[i].value), *c)
+					}
 					break
 				}
 				added++
@@ -447,8 +476,7 @@ func (m *minuteAgg) mergeTable(src *minuteAgg, i int, maxKeys int) {
 	st.settle()
 	dt := m.tables[i]
 	if dt == nil {
-		dt = newTable(st.n, st.scoped)
-		m.tables[i] = dt
+		dt = m.newTable(i, st.n)
 	}
 	x := translator{dst: m, src: src}
 	sp := specs[i]
@@ -484,10 +512,199 @@ func (m *minuteAgg) mergeTable(src *minuteAgg, i int, maxKeys int) {
 }
 
 // mergeFrom adds every table of src (the same shard's tables) into m.
+// Both count their countries and ASes directly first: a row of src folded
+// already would be folded again in m.
 func (m *minuteAgg) mergeFrom(src *minuteAgg, maxKeys int) {
+	m.materialize()
+	src.materialize()
 	for i := range src.tables {
 		m.mergeTable(src, i, maxKeys)
 	}
 	m.flowCount += src.flowCount
 	m.recount()
+}
+
+// endDict is a minute's ends: address value -> end value (endOf), the
+// first a minute saw. An open-addressing table of 16-byte slots.
+type endDict struct {
+	slots []endSlot
+	shift uint8
+	n     int
+}
+
+type endSlot struct {
+	key uint64 // address value plus one; 0: empty
+	val uint64
+}
+
+func (d *endDict) bytes() int64 { return int64(cap(d.slots)) * 16 }
+
+func (d *endDict) home(stored uint64) uint64 { return (stored * 0x9e3779b97f4a7c15) >> d.shift }
+
+func (d *endDict) get(k uint64) (uint64, bool) {
+	if d.n == 0 {
+		return 0, false
+	}
+	stored := k + 1
+	mask := uint64(len(d.slots) - 1)
+	for i := d.home(stored); ; i = (i + 1) & mask {
+		s := &d.slots[i]
+		if s.key == stored {
+			return s.val, true
+		}
+		if s.key == 0 {
+			return 0, false
+		}
+	}
+}
+
+// put records v for k unless k has a value, and reports whether k's value
+// is now v: false when the minute saw k with another.
+func (d *endDict) put(k, v uint64) bool {
+	if d.slots == nil {
+		d.slots, d.shift = make([]endSlot, 1024), shiftFor(1024)
+	}
+	stored := k + 1
+	mask := uint64(len(d.slots) - 1)
+	for i := d.home(stored); ; i = (i + 1) & mask {
+		s := &d.slots[i]
+		if s.key == stored {
+			return s.val == v
+		}
+		if s.key == 0 {
+			s.key, s.val = stored, v
+			if d.n++; 2*d.n > len(d.slots) {
+				d.grow()
+			}
+			return true
+		}
+	}
+}
+
+func (d *endDict) grow() {
+	old := d.slots
+	d.slots = make([]endSlot, 2*len(old))
+	d.shift = shiftFor(len(d.slots))
+	mask := uint64(len(d.slots) - 1)
+	for _, s := range old {
+		if s.key == 0 {
+			continue
+		}
+		for i := d.home(s.key); ; i = (i + 1) & mask {
+			if d.slots[i].key == 0 {
+				d.slots[i] = s
+				break
+			}
+		}
+	}
+}
+
+// endOf is the end value of a flow's source (f fSrc) or destination
+// (fDst): its AS value << 16 | its country, what the fold needs of it.
+func endOf(f *[numFields]uint64, end field) uint64 {
+	if end == fSrc {
+		return f[fSrcAS]<<16 | f[fSrcCC]
+	}
+	return f[fDstAS]<<16 | f[fDstCC]
+}
+
+// putEnds records the ends of a batch's flows, and reports whether the
+// minute must count its countries and ASes directly (materialize): an
+// address seen with two countries or ASes in one minute (a database
+// reloaded, an exporter's own AS for some flows only), which a fold by
+// address would misattribute, or more addresses than limit, the
+// dictionary's share of the memory budget (a flood of sources).
+func (m *minuteAgg) putEnds(ffs []flowFields, limit int) bool {
+	d := &m.ends
+	if d.slots != nil && len(d.slots) >= prefetchSlots {
+		mask := uint64(len(d.slots) - 1)
+		for j := range ffs {
+			f := &ffs[j].f
+			prefetch(uintptr(unsafe.Pointer(&d.slots[d.home(f[fSrc]+1)&mask])))
+			prefetch(uintptr(unsafe.Pointer(&d.slots[d.home(f[fDst]+1)&mask])))
+		}
+	}
+	for j := range ffs {
+		f := &ffs[j].f
+		if !d.put(f[fSrc], endOf(f, fSrc)) || !d.put(f[fDst], endOf(f, fDst)) {
+			return true
+		}
+	}
+	return d.n > limit
+}
+
+// spill counts c under end value e in the country and AS tables of address
+// table i's end, in scope sc, and returns the keys it added. Unknown
+// values (0) are left to the zero row (spec.elides).
+func (m *minuteAgg) spill(i int, sc, e uint64, c topn.Counters) int {
+	return spillTo(&m.tables, i, sc, e, c)
+}
+
+func spillTo(tabs *[numSpecs]*table, i int, sc, e uint64, c topn.Counters) int {
+	added := 0
+	for x, v := range [2]uint64{e & 0xffff, e >> 16} {
+		t := tabs[spills[i][x]]
+		if v == 0 || t == nil {
+			continue
+		}
+		t.addNonzero(sc, c)
+		if t.add(sc<<valueBits|v, c) {
+			added++
+		}
+	}
+	return added
+}
+
+// fold counts row k of address table i, whose counters are c, in its end's
+// country and AS tables, by what the minute's ends say of its address.
+func (m *minuteAgg) fold(i int, k uint64, c topn.Counters) int {
+	if e, ok := m.ends.get(valueOf(k)); ok {
+		return m.spill(i, scopeOf(k), e, c)
+	}
+	return 0
+}
+
+// materialize folds every address row into the country and AS tables,
+// which from then on count each flow themselves (direct): when the minute
+// leaves the shards (swapClosed), so that what close and checkpoints read
+// is whole and a pending minute is never changed under a query, and when
+// putEnds says a fold would be wrong or too big.
+func (m *minuteAgg) materialize() {
+	if m.direct {
+		return
+	}
+	for i, sp := range spills {
+		if t := m.tables[i]; sp != nil && t != nil {
+			t.each(func(k uint64, c topn.Counters) { m.fold(i, k, c) })
+		}
+	}
+	m.direct, m.ends = true, endDict{}
+	m.recount()
+}
+
+// withDerived is m as a query of scope kind k reads it: the kind's country
+// and AS tables as copies with the address rows folded in (of scope only
+// alone, when >= 0), m unchanged.
+func (m *minuteAgg) withDerived(k scopeKind, only int64) *minuteAgg {
+	if m == nil || m.direct || m.ends.n == 0 {
+		return m
+	}
+	c := *m
+	for i, sp := range spills {
+		t := m.tables[i]
+		if sp == nil || t == nil || specs[i].kind != k {
+			continue
+		}
+		for _, j := range sp {
+			if c.tables[j] == m.tables[j] && m.tables[j] != nil {
+				c.tables[j] = m.tables[j].clone()
+			}
+		}
+		t.each(func(key uint64, cn topn.Counters) {
+			if only < 0 || scopeOf(key) == uint64(only) {
+				c.fold(i, key, cn)
+			}
+		})
+	}
+	return &c
 }

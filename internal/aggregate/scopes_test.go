@@ -228,59 +228,92 @@ func TestScopesSurviveCheckpointRestore(t *testing.T) {
 }
 
 // Countries and ASes: a flow's unknown ones (0) are not counted but derived,
-// the scope's total less what was counted, so every scope's table says
-// exactly what the records say, open, after a crash restored from a
-// checkpoint, and stored.
+// the scope's total less what was counted, and the known ones are folded from
+// the address tables by what each address is (spec.elides). So every scope's
+// table says exactly what the records say, open, after a crash restored from
+// a checkpoint, and stored: when each address has one country and AS (the
+// fold), when some have two in the minute (counted flow by flow from then
+// on), and when max_keys makes the address tables forget and turn away keys
+// (their rows folded as they go, the turned-away flows counted at once).
 func TestCountriesAndASesExactInEveryScope(t *testing.T) {
-	at := base.Add(10 * time.Second)
-	var recs []flow.Record
-	truth := map[topn.Scope]map[topn.Dim]map[string]uint64{}
 	cc := [][2]byte{{}, {'K', 'R'}, {'U', 'S'}, {'F', 'R'}}
-	for i := range 600 {
-		r := onIf(rec(fmt.Sprintf("10.0.%d.%d", i%3, i%17), "10.1.0.9", uint16(40000+i%7), 443, uint64(100+i), at), uint32(1+i%3), 9)
-		if i%4 == 0 {
-			r.Exporter = addr("192.0.2.2")
-		}
-		r.SrcCountry, r.DstCountry = cc[i%4], cc[(i/4)%4]
-		r.SrcAS, r.DstAS = uint32([]int{0, 4766, 15169}[i%3]), uint32([]int{0, 0, 3320}[i%3])
-		recs = append(recs, r)
-		for _, sc := range []topn.Scope{{}, {Kind: topn.ScopeExporter, Exporter: r.Exporter}, ifScope(r.Exporter.String(), r.InIf, topn.DirIn)} {
-			if truth[sc] == nil {
-				truth[sc] = map[topn.Dim]map[string]uint64{}
-			}
-			add := func(d topn.Dim, k topn.Key) {
-				if truth[sc][d] == nil {
-					truth[sc][d] = map[string]uint64{}
+	ases := []uint32{0, 4766, 15169, 3320}
+	for _, tc := range []struct {
+		name   string
+		hosts  int  // distinct source addresses
+		mixed  bool // an address's country and AS vary from flow to flow
+		keys   int  // max_keys (0: default)
+		direct bool // the minute ends up counting them flow by flow
+	}{
+		{name: "one per address", hosts: 51},
+		{name: "mixed", hosts: 51, mixed: true, direct: true},
+		{name: "forgetting", hosts: 3000, keys: 40},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			at := base.Add(10 * time.Second)
+			var recs []flow.Record
+			truth := map[topn.Scope]map[topn.Dim]map[string]uint64{}
+			for i := range 6000 {
+				h := i % tc.hosts
+				r := onIf(rec(fmt.Sprintf("10.%d.%d.%d", h/4096, h/64%64, h%64), "10.1.0.9", uint16(40000+i%7), 443, uint64(100+i), at), uint32(1+i%3), 9)
+				if i%4 == 0 {
+					r.Exporter = addr("192.0.2.2")
 				}
-				truth[sc][d][d.Format(k)] += r.Bytes
+				src, dst := h, 7
+				if tc.mixed {
+					src, dst = i, i/4
+				}
+				r.SrcCountry, r.DstCountry = cc[src%4], cc[dst%4]
+				r.SrcAS, r.DstAS = ases[src/4%4], ases[dst/4%4]
+				recs = append(recs, r)
+				for _, sc := range []topn.Scope{{}, {Kind: topn.ScopeExporter, Exporter: r.Exporter}, ifScope(r.Exporter.String(), r.InIf, topn.DirIn), ifScope(r.Exporter.String(), r.OutIf, topn.DirOut)} {
+					if truth[sc] == nil {
+						truth[sc] = map[topn.Dim]map[string]uint64{}
+					}
+					add := func(d topn.Dim, k topn.Key) {
+						if truth[sc][d] == nil {
+							truth[sc][d] = map[string]uint64{}
+						}
+						truth[sc][d][d.Format(k)] += r.Bytes
+					}
+					add(topn.DimSrcCountry, topn.CountryKey(r.SrcCountry))
+					add(topn.DimDstCountry, topn.CountryKey(r.DstCountry))
+					add(topn.DimCountry, topn.CountryKey(r.SrcCountry))
+					add(topn.DimCountry, topn.CountryKey(r.DstCountry))
+					add(topn.DimSrcAS, topn.ASKey(r.SrcAS))
+					add(topn.DimDstAS, topn.ASKey(r.DstAS))
+					add(topn.DimAS, topn.ASKey(r.SrcAS))
+					add(topn.DimAS, topn.ASKey(r.DstAS))
+				}
 			}
-			add(topn.DimSrcCountry, topn.CountryKey(r.SrcCountry))
-			add(topn.DimDstCountry, topn.CountryKey(r.DstCountry))
-			add(topn.DimCountry, topn.CountryKey(r.SrcCountry))
-			add(topn.DimCountry, topn.CountryKey(r.DstCountry))
-			add(topn.DimSrcAS, topn.ASKey(r.SrcAS))
-			add(topn.DimDstAS, topn.ASKey(r.DstAS))
-			add(topn.DimAS, topn.ASKey(r.SrcAS))
-			add(topn.DimAS, topn.ASKey(r.DstAS))
-		}
-	}
-	check := func(h *harness, what string) {
-		t.Helper()
-		for sc, dims := range truth {
-			for d, want := range dims {
-				got := h.top(t, sc, d, base, base.Add(time.Minute))
-				require.Equal(t, want, rowsOf(d, got), "%s: %s %s", what, sc, d)
-				require.True(t, got.Exact(), "%s: %s %s", what, sc, d)
+			mod := func(c *Configuration) {
+				if tc.keys > 0 {
+					c.MaxKeys, c.TopK = tc.keys, tc.keys/2
+				}
 			}
-		}
+			check := func(h *harness, what string) {
+				t.Helper()
+				for sc, dims := range truth {
+					for d, want := range dims {
+						got := h.top(t, sc, d, base, base.Add(time.Minute))
+						require.Equal(t, want, rowsOf(d, got), "%s: %s %s", what, sc, d)
+						require.True(t, got.Exact(), "%s: %s %s", what, sc, d)
+					}
+				}
+			}
+			h := startAggregator(t, mod)
+			h.push(t, recs...)
+			if tc.keys > 0 {
+				require.NotZero(t, h.agg.compactions.Load(), "the address tables forgot keys")
+			}
+			check(h, "open")
+			require.Equal(t, tc.direct, h.agg.directMinutes.Load() > 0, "counted flow by flow")
+			require.NoError(t, h.agg.checkpoint())
+			h.crash()
+			h2 := startOn(t, h.store, h.store, mod, func() time.Time { return base })
+			check(h2, "restored")
+			require.NoError(t, h2.agg.FlushAll())
+			check(h2, "stored")
+		})
 	}
-	h := startAggregator(t, nil)
-	h.push(t, recs...)
-	check(h, "open")
-	require.NoError(t, h.agg.checkpoint())
-	h.crash()
-	h2 := startOn(t, h.store, h.store, nil, func() time.Time { return base })
-	check(h2, "restored")
-	require.NoError(t, h2.agg.FlushAll())
-	check(h2, "stored")
 }

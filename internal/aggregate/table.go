@@ -50,6 +50,9 @@ type table struct {
 	door     []uint64
 	doorBits int
 	first    []topn.Counters
+	// dropped, when set, sees each key compact forgets, before it goes:
+	// an address table's country and AS rows are folded from its keys.
+	dropped func(k uint64, c topn.Counters)
 }
 
 type slot struct {
@@ -189,6 +192,15 @@ func (t *table) insert(s *slot) {
 			return
 		}
 	}
+}
+
+// clone is a copy of t holding its own memory, without its hook.
+func (t *table) clone() *table {
+	c := *t
+	c.slots, c.scopeN, c.evicted = slices.Clone(t.slots), slices.Clone(t.scopeN), slices.Clone(t.evicted)
+	c.nonzero, c.first, c.door = slices.Clone(t.nonzero), slices.Clone(t.first), slices.Clone(t.door)
+	c.dropped = nil
+	return &c
 }
 
 // bytes is what the table holds in memory.
@@ -457,6 +469,9 @@ func (t *table) compact(floor int, only int64, keep int) int {
 		x := t.scope(s.key - 1)
 		if x < uint64(len(cuts)) && !cuts[x].keeps(s, &ties[x]) {
 			cuts[x].dropped.Max(s.c)
+			if t.dropped != nil {
+				t.dropped(s.key-1, s.c)
+			}
 			return true
 		}
 		return false
