@@ -49,6 +49,8 @@ type opts struct {
 	maxSteps          int
 	confirm           bool
 	refine            bool
+	refineTo          float64
+	refineMax         int
 	stable            time.Duration
 	settleMax         time.Duration
 	budget            time.Duration
@@ -133,7 +135,11 @@ type series struct {
 	// "rate cap", "time budget", "step limit"; empty when a higher rate lost flows.
 	Bound string `json:"bound,omitempty"`
 	NA    string `json:"not_run,omitempty"`
-	Note  string `json:"note,omitempty"`
+	// Precise: refined by bisection until the last pass and the failure
+	// are within o.refineTo (the enrichment pair, whose difference is
+	// smaller than the sweep's step).
+	Precise bool   `json:"precise,omitempty"`
+	Note    string `json:"note,omitempty"`
 }
 
 func main() {
@@ -156,6 +162,8 @@ func main() {
 	flag.IntVar(&o.maxSteps, "max-steps", 16, "steps per series at most")
 	flag.BoolVar(&o.confirm, "confirm", true, "repeat a failing step once before believing it")
 	flag.BoolVar(&o.refine, "refine", true, "after the first failure, try the geometric mean of the last pass and the failure")
+	flag.Float64Var(&o.refineTo, "refine-to", 1.05, "the enrichment pair's series (-enrichment) bisect until the failure is within this factor of the pass")
+	flag.IntVar(&o.refineMax, "refine-max", 3, "most bisection steps of a series refined to -refine-to")
 	flag.DurationVar(&o.stable, "stable", time.Second, "a count is settled when it has not changed for this long")
 	flag.DurationVar(&o.settleMax, "settle-max", 10*time.Second, "longest wait for a count to settle after sending")
 	flag.DurationVar(&o.budget, "budget", 24*time.Minute, "time budget of the whole sweep")
@@ -308,7 +316,12 @@ func run(o *opts, mdPath, jsonPath string) error {
 	}
 
 	for _, f := range o.enrichment {
-		all = append(all, &series{Format: f, Kind: kTmsdPlain, Label: "tmsd, enrichment off"})
+		all = append(all, &series{Format: f, Kind: kTmsdPlain, Label: "tmsd, enrichment off", Precise: true})
+		for _, s := range all {
+			if s.Format == f && s.Kind == kTmsd {
+				s.Precise = true
+			}
+		}
 	}
 
 	gens := o.genMaxRuns(ctx)
@@ -445,6 +458,24 @@ func (o *opts) sweep(ctx context.Context, s *series, deadline time.Time) {
 		break
 	}
 	switch {
+	case fail != nil && s.Best != nil && o.refine && s.Precise:
+		// Bisection, geometric, between the best pass and the lowest failure.
+		lo, hi := s.Best.Achieved, fail.Achieved
+		for n := 0; n < o.refineMax && hi/lo > o.refineTo && !out(); n++ {
+			st := do(math.Sqrt(lo * hi))
+			st.Refine = true
+			switch {
+			case st.Err != "":
+				n = o.refineMax
+			case st.Pass:
+				if st.Achieved > s.Best.Achieved {
+					s.Best = st
+				}
+				lo = max(lo, st.Achieved)
+			default:
+				hi = max(lo, min(hi, st.Achieved))
+			}
+		}
 	case fail != nil && s.Best != nil && o.refine && fail.Achieved/s.Best.Achieved > 1.2 && !out():
 		st := do(math.Sqrt(fail.Achieved * s.Best.Achieved))
 		st.Refine = true

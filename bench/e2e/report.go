@@ -305,8 +305,8 @@ func report(o *opts, all []*series, elapsed time.Duration, load0, load1 string) 
 	}
 	if len(plain) > 0 {
 		p("\nEnrichment's cost (issue 12 target: ≤ 10%%): tmsd as above (countries and ASes of both ends from the embedded databases, applications, interface names) vs tmsd with `geoip: {embedded: false}`, same generator (its backbone hosts are in public address space, so every address is looked up):\n\n")
-		p("| Format | tmsd | Max loss-free flows/s | CPU %% | Flows per CPU-second | Loss-free rate lost to enrichment | CPU per flow added |\n")
-		p("|---|---|---:|---:|---:|---:|---:|\n")
+		p("| Format | tmsd | Max loss-free flows/s | CPU %% | Flows per CPU-second | Loss-free rate lost to enrichment | CPU per flow added, at each maximum | CPU per flow added, at the same rate |\n")
+		p("|---|---|---:|---:|---:|---:|---:|---:|\n")
 		for _, s0 := range plain {
 			s1 := find(s0.Format, kTmsd)
 			for _, s := range []*series{s0, s1} {
@@ -314,7 +314,13 @@ func report(o *opts, all []*series, elapsed time.Duration, load0, load1 string) 
 					continue
 				}
 				cpu, perCPU, _ := cpuCells(s.Best)
-				cost, cpuCost := "—", "—"
+				cost, cpuCost, sameCost := "—", "—", "—"
+				if s == s1 && s0.Best != nil {
+					if a, b := sameRate(s0, s1); a != nil {
+						per0, per1 := float64(a.Counted)/a.CPUS, float64(b.Counted)/b.CPUS
+						sameCost = fmt.Sprintf("%.1f%% (%s flows/s)", (per0/per1-1)*100, fmtRate(a.Target))
+					}
+				}
 				if s == s1 && s0.Best != nil && s1.Best != nil && s0.Best.Achieved > 0 {
 					cost = fmt.Sprintf("%.1f%%", (1-s1.Best.Achieved/s0.Best.Achieved)*100)
 					if s0.Best.CPUS > 0 && s1.Best.CPUS > 0 && s0.Best.Counted > 0 && s1.Best.Counted > 0 {
@@ -326,7 +332,7 @@ func report(o *opts, all []*series, elapsed time.Duration, load0, load1 string) 
 				if s == s1 {
 					label = "enrichment on (default)"
 				}
-				p("| %s | %s | %s | %s | %s | %s | %s |\n", s.Format, label, maxCell(s), cpu, perCPU, cost, cpuCost)
+				p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Format, label, maxCell(s), cpu, perCPU, cost, cpuCost, sameCost)
 			}
 		}
 	}
@@ -403,4 +409,22 @@ func report(o *opts, all []*series, elapsed time.Duration, load0, load1 string) 
 	}
 	p("\n</details>\n")
 	return b.String()
+}
+
+// sameRate is the passing steps of a and b at the highest target rate both
+// passed: CPU per flow compared there is the cost of what differs, not of
+// the rate (nil: none).
+func sameRate(a, b *series) (*step, *step) {
+	var sa, sb *step
+	for _, x := range a.Steps {
+		if !x.Pass || x.CPUS <= 0 || x.Counted == 0 || (sa != nil && x.Target <= sa.Target) {
+			continue
+		}
+		for _, y := range b.Steps {
+			if y.Pass && y.CPUS > 0 && y.Counted > 0 && y.Target == x.Target {
+				sa, sb = x, y
+			}
+		}
+	}
+	return sa, sb
 }
