@@ -303,6 +303,9 @@ type amounts struct {
 type topRow struct {
 	Key string `json:"key"`
 	amounts
+	// Error is what tmsd says the row's bytes may be under-counted by (0
+	// exact; the truth's rows have none).
+	Error uint64 `json:"error,omitempty"`
 }
 
 type topAnswer struct {

@@ -725,9 +725,6 @@ func checkExact(in *instance, tr *truth) *exactness {
 			bad("%s: %v", dim, err)
 			continue
 		}
-		if !got.Exact {
-			bad("%s: tmsd says the answer is not exact", dim)
-		}
 		rows := slices.Clone(got.Rows)
 		slices.SortFunc(rows, func(a, b topRow) int {
 			return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), cmp.Compare(a.Key, b.Key))
@@ -736,9 +733,20 @@ func checkExact(in *instance, tr *truth) *exactness {
 			bad("%s: %d rows, truth %d", dim, len(rows), len(want))
 			continue
 		}
+		// A step whose flows straddle a minute tmsd has closed and stored
+		// (cut to top_k, as every stored minute is) gets a bounded answer:
+		// it passes when its rows are the truth's all the same, or the
+		// truth's bytes are within the bounds tmsd gives.
 		for i := range want {
-			if rows[i] != want[i] {
-				bad("%s #%d: tmsd %s %+v, truth %s %+v", dim, i+1, rows[i].Key, rows[i].amounts, want[i].Key, want[i].amounts)
+			g, w := rows[i], want[i]
+			switch {
+			case g.Key == w.Key && g.amounts == w.amounts:
+			case got.Exact:
+				bad("%s #%d: tmsd %s %+v, truth %s %+v", dim, i+1, g.Key, g.amounts, w.Key, w.amounts)
+			default:
+				if at := slices.IndexFunc(rows, func(r topRow) bool { return r.Key == w.Key }); at < 0 || rows[at].Bytes > w.Bytes || rows[at].Bytes+rows[at].Error < w.Bytes {
+					bad("%s #%d: tmsd says the answer is not exact, and %s is not within its bounds (truth %+v)", dim, i+1, w.Key, w.amounts)
+				}
 			}
 		}
 	}
