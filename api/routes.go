@@ -70,7 +70,7 @@ func (r *route) init() {
 
 func pBy(required bool) param {
 	p := param{name: "by", typ: "string", required: required, enum: strings.Split(topn.DimNames(), ", "), example: "app",
-		desc: "The dimension: app, proto, srcip, dstip, ip (either side), srcport, dstport, port (either side), exporter, in_if, out_if (EXPORTER:IFINDEX), peer (with ip= only), srccountry, dstcountry, country (either side; two letters, unknown), srcas, dstas, as (either side; 0 unknown)."}
+		desc: "The dimension: app, proto, srcip, dstip, ip (either side), srcport, dstport, port (either side), exporter, in_if, out_if (EXPORTER:IFINDEX), peer (with ip= only), srccountry, dstcountry, country (either side; two letters, unknown), srcas, dstas, as (either side; 0 unknown), appgroup (the group= of the app rules; ungrouped for the apps none gave one)."}
 	if !required {
 		p.desc += " With key= (one key's series) or n= (the top n keys' series, stacked)."
 	}

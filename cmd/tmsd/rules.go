@@ -132,6 +132,29 @@ func (l *liveClassifier) AppKey(id uint16) (topn.Key, bool) {
 	return topn.Key{}, false
 }
 
+// Group is the group of an application id, by the rules in force (those
+// before, for an application only they named).
+func (l *liveClassifier) Group(id uint16) (string, bool) {
+	st := l.st.Load()
+	if id <= l.tableApps {
+		return st.cur.Group(id)
+	}
+	for _, x := range []struct {
+		c   *apps.Classifier
+		ids []uint16
+	}{{st.cur, st.curIDs}, {st.prev, st.prevIDs}} {
+		for i, pid := range x.ids {
+			if pid == id {
+				return x.c.Group(l.tableApps + 1 + uint16(i))
+			}
+		}
+	}
+	return "", false
+}
+
+// Apps is how many application ids there are.
+func (l *liveClassifier) Apps() int { return int(l.tableApps) + len(*l.keys.Load()) }
+
 // PortName is the port table's name of a port (the same in every rule set).
 func (l *liveClassifier) PortName(proto uint8, port uint16) (string, bool) {
 	return l.st.Load().cur.PortName(proto, port)

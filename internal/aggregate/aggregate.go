@@ -106,6 +106,10 @@ func Shards(cfg Configuration) int {
 type Classifier interface {
 	ClassifyID(r *flow.Record) uint16
 	AppKey(id uint16) (topn.Key, bool)
+	// Group is the group of application id ("": none); Apps how many
+	// application ids there are.
+	Group(id uint16) (string, bool)
+	Apps() int
 }
 
 // Store is where closed minutes go, and the checkpoints of open ones
@@ -190,6 +194,11 @@ type Aggregator struct {
 	// scopes (made once, on the first need).
 	appIDsOnce sync.Once
 	appIDs     map[topn.Key]uint16
+
+	// the appgroup values handed out (groupValue)
+	groupMu    sync.Mutex
+	groupIDs   map[string]uint64
+	groupNames []string
 }
 
 // closingMinute is a closed minute on its way to the store: the shards'
@@ -290,6 +299,41 @@ func New(cfg Configuration, deps Dependencies) (*Aggregator, error) {
 	}
 	a.metrics = newMetrics(a, deps.Registry)
 	return a, nil
+}
+
+// Ungrouped is the appgroup row of the applications no rule gave a group.
+const Ungrouped = "ungrouped"
+
+// groupValue is the appgroup value of application id: a dense number per
+// group name, the same for the aggregator's life (names are few and a
+// reload may add some).
+func (a *Aggregator) groupValue(id uint16) uint64 {
+	name, ok := a.deps.Classifier.Group(id)
+	if !ok {
+		name = Ungrouped
+	}
+	a.groupMu.Lock()
+	defer a.groupMu.Unlock()
+	v, ok := a.groupIDs[name]
+	if !ok {
+		if a.groupIDs == nil {
+			a.groupIDs = map[string]uint64{}
+		}
+		v = uint64(len(a.groupNames))
+		a.groupNames = append(a.groupNames, name)
+		a.groupIDs[name] = v
+	}
+	return v
+}
+
+// groupKey names an appgroup value.
+func (a *Aggregator) groupKey(v uint64) topn.Key {
+	a.groupMu.Lock()
+	defer a.groupMu.Unlock()
+	if v < uint64(len(a.groupNames)) {
+		return topn.AppKey(a.groupNames[v])
+	}
+	return topn.AppKey(Ungrouped)
 }
 
 // appKey names an application id for the tables' readers.

@@ -53,6 +53,12 @@ func startOn(t *testing.T, st *store.Store, s Store, mod func(*Configuration), c
 	t.Helper()
 	cls, err := apps.New(nil)
 	require.NoError(t, err)
+	return startClassified(t, st, s, mod, clock, cls)
+}
+
+// startClassified is startOn with the application classifier cls.
+func startClassified(t *testing.T, st *store.Store, s Store, mod func(*Configuration), clock func() time.Time, cls Classifier) *harness {
+	t.Helper()
 	cfg := DefaultConfiguration()
 	cfg.Shards = 2
 	cfg.FlushInterval = time.Hour

@@ -51,6 +51,8 @@ func sources(k scopeKind, d topn.Dim) []int {
 		from = []topn.Dim{topn.DimSrcCountry, topn.DimDstCountry}
 	case topn.DimAS:
 		from = []topn.Dim{topn.DimSrcAS, topn.DimDstAS}
+	case topn.DimAppGroup:
+		from = []topn.Dim{topn.DimApp} // folded by group (byGroup)
 	default:
 		from = []topn.Dim{d}
 	}
@@ -343,7 +345,7 @@ func (a *Aggregator) scopeTable(ms []*minuteAgg, sc topn.Scope, d topn.Dim, limi
 		if m == nil || tm == nil {
 			return nil
 		}
-		return m.namedBy(m.partMerged(sc, d, nil), d, tm.partTotal(sc), limit, metrics, a)
+		return m.namedBy(a.byGroup(d, m.partMerged(sc, d, nil)), d, tm.partTotal(sc), limit, metrics, a)
 	case topn.ScopeInterface:
 		k := scIn
 		if sc.Dir == topn.DirOut {
@@ -362,7 +364,7 @@ func (a *Aggregator) scopeTable(ms []*minuteAgg, sc topn.Scope, d topn.Dim, limi
 		if !ok || !tok {
 			return &topn.Table{}
 		}
-		return m.namedBy(m.scopeMerged(k, id, d), d, tm.total(k, tid), limit, metrics, a)
+		return m.namedBy(a.byGroup(d, m.scopeMerged(k, id, d)), d, tm.total(k, tid), limit, metrics, a)
 	case topn.ScopeApp:
 		src := sources(scApp, d)
 		if len(src) == 0 {
@@ -650,7 +652,7 @@ func (a *Aggregator) closeShard(m *minuteAgg, out *intervals) {
 				if sc.Kind == topn.ScopeAll && isPortDim(d) {
 					continue // the whole network's own tables (scAll)
 				}
-				out.put(sc, d, m.named(m.partMerged(sc, d, grouped), d, topn.Counters{}, a.cfg.TopK, a))
+				out.put(sc, d, m.named(a.byGroup(d, m.partMerged(sc, d, grouped)), d, topn.Counters{}, a.cfg.TopK, a))
 			}
 			if m.tables[pt] != nil {
 				out.totals[sc] = m.partTotal(sc)
@@ -734,7 +736,7 @@ func (a *Aggregator) closeGrouped(m *minuteAgg, k scopeKind, out *intervals, sco
 				if !ok {
 					continue
 				}
-				if len(tabs) == 1 && !elides {
+				if len(tabs) == 1 && !elides && d != topn.DimAppGroup {
 					// One table, whose values are unique in a scope: its
 					// group is the scope's rows, with no merge.
 					t := tabs[0]
@@ -751,13 +753,30 @@ func (a *Aggregator) closeGrouped(m *minuteAgg, k scopeKind, out *intervals, sco
 					}
 					m.addZeroRow(mg, src[x], k, uint64(id))
 				}
-				out.put(sc, d, m.named(mg, d, topn.Counters{}, a.cfg.TopK, a))
+				out.put(sc, d, m.named(a.byGroup(d, mg), d, topn.Counters{}, a.cfg.TopK, a))
 			}
 			for _, sc := range scs {
 				scratches.Put(sc)
 			}
 		}
 	}
+}
+
+// byGroup is mg, an application table, summed by the applications' groups
+// when d is appgroup (mg itself otherwise): a group's rows are its
+// applications', so it is read off the app tables rather than counted. An
+// application may be under-counted by mg's bound, a group by as many bounds
+// as the classifier has applications.
+func (a *Aggregator) byGroup(d topn.Dim, mg *merged) *merged {
+	if d != topn.DimAppGroup {
+		return mg
+	}
+	out := newMerged(8)
+	mg.vals.each(func(v uint64, c topn.Counters) { out.vals.add(a.groupValue(uint16(v)), c) })
+	if !mg.bound.IsZero() {
+		out.bound = mg.bound.Times(max(1, a.deps.Classifier.Apps()))
+	}
+	return out
 }
 
 // isGeoDim says whether d is a country or AS dimension.
@@ -787,6 +806,10 @@ func outputDims(k scopeKind, d topn.Dim) []topn.Dim {
 		return []topn.Dim{d, topn.DimCountry}
 	case topn.DimSrcAS, topn.DimDstAS:
 		return []topn.Dim{d, topn.DimAS}
+	case topn.DimApp:
+		if k != scApp {
+			return []topn.Dim{d, topn.DimAppGroup}
+		}
 	}
 	return []topn.Dim{d}
 }

@@ -221,6 +221,8 @@ func (m *minuteAgg) keyOf(d topn.Dim, v uint64, apps appKeys) topn.Key {
 		return topn.PortKey(uint16(v>>8), uint8(v))
 	case topn.DimApp:
 		return apps.appKey(uint16(v))
+	case topn.DimAppGroup:
+		return apps.groupKey(v)
 	case topn.DimProto:
 		return topn.ProtoKey(uint8(v))
 	case topn.DimInIf, topn.DimOutIf:
@@ -240,6 +242,7 @@ func (m *minuteAgg) keyOf(d topn.Dim, v uint64, apps appKeys) topn.Key {
 // appKeys names application ids.
 type appKeys interface {
 	appKey(id uint16) topn.Key
+	groupKey(v uint64) topn.Key
 }
 
 // portRange is the port value of the dynamic range's row (topn.PortRangeKey):

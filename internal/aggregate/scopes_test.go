@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"fmt"
+	"github.com/tmsd/tmsd/internal/store"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -316,4 +317,48 @@ func TestCountriesAndASesExactInEveryScope(t *testing.T) {
 			check(h2, "stored")
 		})
 	}
+}
+
+// appgroup is read off the app tables: each group's row is the sum of its
+// applications' (a rule's group=; a rule naming a port-table application
+// gives it the group too), the others under "ungrouped", in the whole
+// network, an exporter and an interface, open and stored.
+func TestAppGroupsAreTheSumOfTheirApps(t *testing.T) {
+	var rules []apps.Rule
+	for _, l := range []string{"pg = tcp/5432 group=database", "my = tcp/3306 group=database", "https = tcp/443 group=web"} {
+		r, err := apps.ParseRule(l)
+		require.NoError(t, err)
+		rules = append(rules, r)
+	}
+	cls, err := apps.New(rules)
+	require.NoError(t, err)
+	at := base.Add(10 * time.Second)
+	var recs []flow.Record
+	truth := map[topn.Scope]map[string]uint64{}
+	for i := range 900 {
+		port := []uint16{5432, 3306, 443, 22, 53}[i%5]
+		r := onIf(rec(fmt.Sprintf("10.0.0.%d", i%40), "10.1.0.9", uint16(40000+i%300), port, uint64(100+i), at), uint32(1+i%2), 9)
+		group := []string{"database", "database", "web", Ungrouped, Ungrouped}[i%5]
+		recs = append(recs, r)
+		for _, sc := range []topn.Scope{{}, {Kind: topn.ScopeExporter, Exporter: r.Exporter}, ifScope(r.Exporter.String(), r.InIf, topn.DirIn)} {
+			if truth[sc] == nil {
+				truth[sc] = map[string]uint64{}
+			}
+			truth[sc][group] += r.Bytes
+		}
+	}
+	st := newStore(t, store.Dependencies{})
+	h := startClassified(t, st, st, nil, func() time.Time { return base }, cls)
+	h.push(t, recs...)
+	check := func(what string) {
+		t.Helper()
+		for sc, want := range truth {
+			got := h.top(t, sc, topn.DimAppGroup, base, base.Add(time.Minute))
+			require.Equal(t, want, rowsOf(topn.DimAppGroup, got), "%s: %s", what, sc)
+			require.True(t, got.Exact(), "%s: %s", what, sc)
+		}
+	}
+	check("open")
+	require.NoError(t, h.agg.FlushAll())
+	check("stored")
 }

@@ -109,6 +109,14 @@ func (c *Classifier) AppKey(id uint16) (topn.Key, bool) {
 	return topn.Key{}, false
 }
 
+// Apps is how many application ids there are: AppKey names 1..Apps().
+func (c *Classifier) Apps() int {
+	if c == nil {
+		return len(keys)
+	}
+	return len(keys) + len(c.ruleKeys)
+}
+
 // Classify returns the application's key for the flow: the first matching rule's
 // name (see Rule), else the table's name for the flow's protocol and server port (see
 // ServerPort for which port that is), else Other.

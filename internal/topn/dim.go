@@ -40,6 +40,9 @@ const (
 	DimSrcAS
 	DimDstAS
 	DimAS
+	// DimAppGroup is the group of a flow's application (apps rule group=:
+	// database, web, backup…): read off the application tables, not counted.
+	DimAppGroup
 	numDims
 )
 
@@ -56,7 +59,7 @@ var Dims = func() []Dim {
 const NumDims = int(numDims)
 
 var dimNames = [numDims]string{"", "app", "proto", "srcip", "dstip", "ip", "srcport", "dstport", "port", "exporter", "in_if", "out_if", "peer",
-	"srccountry", "dstcountry", "country", "srcas", "dstas", "as"}
+	"srccountry", "dstcountry", "country", "srcas", "dstas", "as", "appgroup"}
 
 func (d Dim) String() string {
 	if d == 0 || d >= numDims {
@@ -174,7 +177,7 @@ func (k Key) App() string {
 // Format renders a key of dimension d as the API shows it.
 func (d Dim) Format(k Key) string {
 	switch d {
-	case DimApp:
+	case DimApp, DimAppGroup:
 		return k.App()
 	case DimProto:
 		return strconv.Itoa(int(k[0]))
@@ -210,7 +213,7 @@ func (d Dim) Format(k Key) string {
 // ParseKey is the inverse of Format.
 func (d Dim) ParseKey(s string) (Key, error) {
 	switch d {
-	case DimApp:
+	case DimApp, DimAppGroup:
 		if s == "" || len(s) > MaxAppName {
 			return Key{}, fmt.Errorf("application name must be 1 to %d bytes", MaxAppName)
 		}

@@ -60,10 +60,10 @@ type Scope struct {
 // drill-downs keep what their question needs: an application's hosts and
 // ports; an address's applications and the hosts at the other end (peer).
 var scopeDims = [numScopeKinds][]Dim{
-	ScopeAll:       {DimApp, DimProto, DimSrcIP, DimDstIP, DimIP, DimSrcPort, DimDstPort, DimPort, DimExporter, DimInIf, DimOutIf, DimSrcCountry, DimDstCountry, DimCountry, DimSrcAS, DimDstAS, DimAS},
-	ScopeExporter:  {DimApp, DimProto, DimSrcIP, DimDstIP, DimIP, DimSrcPort, DimDstPort, DimPort, DimExporter, DimInIf, DimOutIf, DimSrcCountry, DimDstCountry, DimCountry, DimSrcAS, DimDstAS, DimAS},
-	ScopeProto:     {DimApp, DimProto, DimSrcIP, DimDstIP, DimIP, DimSrcPort, DimDstPort, DimPort, DimExporter, DimInIf, DimOutIf, DimSrcCountry, DimDstCountry, DimCountry, DimSrcAS, DimDstAS, DimAS},
-	ScopeInterface: {DimApp, DimProto, DimSrcIP, DimDstIP, DimIP, DimSrcPort, DimDstPort, DimPort, DimInIf, DimOutIf, DimSrcCountry, DimDstCountry, DimCountry, DimSrcAS, DimDstAS, DimAS},
+	ScopeAll:       {DimApp, DimProto, DimSrcIP, DimDstIP, DimIP, DimSrcPort, DimDstPort, DimPort, DimExporter, DimInIf, DimOutIf, DimSrcCountry, DimDstCountry, DimCountry, DimSrcAS, DimDstAS, DimAS, DimAppGroup},
+	ScopeExporter:  {DimApp, DimProto, DimSrcIP, DimDstIP, DimIP, DimSrcPort, DimDstPort, DimPort, DimExporter, DimInIf, DimOutIf, DimSrcCountry, DimDstCountry, DimCountry, DimSrcAS, DimDstAS, DimAS, DimAppGroup},
+	ScopeProto:     {DimApp, DimProto, DimSrcIP, DimDstIP, DimIP, DimSrcPort, DimDstPort, DimPort, DimExporter, DimInIf, DimOutIf, DimSrcCountry, DimDstCountry, DimCountry, DimSrcAS, DimDstAS, DimAS, DimAppGroup},
+	ScopeInterface: {DimApp, DimProto, DimSrcIP, DimDstIP, DimIP, DimSrcPort, DimDstPort, DimPort, DimInIf, DimOutIf, DimSrcCountry, DimDstCountry, DimCountry, DimSrcAS, DimDstAS, DimAS, DimAppGroup},
 	ScopeApp:       {DimSrcIP, DimDstIP, DimIP, DimSrcPort, DimDstPort, DimPort},
 	ScopeIP:        {DimApp, DimPeer},
 }

@@ -14,7 +14,7 @@ export const DIMS = {
   srcport: 'source port', dstport: 'destination port', port: 'port (either side)', proto: 'protocol',
   exporter: 'exporter', in_if: 'input interface', out_if: 'output interface',
   srccountry: 'source country', dstcountry: 'destination country', country: 'country (either side)',
-  srcas: 'source AS', dstas: 'destination AS', as: 'AS (either side)',
+  srcas: 'source AS', dstas: 'destination AS', as: 'AS (either side)', appgroup: 'application group',
 };
 export const METRICS = ['bytes', 'packets', 'flows'];
 // COMPARES are the API's compare= values.
