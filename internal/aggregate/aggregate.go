@@ -504,8 +504,10 @@ func (a *Aggregator) addRun(s *shard, minute int64, recs []flow.Record) {
 		if m.putEnds(ffs, a.endsLimit) {
 			m.materialize()
 			a.directMinutes.Add(1)
+			added++ // its memory changed: the ends freed, the tables folded into
+		} else {
+			added += m.ends.n - n
 		}
-		added += m.ends.n - n
 	}
 	for _, i := range s.own {
 		added += m.count(i, ffs, a.cfg.MaxKeys, func(t *table, sc uint64) {
