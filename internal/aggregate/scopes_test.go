@@ -241,14 +241,17 @@ func TestCountriesAndASesExactInEveryScope(t *testing.T) {
 	ases := []uint32{0, 4766, 15169, 3320}
 	for _, tc := range []struct {
 		name   string
-		hosts  int  // distinct source addresses
-		mixed  bool // an address's country and AS vary from flow to flow
-		keys   int  // max_keys (0: default)
-		direct bool // the minute ends up counting them flow by flow
+		hosts  int   // distinct source addresses
+		mixed  bool  // an address's country and AS vary from flow to flow
+		keys   int   // max_keys (0: default)
+		memory int64 // max_memory (0: default)
+		direct bool  // the minute ends up counting them flow by flow
 	}{
 		{name: "one per address", hosts: 51},
 		{name: "mixed", hosts: 51, mixed: true, direct: true},
 		{name: "forgetting", hosts: 3000, keys: 40},
+		// 1 MiB: 4,096 addresses per shard's minute at most (endsLimit)
+		{name: "more addresses than the budget folds", hosts: 5000, memory: 1 << 20, direct: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			at := base.Add(10 * time.Second)
@@ -290,6 +293,9 @@ func TestCountriesAndASesExactInEveryScope(t *testing.T) {
 			mod := func(c *Configuration) {
 				if tc.keys > 0 {
 					c.MaxKeys, c.TopK = tc.keys, tc.keys/2
+				}
+				if tc.memory > 0 {
+					c.MaxMemory = tc.memory
 				}
 			}
 			check := func(h *harness, what string) {
