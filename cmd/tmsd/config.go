@@ -64,7 +64,9 @@ type Config struct {
 	Interfaces InterfaceNames `yaml:"interfaces"`
 	Naming     NamingConfig   `yaml:"naming"`
 	SNMP       SNMPConfig     `yaml:"snmp"`
-	Store      struct {
+	// Alerts (config_alerts.go): rules and notification targets.
+	Alerts AlertsConfig `yaml:"alerts"`
+	Store  struct {
 		// MinFreeSpace: below it the store stops writing (minutes wait in memory).
 		MinFreeSpace ByteCount `yaml:"min_free_space"`
 		// MaxDisk caps the store's size, evicting the oldest rolled-up data; 0: no cap (tiers.go).
@@ -541,6 +543,9 @@ func (c *Config) check(src configSource, serving bool) error {
 		}
 	}
 	if err := c.checkEnrich(src); err != nil {
+		return err
+	}
+	if err := c.checkAlerts(src); err != nil {
 		return err
 	}
 	return c.checkTiers(src, serving)

@@ -230,6 +230,9 @@ func TestEveryConfigKeyErrorNamesFileLineAndKey(t *testing.T) {
 		"snmp.timeout":                    {"0s", "must be positive, got 0s"},
 		"snmp.retries":                    {"-1", "must not be negative, got -1"},
 		"snmp.workers":                    {"0", "must be at least 1, got 0"},
+		"alerts.rules":                    {"[{name: bad, threshold: 8X}]", `invalid alert rule: alerts: rule "bad": threshold: "8X"`},
+		"alerts.targets":                  {"[{name: noc, type: pager}]", `notify: target "noc"`},
+		"alerts.dashboard_url":            {"tmsd.example", `want an http:// or https:// URL, got "tmsd.example"`},
 		// The tiers of retention, in its per-tier form.
 		"retention.minute": {"-1d", `bad duration "-1d"`},
 		"retention.hour":   {"0s", `want a duration > 0, got "0s"`},

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/tmsd/tmsd/internal/alerts"
+	"github.com/tmsd/tmsd/internal/alerts/notify"
 	"log/slog"
 	"math"
 	"sync"
@@ -40,6 +42,8 @@ type pipeline struct {
 	classifier *liveClassifier // application rules, replaced by a reload
 	geo        *geoip.GeoIP
 	snmp       *snmp.Poller
+	notify     *notify.Notifier  // nil: no alerts.targets
+	alerts     *alerts.Evaluator // nil: no alerts.rules
 	names      *names.Names
 	// reloadArgs are serve's arguments, read again by a reload; config is
 	// what they gave last (reload.go).
@@ -133,6 +137,21 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 		return nil, err
 	}
 
+	engine := query.New(st, p.agg, query.WithProgress(p.rollup))
+	if len(cfg.Alerts.Targets) > 0 {
+		if p.notify, err = notify.New(cfg.Alerts.notifyConfiguration(), notify.Dependencies{Registry: p.registry, Logger: logger}); err != nil {
+			return nil, err
+		}
+	}
+	if len(cfg.Alerts.Rules) > 0 {
+		if p.alerts, err = alerts.New(cfg.evaluatorConfiguration(), alerts.Dependencies{
+			Source: engine, Notify: p.sendAlert, Clock: clock, Registry: p.registry, Logger: logger,
+			DashboardURL: cfg.Alerts.DashboardURL,
+		}); err != nil {
+			return nil, err
+		}
+	}
+
 	apiCfg := api.DefaultConfiguration()
 	apiCfg.Listen = cfg.HTTP
 	apiCfg.Static = web.Handler()
@@ -143,7 +162,7 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 	}
 	p.offenders = listen.NewOffenders(listen.DefaultOffenders)
 	if p.api, err = api.New(apiCfg, api.Dependencies{
-		Engine: query.New(st, p.agg, query.WithProgress(p.rollup)), Exporters: p.decoder, Corrections: p.agg, Ports: classifier,
+		Engine: engine, Exporters: p.decoder, Corrections: p.agg, Ports: classifier,
 		Names: &labels{names: p.names, geo: p.geo, decoder: p.decoder}, Reloader: p,
 		Offenders: p.offenders, Retention: st, Config: effective, Capabilities: capabilities(cfg), Registry: p.registry, Clock: clock, Logger: logger,
 	}); err != nil {
@@ -198,6 +217,19 @@ func (p *pipeline) startServe(cfg Config) error {
 		return err
 	}
 	p.started = append(p.started, p.api.Stop)
+	// Targets before the rules that send to them, stopped after them.
+	if p.notify != nil {
+		if err := p.notify.Start(); err != nil {
+			return err
+		}
+		p.started = append(p.started, p.notify.Stop)
+	}
+	if p.alerts != nil {
+		if err := p.alerts.Start(); err != nil {
+			return err
+		}
+		p.started = append(p.started, p.alerts.Stop)
+	}
 	// Restored before the first datagram; stopped (a last save) after the listeners.
 	if err := p.persist.Start(); err != nil {
 		return err
@@ -250,6 +282,17 @@ func checkAddresses(cfg Config) error {
 		}
 	}
 	return nil
+}
+
+// sendAlert queues an alert event for its rule's targets (checkAlerts made
+// sure they are configured).
+func (p *pipeline) sendAlert(targets []string, ev alerts.Event) {
+	if p.notify == nil || len(targets) == 0 {
+		return
+	}
+	if err := p.notify.Send(targets, ev); err != nil {
+		p.logger.Warn("alert not queued", "rule", ev.Rule, "err", err)
+	}
 }
 
 // stop stops what was started, in reverse order: listeners first, then the
