@@ -125,6 +125,7 @@ type Dependencies struct {
 	Ports       PortNamer
 	Names       Names     // nil: keys are their own labels
 	Reloader    Reloader  // nil: no reload
+	Alerts      Alerts    // nil: the /alerts routes answer 404
 	Offenders   Offenders // nil: no listener, nothing refused
 	// Retention bounds the ranges queries may ask (nil: no check).
 	Retention Retention

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tmsd/tmsd/internal/aggregate"
+	"github.com/tmsd/tmsd/internal/alerts"
 	"github.com/tmsd/tmsd/internal/apps"
 	"github.com/tmsd/tmsd/internal/decode"
 	"github.com/tmsd/tmsd/internal/flow"
@@ -102,6 +104,10 @@ func newTestAPIFull(t *testing.T, cfg Configuration, aggTweak func(*aggregate.Co
 			Errors: map[string]uint64{"malformed": 1}}},
 		Reloader: countingReloader{new(int)},
 	}
+	ev, err := alerts.New(alerts.DefaultConfiguration(), alerts.Dependencies{Source: deps.Engine, Store: st, Clock: deps.Clock,
+		Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	deps.Alerts = ev
 	if tweak != nil {
 		tweak(&deps)
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -114,10 +115,18 @@ func (a *API) operation(r *route) map[string]any {
 		return map[string]any{"description": desc,
 			"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Error"}}}}
 	}
+	if r.body != nil {
+		op["requestBody"] = map[string]any{"required": true,
+			"content": map[string]any{"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(r.body))}}}
+	}
+	status := "200"
+	if r.status != 0 {
+		status = strconv.Itoa(r.status)
+	}
 	resps := map[string]any{
-		"200": ok,
-		"400": errResp("A bad, unknown or repeated parameter, named in parameter."),
-		"401": errResp("No token, or a wrong one (when tokens are configured)."),
+		status: ok,
+		"400":  errResp("A bad, unknown or repeated parameter, named in parameter."),
+		"401":  errResp("No token, or a wrong one (when tokens are configured)."),
 	}
 	if r.admin {
 		resps["403"] = errResp("A read token: this needs an admin token.")
@@ -162,7 +171,10 @@ func paramObject(p param) map[string]any {
 	return o
 }
 
-var timeType = reflect.TypeFor[time.Time]()
+var (
+	timeType      = reflect.TypeFor[time.Time]()
+	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
+)
 
 // schemaOf is the JSON Schema of what encoding/json makes of a value of type
 // t: objects with their exact properties (required unless omitempty),
@@ -170,6 +182,9 @@ var timeType = reflect.TypeFor[time.Time]()
 func schemaOf(t reflect.Type) map[string]any {
 	if t == timeType {
 		return map[string]any{"type": "string", "format": "date-time"}
+	}
+	if t.Kind() != reflect.Pointer && t.Kind() != reflect.Struct && t.Implements(textMarshaler) {
+		return map[string]any{"type": "string"} // alerts.Duration: "5m0s"
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
@@ -219,7 +234,7 @@ func addFields(t reflect.Type, props map[string]any, required *[]string) {
 			name = f.Name
 		}
 		s := schemaOf(f.Type)
-		omit := strings.Contains(","+opts+",", ",omitempty,")
+		omit := strings.Contains(","+opts+",", ",omitempty,") || strings.Contains(","+opts+",", ",omitzero,")
 		if f.Type.Kind() == reflect.Pointer && !omit {
 			if typ, ok := s["type"].(string); ok {
 				s["type"] = []string{typ, "null"}

@@ -85,7 +85,8 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 
 // paramCase is how to exercise a documented parameter: a value the handler
 // must take (200), one it must refuse naming the parameter (400), and the
-// other parameters it needs alongside.
+// other parameters it needs alongside. The routes with a body or a path
+// naming an alert rule or silence are exercised in alerts_test.go.
 type paramCase struct {
 	good, bad string
 	with      map[string]string
@@ -108,6 +109,8 @@ var paramCases = map[string]paramCase{
 	"app":      {"https", strings.Repeat("a", 100), map[string]string{"by": "srcip", "n": "3"}},
 	"ip":       {"10.0.0.2", "nope", map[string]string{"by": "app", "n": "3"}},
 	"addr":     {"192.0.2.1", "nope", nil},
+	"state":    {"firing", "burning", nil},
+	"rule":     {"some-rule", "", nil}, // any name filters: none is bad
 }
 
 // Every documented parameter is taken by its handler: a good value answers
@@ -135,6 +138,9 @@ func TestOpenAPIParametersAreAccepted(t *testing.T) {
 	for p, item := range doc["paths"].(map[string]any) {
 		for method, op := range item.(map[string]any) {
 			method = strings.ToUpper(method)
+			if _, body := op.(map[string]any)["requestBody"]; body || strings.HasPrefix(p, "/api/v1/alerts/") && strings.Contains(p, "{") {
+				continue
+			}
 			ps, _ := op.(map[string]any)["parameters"].([]any)
 			base := url.Values{}
 			for _, x := range ps {
@@ -156,7 +162,9 @@ func TestOpenAPIParametersAreAccepted(t *testing.T) {
 				run := func(val string) *httptest.ResponseRecorder {
 					q := cloneValues(base)
 					for k, v := range c.with {
-						q.Set(k, v)
+						if declared(ps, k) {
+							q.Set(k, v)
+						}
 					}
 					if x["in"] == "path" {
 						return send(method, strings.Replace(p, "{"+name+"}", val, 1), q)
@@ -166,6 +174,10 @@ func TestOpenAPIParametersAreAccepted(t *testing.T) {
 				}
 				rr := run(c.good)
 				require.Equal(t, http.StatusOK, rr.Code, "%s %s with %s=%s: %s", method, p, name, c.good, rr.Body)
+				if c.bad == "" {
+					checked++
+					continue
+				}
 				rr = run(c.bad)
 				require.Equal(t, http.StatusBadRequest, rr.Code, "%s %s with %s=%s: %s", method, p, name, c.bad, rr.Body)
 				var body map[string]string
@@ -176,6 +188,16 @@ func TestOpenAPIParametersAreAccepted(t *testing.T) {
 		}
 	}
 	require.Greater(t, checked, 40)
+}
+
+// declared reports whether an operation's parameters have name.
+func declared(ps []any, name string) bool {
+	for _, x := range ps {
+		if x.(map[string]any)["name"] == name {
+			return true
+		}
+	}
+	return false
 }
 
 func cloneValues(q url.Values) url.Values {

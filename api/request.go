@@ -166,7 +166,7 @@ func (a *API) parseRequest(c echo.Context, r *route) (*request, error) {
 		}
 		unit = q.step
 	}
-	if !has("from") {
+	if !has("from") || r.ownRange {
 		return q, nil
 	}
 	if q.w, err = a.parseWindow(val, q.now, unit); err != nil {

@@ -48,6 +48,9 @@ type route struct {
 	params        []param
 	answer        any    // the Go value whose JSON the 200 answer is (its type gives the schema)
 	csv           bool   // also answers text/csv (format=csv or Accept)
+	body          any    // the Go value whose JSON the request body is (nil: none)
+	status        int    // the success status (0: 200)
+	ownRange      bool   // the handler reads from and to itself: no tier retention applies
 	notFound      string // when set, the route answers 404 for what it names
 	handle        func(c echo.Context, q *request) error
 	byName        map[string]*param
@@ -138,7 +141,7 @@ func params(ps ...any) []param {
 // routes declares /api/v1.
 func (a *API) routes() []route {
 	maxN := a.cfg.MaxN
-	return []route{
+	return append([]route{
 		{method: http.MethodGet, path: "/top", summary: "The top keys of a dimension over a range", csv: true,
 			desc:   "Rows of the n largest keys by metric, with other and total; totals are exact, error bounds a row's under-count.",
 			params: params(pBy(true), pN("10", maxN), pMetric, pFrom("-1h"), pTo, pCompare, pFormat, scopeParams),
@@ -169,7 +172,17 @@ func (a *API) routes() []route {
 			answer: ReloadResult{}, notFound: "tmsd was started without a configuration file.", handle: a.reload},
 		{method: http.MethodGet, path: "/openapi.json", summary: "This document",
 			answer: map[string]any{}, handle: a.openapi},
+	}, a.alertRoutes()...)
+}
+
+// routeOf is the declared route of method and path.
+func (a *API) routeOf(method, path string) *route {
+	for i := range a.decl {
+		if a.decl[i].method == method && a.decl[i].path == path {
+			return &a.decl[i]
+		}
 	}
+	panic("api: no route " + method + " " + path)
 }
 
 // handler wraps a route's handler in the strictness check and the parsing

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tmsd/tmsd/api"
 	"github.com/tmsd/tmsd/internal/aggregate"
+	"github.com/tmsd/tmsd/internal/alerts"
 	"github.com/tmsd/tmsd/internal/apps"
 )
 
@@ -90,6 +91,7 @@ func defaultConfig() Config {
 	c.Aggregate.MaxKeys = 200_000
 	c.Aggregate.MaxMemory = 512 << 20
 	c.Aggregate.Grace = Duration(time.Minute)
+	c.Alerts.HistoryRetention = Duration(alerts.DefaultConfiguration().HistoryRetention)
 	c.Aggregate.MaxAge = Duration(time.Hour)
 	c.API = defaultAPIConfig()
 	c.Decode = defaultDecodeConfig()

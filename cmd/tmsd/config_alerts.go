@@ -19,6 +19,8 @@ type AlertsConfig struct {
 	// DashboardURL is the dashboard's address as the receivers reach it, the
 	// base of each event's link ("": no link).
 	DashboardURL string `yaml:"dashboard_url"`
+	// HistoryRetention is how long alert events are kept (0: forever).
+	HistoryRetention Duration `yaml:"history_retention"`
 }
 
 // AlertRule is one rule, validated as it is read so that a bad one names
@@ -58,6 +60,7 @@ func (c *Config) evaluatorConfiguration() alerts.Configuration {
 	e := alerts.DefaultConfiguration()
 	e.Rules = c.Alerts.rules()
 	e.Grace = time.Duration(c.Aggregate.Grace) + 30*time.Second
+	e.HistoryRetention = time.Duration(c.Alerts.HistoryRetention)
 	return e
 }
 

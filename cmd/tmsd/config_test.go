@@ -233,6 +233,7 @@ func TestEveryConfigKeyErrorNamesFileLineAndKey(t *testing.T) {
 		"alerts.rules":                    {"[{name: bad, threshold: 8X}]", `invalid alert rule: alerts: rule "bad": threshold: "8X"`},
 		"alerts.targets":                  {"[{name: noc, type: pager}]", `notify: target "noc"`},
 		"alerts.dashboard_url":            {"tmsd.example", `want an http:// or https:// URL, got "tmsd.example"`},
+		"alerts.history_retention":        {"soon", `bad duration "soon"`},
 		// The tiers of retention, in its per-tier form.
 		"retention.minute": {"-1d", `bad duration "-1d"`},
 		"retention.hour":   {"0s", `want a duration > 0, got "0s"`},

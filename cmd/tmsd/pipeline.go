@@ -42,8 +42,8 @@ type pipeline struct {
 	classifier *liveClassifier // application rules, replaced by a reload
 	geo        *geoip.GeoIP
 	snmp       *snmp.Poller
-	notify     *notify.Notifier  // nil: no alerts.targets
-	alerts     *alerts.Evaluator // nil: no alerts.rules
+	notify     *notify.Notifier // nil: no alerts.targets
+	alerts     *alerts.Evaluator
 	names      *names.Names
 	// reloadArgs are serve's arguments, read again by a reload; config is
 	// what they gave last (reload.go).
@@ -143,13 +143,16 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 			return nil, err
 		}
 	}
-	if len(cfg.Alerts.Rules) > 0 {
-		if p.alerts, err = alerts.New(cfg.evaluatorConfiguration(), alerts.Dependencies{
-			Source: engine, Notify: p.sendAlert, Clock: clock, Registry: p.registry, Logger: logger,
-			DashboardURL: cfg.Alerts.DashboardURL,
-		}); err != nil {
-			return nil, err
-		}
+	// Always there, with or without rules: the API adds rules too.
+	targets := map[string]bool{}
+	for _, t := range cfg.Alerts.Targets {
+		targets[t.Name] = true
+	}
+	if p.alerts, err = alerts.New(cfg.evaluatorConfiguration(), alerts.Dependencies{
+		Source: engine, Store: st, Notify: p.sendAlert, Targets: func(name string) bool { return targets[name] },
+		Clock: clock, Registry: p.registry, Logger: logger, DashboardURL: cfg.Alerts.DashboardURL,
+	}); err != nil {
+		return nil, err
 	}
 
 	apiCfg := api.DefaultConfiguration()
@@ -163,7 +166,7 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 	p.offenders = listen.NewOffenders(listen.DefaultOffenders)
 	if p.api, err = api.New(apiCfg, api.Dependencies{
 		Engine: engine, Exporters: p.decoder, Corrections: p.agg, Ports: classifier,
-		Names: &labels{names: p.names, geo: p.geo, decoder: p.decoder}, Reloader: p,
+		Names: &labels{names: p.names, geo: p.geo, decoder: p.decoder}, Reloader: p, Alerts: p.alerts,
 		Offenders: p.offenders, Retention: st, Config: effective, Capabilities: capabilities(cfg), Registry: p.registry, Clock: clock, Logger: logger,
 	}); err != nil {
 		return nil, err
@@ -213,23 +216,22 @@ func (p *pipeline) startServe(cfg Config) error {
 		return err
 	}
 	p.started = append(p.started, p.names.Stop)
-	if err := p.api.Start(); err != nil {
-		return err
-	}
-	p.started = append(p.started, p.api.Stop)
-	// Targets before the rules that send to them, stopped after them.
+	// Targets before the rules that send to them, stopped after them; the
+	// rules restored from the store before the API can change them.
 	if p.notify != nil {
 		if err := p.notify.Start(); err != nil {
 			return err
 		}
 		p.started = append(p.started, p.notify.Stop)
 	}
-	if p.alerts != nil {
-		if err := p.alerts.Start(); err != nil {
-			return err
-		}
-		p.started = append(p.started, p.alerts.Stop)
+	if err := p.alerts.Start(); err != nil {
+		return err
 	}
+	p.started = append(p.started, p.alerts.Stop)
+	if err := p.api.Start(); err != nil {
+		return err
+	}
+	p.started = append(p.started, p.api.Stop)
 	// Restored before the first datagram; stopped (a last save) after the listeners.
 	if err := p.persist.Start(); err != nil {
 		return err

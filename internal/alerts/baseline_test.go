@@ -103,6 +103,6 @@ func TestBaselineHistoryTooShort(t *testing.T) {
 	require.Empty(t, h.sent())
 	al := h.e.Alerts()
 	require.Len(t, al, 1)
-	require.Equal(t, Status{Rule: "ratio", Severity: "warning", Dim: "dstip", Key: loud, At: day.Add(14*time.Hour + 9*time.Minute),
+	require.Equal(t, Status{Rule: "ratio", Severity: "warning", Dim: "dstip", Key: loud, Metric: "bps", At: day.Add(14*time.Hour + 9*time.Minute),
 		Value: usual(14), Reason: "history too short: 1 of 4 weeks"}, al[0])
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -29,11 +28,13 @@ type Configuration struct {
 	// EarlyEvery is how often the rules with early_warning read the open
 	// minute's rate so far.
 	EarlyEvery time.Duration `yaml:"early_every"`
+	// HistoryRetention is how long the event log keeps events (0: forever).
+	HistoryRetention time.Duration `yaml:"history_retention"`
 }
 
 // DefaultConfiguration returns the default configuration: no rules.
 func DefaultConfiguration() Configuration {
-	return Configuration{Grace: 2 * time.Minute, TopN: 100, EarlyEvery: 15 * time.Second}
+	return Configuration{Grace: 2 * time.Minute, TopN: 100, EarlyEvery: 15 * time.Second, HistoryRetention: 90 * 24 * time.Hour}
 }
 
 // Source is what the evaluator reads traffic from: *query.Engine.
@@ -50,8 +51,12 @@ type Dependencies struct {
 	// Notify delivers an event to the rule's targets (internal/alerts/notify);
 	// it is called from the evaluation, so it must queue, not block.
 	Notify func(targets []string, ev Event)
-	// History records every event, silenced ones included (may be nil).
-	History func(ev Event) error
+	// Store keeps the API's rules, the silences, the alerts' states and the
+	// event log, silenced events included (nil: nothing outlives the process
+	// and History answers ErrNoHistory).
+	Store Store
+	// Targets reports whether a rule's target name is configured (nil: any is).
+	Targets func(name string) bool
 	// Clock is the wall clock (nil: time.Now). The evaluation loop waits on
 	// timers, so the clock must advance with them (time.Now, or synctest's).
 	Clock    func() time.Time
@@ -69,6 +74,7 @@ type Status struct {
 	Scope     string    `json:"scope,omitempty"`
 	Dim       string    `json:"dim,omitempty"`
 	Key       string    `json:"key,omitempty"`
+	Metric    string    `json:"metric,omitempty"`
 	State     State     `json:"state,omitempty"`
 	Since     time.Time `json:"since,omitzero"`
 	At        time.Time `json:"at"`
@@ -78,6 +84,9 @@ type Status struct {
 	Bounded   bool      `json:"bounded,omitempty"`
 	Silenced  bool      `json:"silenced,omitempty"`
 	Reason    string    `json:"reason,omitempty"`
+	// URL is the dashboard view of the key; Summary one line for people.
+	URL     string `json:"url,omitempty"`
+	Summary string `json:"summary,omitempty"`
 }
 
 // maxCatchUp bounds how many minutes the loop evaluates after a stall (a
@@ -90,18 +99,24 @@ type Evaluator struct {
 	deps   Dependencies
 	logger *slog.Logger
 
-	evalMu sync.Mutex // one evaluation at a time
-	mu     sync.Mutex // the fields below
-	rules  []Rule
-	alerts map[string]map[topn.Key]*alert // by rule name, then key
-	short  map[string][]Status            // by rule name: keys whose history is too short
-	sil    map[string]Silence
-	silN   int
+	writeMu sync.Mutex                     // one change of the rules at a time (ruleset.go)
+	evalMu  sync.Mutex                     // one evaluation at a time
+	mu      sync.Mutex                     // the fields below
+	file    []Rule                         // the configuration file's rules
+	api     []Rule                         // the API's rules
+	rules   []Rule                         // file then api: the rules in force
+	alerts  map[string]map[topn.Key]*alert // by rule name, then key
+	short   map[string][]Status            // by rule name: keys whose history is too short
+	sil     map[string]Silence
+	silN    int
 
 	baseHour  time.Time
 	baseCache map[baselineKey]baseline
 
 	logged map[string]time.Time // rule name → last error logged
+
+	lastEval  time.Time // the last closed minute evaluated (evalMu)
+	lastPrune time.Time // the event log's last pruning (the loop's)
 
 	evaluations, evalErrors, notifications prometheus.Counter
 	firing                                 map[string]prometheus.Gauge
@@ -157,9 +172,8 @@ func New(cfg Configuration, deps Dependencies) (*Evaluator, error) {
 	if cfg.TopN <= 0 {
 		return nil, fmt.Errorf("alerts: top_n: %d must be positive", cfg.TopN)
 	}
-	rules := cloneRules(cfg.Rules)
-	if err := ValidateRules(rules); err != nil {
-		return nil, err
+	if cfg.HistoryRetention < 0 {
+		return nil, fmt.Errorf("alerts: history_retention: %s is negative", cfg.HistoryRetention)
 	}
 	if deps.Clock == nil {
 		deps.Clock = time.Now
@@ -168,13 +182,16 @@ func New(cfg Configuration, deps Dependencies) (*Evaluator, error) {
 		deps.Notify = func([]string, Event) {}
 	}
 	e := &Evaluator{
-		cfg: cfg, deps: deps, logger: deps.Logger, rules: rules,
+		cfg: cfg, deps: deps, logger: deps.Logger,
 		alerts: map[string]map[topn.Key]*alert{}, short: map[string][]Status{},
 		sil: map[string]Silence{}, baseCache: map[baselineKey]baseline{}, logged: map[string]time.Time{},
 		firing: map[string]prometheus.Gauge{},
 	}
 	if e.logger == nil {
 		e.logger = slog.Default()
+	}
+	if err := e.install(cfg.Rules, nil, false, false); err != nil {
+		return nil, err
 	}
 	e.evaluations = prometheus.NewCounter(prometheus.CounterOpts{Name: "tmsd_alerts_evaluations_total", Help: "Minutes evaluated against the alert rules."})
 	e.evalErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "tmsd_alerts_evaluation_errors_total", Help: "Rule evaluations that failed (the rule's state is kept)."})
@@ -199,14 +216,24 @@ func (e *Evaluator) lastClosed(now time.Time) time.Time {
 	return now.Add(-time.Minute - e.cfg.Grace).Truncate(time.Minute).UTC()
 }
 
-// Start evaluates, each minute, every closed minute not yet evaluated,
-// beginning with the last closed minute: history is not replayed.
+// Start restores what the store kept (the API's rules, silences, the
+// alerts' states) and evaluates, each minute, every closed minute not yet
+// evaluated: from the one after the last evaluated before a restart (up to
+// maxCatchUp back), else from the last closed minute: older history is not
+// replayed.
 func (e *Evaluator) Start() error {
 	if e.stop != nil {
 		return errors.New("alerts: started twice")
 	}
-	e.stop, e.done = make(chan struct{}), make(chan struct{})
+	last, err := e.restore()
+	if err != nil {
+		return err
+	}
 	next := e.lastClosed(e.deps.Clock())
+	if !last.IsZero() {
+		next = last.Add(time.Minute) // run bounds the catch-up to maxCatchUp
+	}
+	e.stop, e.done = make(chan struct{}), make(chan struct{})
 	go e.run(next)
 	return nil
 }
@@ -226,6 +253,7 @@ func (e *Evaluator) run(next time.Time) {
 			}
 			_ = e.EvaluateMinute(next) // errors are counted and logged there
 		}
+		e.prune(e.deps.Clock())
 		// next closes at next + 1m + Grace; wake then (at most a minute
 		// on, in case the clock jumped), or for the next early look.
 		wait := min(max(next.Add(time.Minute+e.cfg.Grace).Sub(e.deps.Clock()), 0), time.Minute)
@@ -253,40 +281,7 @@ func (e *Evaluator) Stop() error {
 	return nil
 }
 
-// SetRules validates the whole set and replaces the rules in force; a bad
-// set is refused and the old one stays. A rule whose name and definition are
-// unchanged keeps its alerts; the others start afresh (their alerts end
-// without a resolved event: the rule that raised them is gone).
-func (e *Evaluator) SetRules(rules []Rule) error {
-	rules = cloneRules(rules)
-	if err := ValidateRules(rules); err != nil {
-		return err
-	}
-	e.evalMu.Lock()
-	defer e.evalMu.Unlock()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	old := map[string]*Rule{}
-	for i := range e.rules {
-		old[e.rules[i].Name] = &e.rules[i]
-	}
-	alerts := map[string]map[topn.Key]*alert{}
-	for i := range rules {
-		if o := old[rules[i].Name]; o != nil && sameRule(o, &rules[i]) && e.alerts[o.Name] != nil {
-			alerts[o.Name] = e.alerts[o.Name]
-		}
-	}
-	e.rules, e.alerts = rules, alerts
-	e.short = map[string][]Status{}
-	clear(e.baseCache)
-	return nil
-}
-
-func sameRule(a, b *Rule) bool {
-	x, y := *a, *b
-	x.p, y.p = parsed{}, parsed{}
-	return reflect.DeepEqual(x, y)
-}
+func sameRule(a, b *Rule) bool { return definition(a) == definition(b) }
 
 // Rules returns the rules in force, their defaults filled.
 func (e *Evaluator) Rules() []Rule {
@@ -322,6 +317,8 @@ func (e *Evaluator) Alerts() []Status {
 		for k, a := range e.alerts[r.Name] {
 			s := e.status(r, k, a.obs)
 			s.State, s.Since, s.At = a.state, a.since, a.lastAt
+			ev := e.event(r, a, KindFiring, k, a.lastAt)
+			s.URL, s.Summary = ev.URL, ev.Summary
 			s.Silenced = e.silencedLocked(r, k, now)
 			out = append(out, s)
 		}
@@ -334,7 +331,7 @@ func (e *Evaluator) Alerts() []Status {
 }
 
 func (e *Evaluator) status(r *Rule, k topn.Key, o observation) Status {
-	return Status{Rule: r.Name, Severity: r.Severity, Scope: r.Scope, Dim: r.Dim, Key: r.keyString(k),
+	return Status{Rule: r.Name, Severity: r.Severity, Scope: r.Scope, Dim: r.Dim, Key: r.keyString(k), Metric: r.p.unit,
 		Value: o.value, Threshold: o.threshold, Baseline: o.baseline, Bounded: o.err > 0}
 }
 
@@ -374,20 +371,22 @@ func (e *Evaluator) EvaluateMinute(m time.Time) error {
 	e.evaluations.Inc()
 	e.updateFiring()
 	e.send(m, events)
+	if m.After(e.lastEval) {
+		e.lastEval = m
+	}
+	e.saveState(e.lastEval)
 	return errors.Join(errs...)
 }
 
-// send hands the events to Notify (unless silenced) and History.
+// send hands the events to Notify (unless silenced) and the event log.
 func (e *Evaluator) send(m time.Time, events []sent) {
 	for _, s := range events {
 		if s.notify {
 			e.notifications.Inc()
 			e.deps.Notify(s.targets, s.ev)
 		}
-		if e.deps.History != nil {
-			if err := e.deps.History(s.ev); err != nil {
-				e.logError("history", m, err)
-			}
+		if err := e.record(&s.ev); err != nil {
+			e.logError("history", m, fmt.Errorf("logging an alert event: %w", err))
 		}
 	}
 }
@@ -786,5 +785,8 @@ func (e *Evaluator) EvaluateOpen(now time.Time) error {
 	}
 	e.updateFiring()
 	e.send(m, events)
+	if len(events) > 0 {
+		e.saveState(e.lastEval)
+	}
 	return errors.Join(errs...)
 }

@@ -93,7 +93,14 @@ type harness struct {
 	mu       sync.Mutex
 	now      time.Time
 	notified []Event
-	history  []Event
+}
+
+// history is the event log, all of it.
+func (h *harness) history() []Event {
+	h.t.Helper()
+	evs, _, err := h.e.History(HistoryQuery{To: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)})
+	require.NoError(h.t, err)
+	return evs
 }
 
 func newHarness(t *testing.T, st *store.Store, rules ...Rule) *harness {
@@ -112,12 +119,7 @@ func newHarnessOpen(t *testing.T, st *store.Store, open query.Open, rules ...Rul
 			defer h.mu.Unlock()
 			h.notified = append(h.notified, ev)
 		},
-		History: func(ev Event) error {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			h.history = append(h.history, ev)
-			return nil
-		},
+		Store: st,
 		Clock: func() time.Time {
 			h.mu.Lock()
 			defer h.mu.Unlock()
@@ -195,7 +197,7 @@ func TestSpike(t *testing.T) {
 	require.Equal(t, "https://tmsd.example/#/key?by=dstip&from=2026-03-01T23%3A10%3A00Z&key=192.0.2.10&to=2026-03-02T01%3A10%3A00Z", fire.URL)
 	require.Equal(t, minute(11), res.EndsAt)
 	require.Equal(t, 1*G, res.Value, "the resolved event carries the last minute's figures")
-	require.Equal(t, h.notified, h.history)
+	require.Equal(t, h.notified, h.history())
 	require.Equal(t, 2.0, testutil.ToFloat64(h.e.notifications))
 	require.Equal(t, 20.0, testutil.ToFloat64(h.e.evaluations))
 	n, err := testutil.GatherAndCount(h.reg)

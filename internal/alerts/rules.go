@@ -17,6 +17,21 @@ import (
 // ErrInvalidRule wraps every validation error of a rule or a rule set.
 var ErrInvalidRule = errors.New("invalid alert rule")
 
+// RuleError is a rule's validation error: the rule, the field at fault (as
+// the YAML and JSON spell it: "threshold", "baseline.ratio") and why. The
+// API answers its Field as the 400's parameter.
+type RuleError struct {
+	Rule, Field string
+	Err         error
+}
+
+func (e *RuleError) Error() string {
+	return fmt.Sprintf("%v: alerts: rule %q: %s: %v", ErrInvalidRule, e.Rule, e.Field, e.Err)
+}
+
+// Unwrap makes errors.Is see ErrInvalidRule and the cause.
+func (e *RuleError) Unwrap() []error { return []error{ErrInvalidRule, e.Err} }
+
 // Defaults of a rule's optional fields.
 const (
 	DefaultResolveFor = 5 * time.Minute
@@ -24,6 +39,12 @@ const (
 	DefaultWeeks      = 4
 	DefaultMinWeeks   = 2
 	maxWeeks          = 52
+)
+
+// Origins of a rule.
+const (
+	OriginFile = "file"
+	OriginAPI  = "api"
 )
 
 // Severities a rule may have: a closed list, so the firing gauge has one
@@ -63,6 +84,10 @@ type Rule struct {
 	// the minute is closed (EvaluateOpen); only with for 0 (or 1m) and > or >=.
 	EarlyWarning bool      `yaml:"early_warning" json:"early_warning,omitempty"`
 	Baseline     *Baseline `yaml:"baseline" json:"baseline,omitempty"`
+	// Origin is where the rule in force came from: OriginFile (the
+	// configuration file) or OriginAPI (the admin API, kept in the store).
+	// Set by the evaluator; ignored on input.
+	Origin string `yaml:"-" json:"origin,omitempty"`
 
 	p parsed
 }
@@ -134,7 +159,7 @@ func ValidateRules(rules []Rule) error {
 			continue
 		}
 		if seen[rules[i].Name] {
-			errs = append(errs, fmt.Errorf("%w: alerts: rule %q: name: defined twice", ErrInvalidRule, rules[i].Name))
+			errs = append(errs, &RuleError{Rule: rules[i].Name, Field: "name", Err: errors.New("defined twice")})
 		}
 		seen[rules[i].Name] = true
 	}
@@ -146,7 +171,7 @@ func (r *Rule) Validate() error {
 	r.p = parsed{}
 	p, field, err := r.parse()
 	if err != nil {
-		return fmt.Errorf("%w: alerts: rule %q: %s: %w", ErrInvalidRule, r.Name, field, err)
+		return &RuleError{Rule: r.Name, Field: field, Err: err}
 	}
 	p.valid = true
 	r.p = p

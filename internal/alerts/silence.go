@@ -14,10 +14,19 @@ import (
 // ErrUnknownSilence is an Unsilence of an ID no silence has.
 var ErrUnknownSilence = errors.New("unknown silence")
 
+// SilenceError is a refused silence: the field at fault and why.
+type SilenceError struct {
+	Field string
+	Err   error
+}
+
+func (e *SilenceError) Error() string { return "silence: " + e.Field + ": " + e.Err.Error() }
+func (e *SilenceError) Unwrap() error { return e.Err }
+
 // Silence mutes a rule's alerts (of one key, or all: Key "" or "*") until
-// Until: their states still change, but nothing is notified; History gets one
-// KindSilenced event per alert. A minute is silenced when it starts before
-// Until. Silences live in memory: a restart forgets them.
+// Until: their states still change, but nothing is notified; the event log
+// gets one KindSilenced event per alert. A minute is silenced when it starts
+// before Until. Silences are kept in the store: a restart keeps them.
 type Silence struct {
 	ID      string    `json:"id"`
 	Rule    string    `json:"rule"`
@@ -26,14 +35,14 @@ type Silence struct {
 	Comment string    `json:"comment,omitempty"`
 }
 
-// Silence adds a silence, or replaces the one of the same ID. An empty ID is
-// given the next free number (Silences lists it).
-func (e *Evaluator) Silence(s Silence) error {
+// Silence adds a silence, or replaces the one of the same ID, and returns it
+// as kept. An empty ID is given the next free number.
+func (e *Evaluator) Silence(s Silence) (Silence, error) {
 	if s.Rule == "" {
-		return errors.New("silence: rule: missing")
+		return Silence{}, &SilenceError{"rule", errors.New("missing")}
 	}
 	if !s.Until.After(e.deps.Clock()) {
-		return fmt.Errorf("silence: until: %s is not in the future", s.Until.Format(time.RFC3339))
+		return Silence{}, &SilenceError{"until", fmt.Errorf("%s is not in the future", s.Until.Format(time.RFC3339))}
 	}
 	if s.Key == "*" {
 		s.Key = ""
@@ -49,7 +58,7 @@ func (e *Evaluator) Silence(s Silence) error {
 			}
 			k, err := r.p.dim.ParseKey(s.Key)
 			if err != nil {
-				return fmt.Errorf("silence: key: %w", err)
+				return Silence{}, &SilenceError{"key", err}
 			}
 			s.Key = r.p.dim.Format(k)
 		}
@@ -62,8 +71,17 @@ func (e *Evaluator) Silence(s Silence) error {
 			s.ID = strconv.Itoa(e.silN)
 		}
 	}
+	old, had := e.sil[s.ID]
 	e.sil[s.ID] = s
-	return nil
+	if err := e.saveSilencesLocked(); err != nil {
+		if had {
+			e.sil[s.ID] = old
+		} else {
+			delete(e.sil, s.ID)
+		}
+		return Silence{}, err
+	}
+	return s, nil
 }
 
 // Silences returns the silences in force, by ID; expired ones are dropped.
@@ -90,7 +108,12 @@ func (e *Evaluator) Unsilence(id string) error {
 	if _, ok := e.sil[id]; !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownSilence, id)
 	}
+	s := e.sil[id]
 	delete(e.sil, id)
+	if err := e.saveSilencesLocked(); err != nil {
+		e.sil[id] = s
+		return err
+	}
 	return nil
 }
 

@@ -23,8 +23,10 @@ func TestSilence(t *testing.T) {
 	}
 	h := newHarness(t, st, Rule{Name: "s", Threshold: "5G", ResolveFor: Duration(time.Minute)})
 	h.now = t0
-	require.NoError(t, h.e.Silence(Silence{Rule: "other", Until: minute(100)}))
-	require.NoError(t, h.e.Silence(Silence{ID: "maint", Rule: "s", Until: minute(5), Comment: "maintenance"}))
+	_, err := h.e.Silence(Silence{Rule: "other", Until: minute(100)})
+	require.NoError(t, err)
+	_, err = h.e.Silence(Silence{ID: "maint", Rule: "s", Until: minute(5), Comment: "maintenance"})
+	require.NoError(t, err)
 	h.eval(0, 2)
 	al := h.e.Alerts() // at 00:04 (minute 1 + 1m + grace): still silenced
 	require.Len(t, al, 1)
@@ -32,7 +34,7 @@ func TestSilence(t *testing.T) {
 	require.True(t, al[0].Silenced)
 	h.eval(2, 5)
 	require.Empty(t, h.sent())
-	require.Equal(t, []transition{{KindSilenced, "", 0}}, h.transitions(h.history))
+	require.Equal(t, []transition{{KindSilenced, "", 0}}, h.transitions(h.history()))
 	require.False(t, h.e.Alerts()[0].Silenced, "at 00:07 the silence has ended")
 
 	h.eval(5, 10) // expired: minute 5 starts at its end
@@ -40,10 +42,11 @@ func TestSilence(t *testing.T) {
 	require.Equal(t, minute(0), h.notified[0].Since)
 	require.Equal(t, []Silence{{ID: "1", Rule: "other", Until: minute(100)}}, h.e.Silences(), "the expired one is gone")
 
-	require.NoError(t, h.e.Silence(Silence{Rule: "s", Key: "*", Until: minute(30)}))
+	_, err = h.e.Silence(Silence{Rule: "s", Key: "*", Until: minute(30)})
+	require.NoError(t, err)
 	h.eval(10, 26)
 	require.Equal(t, []transition{{KindFiring, "", 5}}, h.sent(), "the resolution at 20 is silenced")
-	require.Equal(t, []transition{{KindSilenced, "", 0}, {KindFiring, "", 5}, {KindSilenced, "", 10}}, h.transitions(h.history))
+	require.Equal(t, []transition{{KindSilenced, "", 0}, {KindFiring, "", 5}, {KindSilenced, "", 10}}, h.transitions(h.history()))
 	require.Empty(t, h.e.Alerts())
 
 	require.ErrorIs(t, h.e.Unsilence("nope"), ErrUnknownSilence)
@@ -56,7 +59,7 @@ func TestSilenceValidation(t *testing.T) {
 	h.now = t0
 	f := func(s Silence, want string) {
 		t.Helper()
-		err := h.e.Silence(s)
+		_, err := h.e.Silence(s)
 		if want == "" {
 			require.NoError(t, err)
 			return

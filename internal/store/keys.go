@@ -16,6 +16,7 @@ import (
 //	meta:   'M' | 0x01 | name (UTF-8, no terminator)
 //	checkpoint: 'C' | 0x01 | start (8, BE unix seconds) | chunk (2, BE)
 //	final:  'F' | 0x01 | tier | start (8, BE unix seconds)
+//	event:  'E' | 0x01 | at (8, BE unix seconds) | seq (8, BE)
 //
 // Scope bytes are self-delimiting (their first byte is the kind, which fixes the
 // length), so the prefix up to dim names exactly one (tier, scope, dim) and the
@@ -27,6 +28,8 @@ const (
 	// checkpoints of open minutes and the redo records of final writes (checkpoint.go)
 	spaceCheckpoint = 'C'
 	spaceFinal      = 'F'
+	// the alert event log (events.go)
+	spaceEvent = 'E'
 
 	keyVersion = 1
 
