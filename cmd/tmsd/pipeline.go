@@ -139,7 +139,7 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 
 	engine := query.New(st, p.agg, query.WithProgress(p.rollup))
 	if len(cfg.Alerts.Targets) > 0 {
-		if p.notify, err = notify.New(cfg.Alerts.notifyConfiguration(), notify.Dependencies{Registry: p.registry, Logger: logger}); err != nil {
+		if p.notify, err = notify.New(cfg.Alerts.notifyConfiguration(), notify.Dependencies{Registry: p.registry, Logger: logger, Store: st}); err != nil {
 			return nil, err
 		}
 	}

@@ -110,6 +110,9 @@ type Dependencies struct {
 	// HTTPClient for HTTP targets; nil: one with Configuration.Timeout that
 	// does not follow redirects (a redirected POST would become a GET).
 	HTTPClient *http.Client
+	// Store keeps the events not delivered at Stop for the next Start
+	// (outbox.go); nil: they are lost with the process.
+	Store Store
 }
 
 // Notifier delivers events to the configured targets.
@@ -118,6 +121,7 @@ type Notifier struct {
 	log     *slog.Logger
 	targets map[string]*target
 	order   []*target
+	store   Store
 
 	mu      sync.Mutex
 	started bool
@@ -151,7 +155,7 @@ func New(cfg Configuration, deps Dependencies) (*Notifier, error) {
 			}
 		}
 	}
-	n := &Notifier{cfg: cfg, log: deps.Logger, targets: make(map[string]*target)}
+	n := &Notifier{cfg: cfg, log: deps.Logger, store: deps.Store, targets: make(map[string]*target)}
 	for i := range cfg.Targets {
 		tc := &cfg.Targets[i]
 		deliver, err := newDeliverer(tc, deps.HTTPClient, cfg.Timeout)
@@ -173,6 +177,9 @@ func (n *Notifier) Start() error {
 		return fmt.Errorf("notify: start: %w", ErrStopped)
 	}
 	n.started = true
+	if err := n.loadOutbox(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	for _, t := range n.order {
@@ -182,8 +189,10 @@ func (n *Notifier) Start() error {
 }
 
 // Stop ends the delivery goroutines, cancelling attempts in flight, and
-// waits for them. Events not delivered stay counted by Pending and are
-// logged with their count per target: they are not persisted.
+// waits for them. Events not delivered stay counted by Pending; with a
+// Store they are kept there for the next Start (the one in flight first:
+// its receiver may have had it, so it may arrive twice, never not at all),
+// else logged with their count per target.
 func (n *Notifier) Stop() error {
 	n.mu.Lock()
 	if n.stopped {
@@ -197,6 +206,9 @@ func (n *Notifier) Stop() error {
 		cancel()
 	}
 	n.wg.Wait()
+	if n.store != nil {
+		return n.saveOutbox()
+	}
 	for _, t := range n.order {
 		if p := t.pending(); p > 0 {
 			n.log.Warn("notify: events not delivered at stop", "target", t.name, "count", p)

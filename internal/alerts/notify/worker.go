@@ -69,6 +69,7 @@ type target struct {
 	buf         []queued
 	head, n     int
 	inflight    bool
+	cur         queued // the one in flight, for the outbox at Stop
 	wake        chan struct{}
 	lastFullLog time.Time
 
@@ -128,7 +129,7 @@ func (t *target) next(ctx context.Context) (queued, bool) {
 			t.buf[t.head] = queued{}
 			t.head = (t.head + 1) % len(t.buf)
 			t.n--
-			t.inflight = true
+			t.inflight, t.cur = true, q
 			t.mu.Unlock()
 			return q, true
 		}
@@ -143,7 +144,7 @@ func (t *target) next(ctx context.Context) (queued, bool) {
 
 func (t *target) done() {
 	t.mu.Lock()
-	t.inflight = false
+	t.inflight, t.cur = false, queued{}
 	t.queueLen.Set(float64(t.pendingLocked()))
 	t.mu.Unlock()
 }
