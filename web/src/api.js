@@ -1,6 +1,7 @@
 // The REST API as the dashboard uses it: the bearer token kept in localStorage,
 // errors as ApiError (status, message, parameter) so views can show a banner
-// instead of a blank chart, and what this tmsd can answer (capabilities).
+// instead of a blank chart, what this tmsd can answer (capabilities), and the
+// admin writes (send) the Alerts page makes.
 
 const TOKEN_KEY = 'tmsd.token';
 
@@ -12,11 +13,13 @@ export function setToken(t) {
 }
 
 export class ApiError extends Error {
-  constructor(status, message, parameter, path) {
+  constructor(status, message, parameter, path, method = 'GET') {
     super(message);
     this.status = status;
     this.parameter = parameter || '';
     this.path = path;
+    // method tells a refused write (an admin route) from a refused read.
+    this.method = method;
   }
 }
 
@@ -52,8 +55,9 @@ export async function capabilitiesOr(onError) {
 }
 
 // request fetches an API path with the query params that are set and
-// returns the answer's text and its parsed JSON (null when not JSON).
-async function request(path, params, accept, signal) {
+// returns the answer's text and its parsed JSON (null when not JSON); a
+// write gives its method and a body, sent as JSON.
+async function request(path, params, accept, signal, method = 'GET', body = undefined) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
     if (v !== undefined && v !== null && v !== '') q.set(k, v);
@@ -61,25 +65,26 @@ async function request(path, params, accept, signal) {
   const headers = { Accept: accept };
   const token = getToken();
   if (token) headers.Authorization = 'Bearer ' + token;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
   const url = '/api/v1/' + path + (q.size ? '?' + q : '');
   let resp;
   try {
-    resp = await fetch(url, { headers, signal, cache: 'no-store' });
+    resp = await fetch(url, { method, headers, signal, cache: 'no-store', body: body === undefined ? undefined : JSON.stringify(body) });
   } catch (e) {
     if (e.name === 'AbortError') throw e;
-    throw new ApiError(0, 'cannot reach tmsd (' + e.message + ')', '', path);
+    throw new ApiError(0, 'cannot reach tmsd (' + e.message + ')', '', path, method);
   }
   const text = await resp.text();
-  let body = null;
+  let answer = null;
   try {
-    body = JSON.parse(text);
+    answer = JSON.parse(text);
   } catch {
     // An answer from something in front of tmsd (a proxy), or a CSV, is not JSON.
   }
   if (!resp.ok) {
-    throw new ApiError(resp.status, (body && body.error) || text.trim() || resp.statusText, body && body.parameter, path);
+    throw new ApiError(resp.status, (answer && answer.error) || text.trim() || resp.statusText, answer && answer.parameter, path, method);
   }
-  return { text, body, status: resp.status };
+  return { text, body: answer, status: resp.status };
 }
 
 // get fetches an API path's JSON answer.
@@ -93,6 +98,15 @@ export async function get(path, params = {}, signal) {
 export async function text(path, params = {}, accept = 'text/plain', signal) {
   return (await request(path, params, accept, signal)).text;
 }
+
+// send makes a write (POST, PUT, DELETE) with a JSON body (or none) and
+// returns its JSON answer (null when it has none).
+export async function send(method, path, body, signal) {
+  return (await request(path, {}, 'application/json', signal, method, body)).body;
+}
+
+// seg is a name as one segment of an API path (a rule named "a/b").
+export const seg = (s) => encodeURIComponent(s);
 
 export const top = (params, signal) => get('top', params, signal);
 export const series = (params, signal) => get('series', params, signal);

@@ -1,6 +1,7 @@
-// tmsd dashboard: a hash router over five views (overview, TopN, drill-down,
-// interfaces, capacity report), the token box, and the context each view gets (abort signal,
-// timers and charts to dispose, the ready mark tests and timings read).
+// tmsd dashboard: a hash router over six views (overview, TopN, drill-down,
+// interfaces, capacity report, alerts), the token box, the firing banner (polled
+// here, not per view, so it outlives route changes), and the context each view
+// gets (abort signal, timers and charts to dispose, the ready mark tests and timings read).
 import * as api from './api.js';
 import { clearBanner } from './ui.js';
 import { route } from './state.js';
@@ -9,6 +10,8 @@ import { topView } from './views/top.js';
 import { drillView } from './views/drill.js';
 import { interfacesView } from './views/interfaces.js';
 import { reportView } from './views/report.js';
+import { alertsView } from './views/alerts.js';
+import { startAlertBanner } from './alertbanner.js';
 
 const VIEWS = {
   '/': { render: overview, nav: '/' },
@@ -16,6 +19,7 @@ const VIEWS = {
   '/key': { render: drillView, nav: '/top' },
   '/interfaces': { render: interfacesView, nav: '/interfaces' },
   '/report': { render: reportView, nav: '/report' },
+  '/alerts': { render: alertsView, nav: '/alerts' },
 };
 
 let current = null;
@@ -77,7 +81,7 @@ function render() {
   view.render(root, params, current);
 }
 
-function tokenBox() {
+function tokenBox(onToken) {
   const dlg = document.getElementById('token-dialog');
   const input = dlg.querySelector('input');
   const btn = document.getElementById('token-button');
@@ -97,6 +101,7 @@ function tokenBox() {
     dlg.close();
     mark();
     render();
+    onToken();
   });
   dlg.querySelector('button[value=cancel]').addEventListener('click', (e) => {
     e.preventDefault();
@@ -110,6 +115,7 @@ document.addEventListener('click', (e) => {
   for (const m of document.querySelectorAll('details.api-menu[open]')) if (!m.contains(e.target)) m.open = false;
 });
 document.getElementById('banner').querySelector('button').addEventListener('click', clearBanner);
-tokenBox();
+const pollAlerts = startAlertBanner();
+tokenBox(pollAlerts);
 window.addEventListener('hashchange', render);
 render();

@@ -30,6 +30,8 @@ export function explain(err) {
     case 401:
       return 'tmsd asks for a token (401): paste a read token with the Token button. ' + err.message;
     case 403:
+      // A read token refused a write: the admin routes (silences, rules).
+      if (err.method && err.method !== 'GET') return 'This needs an admin token (403): paste one from tmsd token with the Token button. ' + err.message;
       return 'This token may not read that (403): ' + err.message;
     case 400:
       return 'tmsd refused ' + (err.parameter ? 'the parameter “' + err.parameter + '”' : 'the request') + ': ' + err.message;
