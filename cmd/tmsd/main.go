@@ -75,6 +75,7 @@ var commands = []struct{ name, args, summary string }{
 	{"import", "[flags] FILE.pcap…", "run captured export datagrams through the same pipeline into the store"},
 	{"top", "--by DIM [flags]", "print a running tmsd's top keys over a range"},
 	{"report", "--by DIM [flags]", "print a running tmsd's per-key totals, average, peak and 95th percentile"},
+	{"alerts", "[SUBCOMMAND] [flags]", "print a running tmsd's alerts, their history, rules and silences; change rules and silences"},
 	{"token", "[--admin]", "make an API token and print the configuration lines with its hash"},
 	{"version", "", "print the version, commit and Go version"},
 }
@@ -131,6 +132,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return tokenCommand(args, stdout, stderr)
 	case "top", "report":
 		return clientCommand(cmd, args, cliEnv{stdout: stdout, stderr: stderr, getenv: os.Getenv, client: &http.Client{}})
+	case "alerts":
+		return alertsCommand(args, cliEnv{stdout: stdout, stderr: stderr, getenv: os.Getenv, client: &http.Client{}})
 	case "version":
 		if err := parseArgs(newFlagSet("version"), args, stdout); err != nil {
 			return err
