@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,9 @@ type Dependencies struct {
 	Registry prometheus.Registerer // may be nil: no metrics registered
 	// DashboardURL is the base of Event.URL ("" leaves URL empty).
 	DashboardURL string
+	// Label names a key for people ("443/tcp https", "AS4766 Korea
+	// Telecom"), as the API does; nil: the key as written.
+	Label func(d topn.Dim, k topn.Key) string
 }
 
 // Status is an alert pending or firing, or a baseline rule's key whose
@@ -112,6 +116,7 @@ type Evaluator struct {
 
 	baseHour  time.Time
 	baseCache map[baselineKey]baseline
+	memo      memo // one evaluation's reads, shared by its rules (memo.go); evalMu
 
 	logged map[string]time.Time // rule name → last error logged
 
@@ -427,6 +432,7 @@ func (e *Evaluator) updateFiring() {
 // plus one for each key it tracks that the top N no longer lists.
 func (e *Evaluator) observe(r *Rule, m, to time.Time, tracked bool) ([]observation, error) {
 	d := to.Sub(m)
+	e.memo.begin(r, m, to)
 	var obs []observation
 	switch {
 	case r.p.dim == 0 || !r.p.anyKey:
@@ -434,30 +440,26 @@ func (e *Evaluator) observe(r *Rule, m, to time.Time, tracked bool) ([]observati
 		if r.p.dim != 0 {
 			key = &r.p.key
 		}
-		s, err := e.deps.Source.Series(r.p.scope, m, to, time.Minute, r.p.dim, key)
+		v, er, err := e.memo.point(e.deps.Source, r.p.scope, m, to, time.Minute, r.p.dim, key)
 		if err != nil {
 			return nil, err
 		}
-		var v, er topn.Counters
-		if len(s.Points) > 0 {
-			v, er = s.Points[0].Value, s.Points[0].Error
-		}
 		obs = append(obs, observation{key: r.p.key, value: rate(v, r.p.metric, d), err: rate(er, r.p.metric, d)})
 	default:
-		res, err := e.deps.Source.Top(r.p.scope, r.p.dim, m, to, e.cfg.TopN, r.p.metric)
+		t, err := e.memo.top(e.deps.Source, r.p.scope, r.p.dim, m, to, e.cfg.TopN, r.p.metric)
 		if err != nil {
 			return nil, err
 		}
 		seen := map[topn.Key]bool{}
-		for _, en := range res.Table.Entries {
+		for _, en := range t.Entries {
 			seen[en.Key] = true
 			obs = append(obs, observation{key: en.Key, value: rate(en.Value, r.p.metric, d), err: rate(en.Error, r.p.metric, d)})
 		}
 		// A tracked key the top N does not list had at most the table's
 		// threshold or, when the N rows cut it, as much as the last row.
-		bound := rate(res.Table.Threshold, r.p.metric, d)
-		if n := len(res.Table.Entries); n >= e.cfg.TopN {
-			last := res.Table.Entries[n-1]
+		bound := rate(t.Threshold, r.p.metric, d)
+		if n := len(t.Entries); n >= e.cfg.TopN {
+			last := t.Entries[n-1]
 			bound = max(bound, rate(last.Value, r.p.metric, d)+rate(last.Error, r.p.metric, d))
 		}
 		if !tracked {
@@ -639,6 +641,9 @@ func (e *Evaluator) event(r *Rule, a *alert, k Kind, key topn.Key, m time.Time) 
 		Bounded: o.err > 0, Error: o.err, Since: a.since, At: m,
 	}
 	ev.Label = ev.Key
+	if e.deps.Label != nil && r.p.dim != 0 {
+		ev.Label = e.deps.Label(r.p.dim, key)
+	}
 	if k == KindResolved {
 		// The condition stopped holding at the first of the false minutes.
 		ev.EndsAt = m.Add(-time.Duration(a.falseN-1) * time.Minute)
@@ -655,7 +660,7 @@ func summary(r *Rule, ev Event) string {
 	var b strings.Builder
 	what := "total"
 	if ev.Dim != "" {
-		what = ev.Dim + " " + ev.Key
+		what = ev.Dim + " " + cmp.Or(ev.Label, ev.Key)
 	}
 	b.WriteString(r.Name + ": " + what)
 	if r.Scope != "" {
