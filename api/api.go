@@ -488,7 +488,10 @@ func (a *API) rulesChanged(q *request) []string {
 	return out
 }
 
-// label is the human name of a key: the app, "443/tcp https", "tcp".
+// Label is the human name of a key, as the answers' label fields give it:
+// the app, "443/tcp https", "tcp", "seoul-bb1 xe-0/0/1", "AS4766 Korea Telecom".
+func (a *API) Label(d topn.Dim, k topn.Key) string { return a.label(d, k) }
+
 func (a *API) label(d topn.Dim, k topn.Key) string {
 	switch d {
 	case topn.DimProto:

@@ -27,6 +27,7 @@ import (
 	"github.com/tmsd/tmsd/internal/ring"
 	"github.com/tmsd/tmsd/internal/rollup"
 	"github.com/tmsd/tmsd/internal/store"
+	"github.com/tmsd/tmsd/internal/topn"
 	"github.com/tmsd/tmsd/web"
 )
 
@@ -151,6 +152,8 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 	if p.alerts, err = alerts.New(cfg.evaluatorConfiguration(), alerts.Dependencies{
 		Source: engine, Store: st, Notify: p.sendAlert, Targets: func(name string) bool { return targets[name] },
 		Clock: clock, Registry: p.registry, Logger: logger, DashboardURL: cfg.Alerts.DashboardURL,
+		// p.api is made below, and the evaluator starts after it.
+		Label: func(d topn.Dim, k topn.Key) string { return p.api.Label(d, k) },
 	}); err != nil {
 		return nil, err
 	}

@@ -53,22 +53,17 @@ func (e *Evaluator) baseline(r *Rule, key *topn.Key, m time.Time) (baseline, err
 	for w := 1; w <= r.Baseline.Weeks; w++ {
 		from := hour.Add(-time.Duration(w) * week)
 		to := from.Add(time.Hour)
-		tot, err := e.deps.Source.Series(r.p.scope, from, to, time.Hour, 0, nil)
+		// Through the memo: the rules of a scope share its totals and tables.
+		v, _, err := e.memo.point(e.deps.Source, r.p.scope, from, to, time.Hour, 0, nil)
 		if err != nil {
 			return baseline{}, fmt.Errorf("baseline week -%d: %w", w, err)
 		}
-		if len(tot.Points) == 0 || tot.Points[0].Value.IsZero() {
+		if v.IsZero() {
 			continue
 		}
-		v := tot.Points[0].Value
 		if key != nil {
-			ks, err := e.deps.Source.Series(r.p.scope, from, to, time.Hour, r.p.dim, key)
-			if err != nil {
+			if v, _, err = e.memo.point(e.deps.Source, r.p.scope, from, to, time.Hour, r.p.dim, key); err != nil {
 				return baseline{}, fmt.Errorf("baseline week -%d: %w", w, err)
-			}
-			v = topn.Counters{}
-			if len(ks.Points) > 0 {
-				v = ks.Points[0].Value
 			}
 		}
 		samples = append(samples, rate(v, r.p.metric, time.Hour))

@@ -78,7 +78,7 @@ func slackPayload(ev *alerts.Event) ([]byte, error) {
 	return marshal(struct {
 		Text   string       `json:"text"`
 		Blocks []slackBlock `json:"blocks"`
-	}{slackEscape(title(ev) + ": " + ev.Summary), blocks})
+	}{slackEscape(kindWord(ev.Kind) + ": " + ev.Summary), blocks})
 }
 
 // slackURL percent-encodes what would end Slack's <url|text> link markup.
