@@ -184,6 +184,9 @@ func (n *Notifier) Start() error {
 	n.cancel = cancel
 	for _, t := range n.order {
 		n.wg.Go(func() { n.run(ctx, t) })
+		if t.typ == TypeAlertmanager {
+			n.wg.Go(func() { n.keepalive(ctx, t) })
+		}
 	}
 	return nil
 }

@@ -21,6 +21,14 @@ type Store interface {
 
 const metaOutbox = "alerts/outbox"
 
+// outbox is what the store keeps: the queues, and the alerts firing at
+// each Alertmanager target (alertmanager.go), which must go on being
+// re-posted after a restart.
+type outbox struct {
+	Queued map[string][]outboxEntry  `json:"queued"`
+	Firing map[string][]alerts.Event `json:"firing,omitempty"`
+}
+
 type outboxEntry struct {
 	Event    alerts.Event `json:"event"`
 	Enqueued time.Time    `json:"enqueued"`
@@ -28,7 +36,7 @@ type outboxEntry struct {
 
 // saveOutbox writes what every target has left, after the workers ended.
 func (n *Notifier) saveOutbox() error {
-	box := map[string][]outboxEntry{}
+	box := outbox{Queued: map[string][]outboxEntry{}, Firing: map[string][]alerts.Event{}}
 	total := 0
 	for _, t := range n.order {
 		t.mu.Lock()
@@ -38,11 +46,16 @@ func (n *Notifier) saveOutbox() error {
 		}
 		for i := range t.n {
 			q := t.buf[(t.head+i)%len(t.buf)]
-			es = append(es, outboxEntry{q.ev, q.enqueued})
+			if !q.keepalive {
+				es = append(es, outboxEntry{q.ev, q.enqueued})
+			}
+		}
+		for _, ev := range t.firing {
+			box.Firing[t.name] = append(box.Firing[t.name], ev)
 		}
 		t.mu.Unlock()
 		if len(es) > 0 {
-			box[t.name] = es
+			box.Queued[t.name] = es
 			total += len(es)
 		}
 	}
@@ -72,12 +85,21 @@ func (n *Notifier) loadOutbox() error {
 	if !ok || len(b) == 0 {
 		return nil
 	}
-	var box map[string][]outboxEntry
+	var box outbox
 	if err := json.Unmarshal(b, &box); err != nil {
 		n.log.Warn("notify: the undelivered events kept are unreadable: dropped", "err", err)
-		box = nil
+		box = outbox{}
 	}
-	for name, es := range box {
+	for name, evs := range box.Firing {
+		if t := n.targets[name]; t != nil {
+			t.mu.Lock()
+			for i := range evs {
+				t.trackLocked(&evs[i])
+			}
+			t.mu.Unlock()
+		}
+	}
+	for name, es := range box.Queued {
 		t := n.targets[name]
 		if t == nil {
 			n.log.Warn("notify: undelivered events of a target no longer configured: dropped", "target", name, "count", len(es))

@@ -178,11 +178,10 @@ type amAlert struct {
 //	[{"labels":{"alertname":"..."},"annotations":{...},"startsAt":"RFC3339",
 //	  "endsAt":"RFC3339","generatorURL":"..."}]
 //
-// A firing or repeat event has no endsAt: Alertmanager then ends the alert
-// after its resolve_timeout unless the client resends it, as Prometheus
-// does; rules' repeat intervals must be shorter than resolve_timeout. A
-// resolved event sets endsAt to its resolution; a silenced one to now,
-// since tmsd stops resending it.
+// A firing or repeat event's endsAt is amHold ahead: tmsd re-posts it every
+// amResend while it fires (alertmanager.go), as Prometheus does. A resolved
+// event sets endsAt to its resolution; a silenced one to now, since tmsd
+// stops re-posting it.
 func alertmanagerPayload(ev *alerts.Event, now time.Time) ([]byte, error) {
 	labels := make(map[string]string, len(ev.Labels)+6)
 	for k, v := range ev.Labels {
@@ -219,6 +218,8 @@ func alertmanagerPayload(ev *alerts.Event, now time.Time) ([]byte, error) {
 		a.StartsAt = ev.At
 	}
 	switch ev.Kind {
+	case alerts.KindFiring, alerts.KindRepeat:
+		a.EndsAt = now.Add(amHold)
 	case alerts.KindResolved:
 		a.EndsAt = ev.EndsAt
 		if a.EndsAt.IsZero() {

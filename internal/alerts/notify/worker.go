@@ -49,6 +49,9 @@ func (m *metrics) collectors() []prometheus.Collector {
 type queued struct {
 	ev       alerts.Event
 	enqueued time.Time
+	// keepalive: an Alertmanager re-post of an alert still firing
+	// (alertmanager.go), not an event of its own.
+	keepalive bool
 }
 
 // deliverFunc makes one delivery attempt. An error wrapping ErrRefused is
@@ -69,7 +72,8 @@ type target struct {
 	buf         []queued
 	head, n     int
 	inflight    bool
-	cur         queued // the one in flight, for the outbox at Stop
+	cur         queued                  // the one in flight, for the outbox at Stop
+	firing      map[string]alerts.Event // Alertmanager targets: the alerts firing there, by fingerprint
 	wake        chan struct{}
 	lastFullLog time.Time
 
@@ -111,6 +115,9 @@ func (t *target) push(q queued) (logDrop bool) {
 	}
 	t.buf[(t.head+t.n)%len(t.buf)] = q
 	t.n++
+	if !q.keepalive {
+		t.trackLocked(&q.ev)
+	}
 	t.queueLen.Set(float64(t.pendingLocked()))
 	t.mu.Unlock()
 	select {
