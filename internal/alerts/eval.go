@@ -124,6 +124,7 @@ type Evaluator struct {
 	lastPrune time.Time // the event log's last pruning (the loop's)
 
 	evaluations, evalErrors, notifications prometheus.Counter
+	evalSeconds                            prometheus.Gauge
 	firing                                 map[string]prometheus.Gauge
 
 	stop     chan struct{}
@@ -201,12 +202,13 @@ func New(cfg Configuration, deps Dependencies) (*Evaluator, error) {
 	e.evaluations = prometheus.NewCounter(prometheus.CounterOpts{Name: "tmsd_alerts_evaluations_total", Help: "Minutes evaluated against the alert rules."})
 	e.evalErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "tmsd_alerts_evaluation_errors_total", Help: "Rule evaluations that failed (the rule's state is kept)."})
 	e.notifications = prometheus.NewCounter(prometheus.CounterOpts{Name: "tmsd_alerts_notifications_total", Help: "Events handed to notification."})
+	e.evalSeconds = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tmsd_alerts_evaluation_seconds", Help: "Time the last closed minute's evaluation of every rule took."})
 	firing := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "tmsd_alerts_firing", Help: "Alerts firing, per severity."}, []string{"severity"})
 	for _, s := range Severities {
 		e.firing[s] = firing.WithLabelValues(s)
 	}
 	if deps.Registry != nil {
-		for _, c := range []prometheus.Collector{e.evaluations, e.evalErrors, e.notifications, firing} {
+		for _, c := range []prometheus.Collector{e.evaluations, e.evalErrors, e.notifications, e.evalSeconds, firing} {
 			if err := deps.Registry.Register(c); err != nil {
 				return nil, fmt.Errorf("alerts: metrics: %w", err)
 			}
@@ -354,6 +356,7 @@ func (e *Evaluator) EvaluateMinute(m time.Time) error {
 	m = m.Truncate(time.Minute).UTC()
 	e.evalMu.Lock()
 	defer e.evalMu.Unlock()
+	began := time.Now() // the process's clock: how long it took, whatever deps.Clock says
 	e.mu.Lock()
 	rules := e.rules
 	e.mu.Unlock()
@@ -374,6 +377,7 @@ func (e *Evaluator) EvaluateMinute(m time.Time) error {
 		e.mu.Unlock()
 	}
 	e.evaluations.Inc()
+	e.evalSeconds.Set(time.Since(began).Seconds())
 	e.updateFiring()
 	e.send(m, events)
 	if m.After(e.lastEval) {

@@ -202,7 +202,7 @@ func TestSpike(t *testing.T) {
 	require.Equal(t, 20.0, testutil.ToFloat64(h.e.evaluations))
 	n, err := testutil.GatherAndCount(h.reg)
 	require.NoError(t, err)
-	require.Equal(t, 3+len(Severities), n, "three counters, a firing gauge per severity")
+	require.Equal(t, 4+len(Severities), n, "three counters, the evaluation time, a firing gauge per severity")
 	require.Empty(t, h.e.Alerts())
 }
 
