@@ -231,6 +231,27 @@ func TestSlowRiseWithFor(t *testing.T) {
 	require.Equal(t, "https://tmsd.example/#/top?from=2026-03-01T23%3A08%3A00Z&to=2026-03-02T01%3A12%3A00Z", h.notified[0].URL)
 }
 
+// A value flapping around the threshold notifies no flapping: it fires once,
+// stays firing through dips shorter than resolve_for, and resolves once it
+// has stayed under for that long; with for=2m, isolated minutes over the
+// threshold never fire.
+func TestFlappingAroundTheThreshold(t *testing.T) {
+	st := newStore(t)
+	gbps := []float64{6, 4, 6, 4, 4, 6, 4, 6, 4, 4, 6, 4, 4, 4, 4, 4}
+	for i, v := range gbps {
+		put(t, st, store.TierMinute, minute(i), nil, 0, v*G)
+	}
+	h := newHarness(t, st,
+		Rule{Name: "flap", Threshold: "5G", ResolveFor: Duration(3 * time.Minute)},
+		Rule{Name: "flap-for", Threshold: "5G", For: Duration(2 * time.Minute), ResolveFor: Duration(3 * time.Minute)})
+	h.eval(0, len(gbps))
+	var got []string
+	for _, ev := range h.notified {
+		got = append(got, fmt.Sprintf("%s %s %d", ev.Rule, ev.Kind, int(ev.At.Sub(t0)/time.Minute)))
+	}
+	require.Equal(t, []string{"flap firing 0", "flap resolved 13"}, got)
+}
+
 // An any-key rule on dstip: each key fires and resolves at its own minutes;
 // a bounded row fires marked bounded; a key the table no longer lists keeps
 // its state while the table's threshold is above the rule's.
