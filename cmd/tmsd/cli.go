@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,9 +127,24 @@ func clientCommand(name string, args []string, env cliEnv) error {
 
 // fetch GETs u and returns the body of a 200, or a one-line reason.
 func fetch(c *http.Client, u, token string, timeout time.Duration) ([]byte, error) {
-	req, err := http.NewRequest(http.MethodGet, u, nil)
+	return request(c, http.MethodGet, u, token, timeout, nil)
+}
+
+// request sends one request to the API (a JSON body when body is not nil)
+// and returns the body of a 2xx, or a one-line reason: the server's own
+// message, with the parameter a 400 names. Every client command goes
+// through it.
+func request(c *http.Client, method, u, token string, timeout time.Duration, body []byte) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u, rd)
 	if err != nil {
 		return nil, fmt.Errorf("bad --server: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -144,29 +160,41 @@ func fetch(c *http.Client, u, token string, timeout time.Duration) ([]byte, erro
 		return nil, fmt.Errorf("cannot reach tmsd at %s://%s: %w", req.URL.Scheme, req.URL.Host, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
 		return nil, fmt.Errorf("reading the answer of %s: %w", req.URL.Host, err)
 	}
-	if resp.StatusCode == http.StatusOK {
-		return body, nil
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return answer, nil
 	}
-	var e struct{ Error string }
-	if json.Unmarshal(body, &e) != nil || e.Error == "" {
-		e.Error = strings.TrimSpace(string(body))
+	var e struct{ Error, Parameter string }
+	if json.Unmarshal(answer, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(answer))
 	}
+	// A joined validation error has a line per rule: keep the one line.
+	msg := strings.Join(strings.Fields(strings.ReplaceAll(e.Error, "\n", "; ")), " ")
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
 		if token == "" {
 			return nil, errors.New("the server needs a token: give --token or set TMSD_TOKEN")
 		}
-		return nil, fmt.Errorf("the server refused the token: %s", e.Error)
+		return nil, fmt.Errorf("the server refused the token: %s", msg)
 	case http.StatusForbidden:
-		return nil, fmt.Errorf("the token may not read this: %s", e.Error)
+		if method != http.MethodGet {
+			return nil, fmt.Errorf("the token may not change this (an admin token is needed): %s", msg)
+		}
+		return nil, fmt.Errorf("the token may not read this: %s", msg)
 	case http.StatusBadRequest:
-		return nil, fmt.Errorf("bad request: %s", e.Error)
+		if e.Parameter != "" && !strings.HasPrefix(msg, "parameter ") {
+			msg = fmt.Sprintf("parameter %q: %s", e.Parameter, msg)
+		}
+		return nil, fmt.Errorf("bad request: %s", msg)
+	case http.StatusNotFound:
+		return nil, fmt.Errorf("not found: %s", msg)
+	case http.StatusConflict:
+		return nil, fmt.Errorf("refused: %s", msg)
 	}
-	return nil, fmt.Errorf("the server answered %s: %s", resp.Status, e.Error)
+	return nil, fmt.Errorf("the server answered %s: %s", resp.Status, msg)
 }
 
 // cliAmounts and the types below are the parts of the API's JSON the tables show.

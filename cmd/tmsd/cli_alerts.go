@@ -165,66 +165,7 @@ func (c *alertsConn) do(method, path string, q url.Values, body []byte) ([]byte,
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, u, rd)
-	if err != nil {
-		return nil, fmt.Errorf("bad --server: %w", err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	cl := *c.env.client
-	cl.Timeout = c.timeout
-	resp, err := cl.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("cannot reach tmsd at %s://%s: %w", req.URL.Scheme, req.URL.Host, err)
-	}
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
-		return nil, fmt.Errorf("reading the answer of %s: %w", req.URL.Host, err)
-	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return answer, nil
-	}
-	var e struct{ Error, Parameter string }
-	if json.Unmarshal(answer, &e) != nil || e.Error == "" {
-		e.Error = strings.TrimSpace(string(answer))
-	}
-	// A joined validation error has a line per rule: keep the one line.
-	msg := strings.Join(strings.Fields(strings.ReplaceAll(e.Error, "\n", "; ")), " ")
-	switch resp.StatusCode {
-	case http.StatusUnauthorized:
-		if c.token == "" {
-			return nil, errors.New("the server needs a token: give --token or set TMSD_TOKEN")
-		}
-		return nil, fmt.Errorf("the server refused the token: %s", msg)
-	case http.StatusForbidden:
-		if method != http.MethodGet {
-			return nil, fmt.Errorf("the token may not change this (an admin token is needed): %s", msg)
-		}
-		return nil, fmt.Errorf("the token may not read this: %s", msg)
-	case http.StatusBadRequest:
-		if e.Parameter != "" && !strings.HasPrefix(msg, "parameter ") {
-			msg = fmt.Sprintf("parameter %q: %s", e.Parameter, msg)
-		}
-		return nil, fmt.Errorf("bad request: %s", msg)
-	case http.StatusNotFound:
-		return nil, fmt.Errorf("not found: %s", msg)
-	case http.StatusConflict:
-		return nil, fmt.Errorf("refused: %s", msg)
-	}
-	return nil, fmt.Errorf("the server answered %s: %s", resp.Status, msg)
+	return request(c.env.client, method, u, c.token, c.timeout, body)
 }
 
 // getJSON GETs path and decodes its JSON into v.
