@@ -87,6 +87,14 @@ type opts struct {
 	qBaseline int
 	qK        int
 	qRollup   []bool
+
+	// Alert-rules-under-ingest run (alertload.go).
+	aload     bool
+	aFormat   string
+	aRules    int
+	aDuration time.Duration
+	aRate     float64 // flows/s; 0: aFactor × the sweep's loss-free rate
+	aFactor   float64
 }
 
 // step is one run of one collector at one rate.
@@ -193,6 +201,12 @@ func main() {
 	flag.Float64Var(&o.qRate, "query-rate", 1_000_000, "flows/s sent while the query-load run queries")
 	flag.DurationVar(&o.qDuration, "query-duration", 60*time.Second, "sending (and querying) time of the query-load run")
 	flag.StringVar(&o.qFormat, "query-format", "v9", "format of the query-load run")
+	flag.BoolVar(&o.aload, "alert-load", true, "after the query-load runs, run tmsd at its loss-free rate of -alert-format without alert rules and with -alert-rules (issue 13)")
+	flag.StringVar(&o.aFormat, "alert-format", "v9", "format of the alert-load run (needs a tmsd sweep of it)")
+	flag.IntVar(&o.aRules, "alert-rules", 1000, "alert rules of the alert-load run")
+	flag.Float64Var(&o.aRate, "alert-rate", 0, "flows/s of the alert-load run (0: -alert-factor × tmsd's loss-free rate of -alert-format in the sweep)")
+	flag.Float64Var(&o.aFactor, "alert-factor", 0.5, "the alert-load run's rate as a fraction of the sweep's loss-free rate: the sweep's 5 s steps pass rates that minutes of sending do not sustain")
+	flag.DurationVar(&o.aDuration, "alert-duration", 150*time.Second, "sending time of each alert-load run (over 95 s: a minute closes and is evaluated)")
 	flag.DurationVar(&o.qInterval, "query-interval", 100*time.Millisecond, "the query-load run starts a query at most this often (one at a time)")
 	flag.IntVar(&o.qBaseline, "query-baseline", 10, "queries per dimension (srcip, app) before sending, the baseline")
 	flag.IntVar(&o.qK, "query-k", 1000, "srcip keys per seeded minute")
@@ -360,10 +374,19 @@ func run(o *opts, mdPath, jsonPath string) error {
 			ql = append(ql, r)
 		}
 	}
+	var al *aloadRun
+	rate := o.aRate
+	for _, s := range all {
+		if rate == 0 && s.Format == o.aFormat && s.Kind == kTmsd && s.Best != nil {
+			rate = o.aFactor * s.Best.Achieved
+		}
+	}
+	al = o.alertLoad(ctx, rate)
 	md := report(o, all, elapsed, load0, loadavg()) + genMaxReport(o, gens) + cardReport(o, cards)
 	for _, r := range ql {
 		md += qloadReport(o, r)
 	}
+	md += aloadReport(o, al)
 	fmt.Print(md)
 	if mdPath != "" {
 		if err := os.WriteFile(mdPath, []byte(md), 0o644); err != nil {
@@ -371,7 +394,7 @@ func run(o *opts, mdPath, jsonPath string) error {
 		}
 	}
 	if jsonPath != "" {
-		b, _ := json.MarshalIndent(map[string]any{"series": all, "generator_alone": gens, "cardinality": cards, "query_load": ql}, "", " ")
+		b, _ := json.MarshalIndent(map[string]any{"series": all, "generator_alone": gens, "cardinality": cards, "query_load": ql, "alert_load": al}, "", " ")
 		if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
 			return err
 		}
