@@ -61,7 +61,7 @@ clean:
 	rm -rf bin
 
 # make bench: Go micro-benchmarks, then tmsd vs goflow2 vs nfcapd end to end
-# with cmd/flowgen (< 30 min; writes docs/BENCHMARKS.md). BENCH_QUICK=1 make
+# with cmd/flowgen (< 40 min; writes docs/BENCHMARKS.md). BENCH_QUICK=1 make
 # bench is a ~4-minute version. See bench/run.sh.
 .PHONY: bench bench-micro
 bench:

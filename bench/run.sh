@@ -39,8 +39,9 @@ else
 	DOC=${BENCH_DOC:-$ROOT/docs/BENCHMARKS.md}
 	E2E_BUDGET=23m
 	# + ~100 s for the query-load run (seeding, baseline, 60 s under ingest),
-	# ~20 s for the generator alone (-gen-max 3s per format)
-	E2E_TIMEOUT=1680
+	# ~20 s for the generator alone (-gen-max 3s per format), ~360 s for the
+	# alert-load run (twice 150 s of sending, and start-up)
+	E2E_TIMEOUT=2100
 	MICRO_FLAGS=()
 fi
 mkdir -p "$BIN"

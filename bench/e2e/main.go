@@ -189,7 +189,7 @@ func main() {
 	flag.DurationVar(&o.genMaxDuration, "gen-max", 3*time.Second, "before the sweep, run the generator alone flat out for this long per format, to report its own maximum (0: not)")
 	flag.StringVar(&o.work, "work", "", "work directory (default: a new one under $TMPDIR)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the per-step directories")
-	flag.BoolVar(&o.quick, "quick", false, "short sweep: -duration 1s -start 200000 -factor 2 -confirm=false -refine=false -stable 600ms -budget 200s (flags given explicitly win)")
+	flag.BoolVar(&o.quick, "quick", false, "short sweep: -duration 1s -start 200000 -factor 2 -confirm=false -refine=false -stable 600ms -budget 200s -alert-load=false (flags given explicitly win)")
 	var card, qModes string
 	flag.StringVar(&card, "cardinality", "1000000,10000000", "distinct sources per run of the cardinality check (flowgen -spread), after the sweep; empty: none")
 	flag.Float64Var(&o.cardRate, "card-rate", 1_000_000, "flows/s of the cardinality runs")
@@ -219,7 +219,8 @@ func main() {
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		for name, v := range map[string]string{"duration": "1s", "start": "200000", "factor": "2", "confirm": "false", "gen-max": "2s",
 			"refine": "false", "stable": "600ms", "budget": "200s", "settle-max": "6s",
-			"cardinality": "1000000", "card-duration": "20s", "query-duration": "15s"} {
+			"cardinality": "1000000", "card-duration": "20s", "query-duration": "15s",
+			"alert-load": "false"} { // its runs need minutes to close: not quick
 			if !set[name] {
 				_ = flag.Set(name, v)
 			}
