@@ -109,6 +109,9 @@ func TestAlertmanagerKeepaliveAfterARestart(t *testing.T) {
 	require.NoError(t, n.Start())
 	require.NoError(t, n.Send([]string{"am"}, sampleEvent(1)))
 	require.Eventually(t, func() bool { return len(rec.delivered()) == 1 }, 10*time.Second, time.Millisecond)
+	// Delivered and answered: a Stop while the answer is on its way keeps
+	// the event as in flight, to be sent again (Stop's at-least-once).
+	require.Eventually(t, func() bool { return n.Pending()["am"] == 0 }, 10*time.Second, time.Millisecond)
 	require.NoError(t, n.Stop())
 
 	n2, err := New(cfg, Dependencies{Store: st})
