@@ -52,6 +52,11 @@ type Configuration struct {
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxHeaderBytes                                            int
 	MaxBodyBytes                                              int64
+
+	// NoTraffic, when set, is why this process counts no traffic (a
+	// collector, whose flows the aggregators count): the routes that answer
+	// from counted traffic answer 404 with it rather than empty tables.
+	NoTraffic string
 }
 
 // DefaultConfiguration returns the defaults.
@@ -233,7 +238,11 @@ func New(cfg Configuration, deps Dependencies) (*API, error) {
 		if r.admin {
 			mw = append(mw, admin)
 		}
-		g.Add(r.method, r.path, a.handler(r), mw...)
+		h := a.handler(r)
+		if cfg.NoTraffic != "" && r.traffic {
+			h = func(echo.Context) error { return echo.NewHTTPError(http.StatusNotFound, cfg.NoTraffic) }
+		}
+		g.Add(r.method, r.path, h, mw...)
 	}
 	if a.doc, err = json.Marshal(a.openAPI()); err != nil {
 		return nil, fmt.Errorf("api: the OpenAPI document: %w", err)

@@ -52,6 +52,8 @@ type route struct {
 	status        int    // the success status (0: 200)
 	ownRange      bool   // the handler reads from and to itself: no tier retention applies
 	notFound      string // when set, the route answers 404 for what it names
+	// traffic routes answer from counted traffic (Configuration.NoTraffic).
+	traffic bool
 	handle        func(c echo.Context, q *request) error
 	byName        map[string]*param
 	queryNames    []string // the query parameters, sorted, for messages
@@ -145,22 +147,22 @@ func (a *API) routes() []route {
 		{method: http.MethodGet, path: "/top", summary: "The top keys of a dimension over a range", csv: true,
 			desc:   "Rows of the n largest keys by metric, with other and total; totals are exact, error bounds a row's under-count.",
 			params: params(pBy(true), pN("10", maxN), pMetric, pFrom("-1h"), pTo, pCompare, pFormat, scopeParams),
-			answer: topResponse{}, handle: a.top},
+			answer: topResponse{}, handle: a.top, traffic: true},
 		{method: http.MethodGet, path: "/series", summary: "Totals, one key's, or the top keys' series per step", csv: true,
 			desc:   "Points per step over the range: the scope's total, one key's series (by, key), or the top n keys' stacked (by, n).",
 			params: params(pBy(false), pKey, pN("", maxN), pMetric, pStepSeries, pFrom("-1h"), pTo, pCompare, pFormat, scopeParams),
-			answer: seriesResponse{}, handle: a.series},
+			answer: seriesResponse{}, handle: a.series, traffic: true},
 		{method: http.MethodGet, path: "/report", summary: "A capacity report: totals, average, peak and 95th percentile per key", csv: true,
 			desc:   "Per key of the top n by metric, plus other and total: volumes, average rates, the peak step and the 95th percentile of the steps' bps.",
 			params: params(pBy(true), pN("10", maxN), pMetric, pStepReport(), pFrom("-24h"), pTo, pCompare, pFormat, scopeParams),
-			answer: reportResponse{}, handle: a.report},
+			answer: reportResponse{}, handle: a.report, traffic: true},
 		{method: http.MethodGet, path: "/exporters", summary: "The exporters seen and their decoders' counters",
 			answer: exportersResponse{}, handle: a.exporters},
 		{method: http.MethodGet, path: "/rejected", summary: "The sources whose datagrams the allow-list refused, heaviest first",
 			answer: rejectedResponse{}, handle: a.rejected},
 		{method: http.MethodGet, path: "/data", summary: "Where the data is: the spans the store's tiers and the open minutes hold",
 			desc:   "Each span is [from, to) in RFC 3339, to pass as they are to a query's from= and to=; from and to are null on an empty store.",
-			answer: dataResponse{}, handle: func(c echo.Context, _ *request) error { return a.data(c) }},
+			answer: dataResponse{}, traffic: true, handle: func(c echo.Context, _ *request) error { return a.data(c) }},
 		{method: http.MethodGet, path: "/capabilities", summary: "The scope filters this tmsd keeps tables for",
 			answer: Capabilities{}, handle: func(c echo.Context, _ *request) error { return c.JSON(http.StatusOK, a.deps.Capabilities) }},
 		{method: http.MethodGet, path: "/config", admin: true, summary: "The effective configuration, secrets redacted",

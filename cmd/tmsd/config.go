@@ -67,6 +67,10 @@ type Config struct {
 	SNMP       SNMPConfig     `yaml:"snmp"`
 	// Alerts (config_alerts.go): rules and notification targets.
 	Alerts AlertsConfig `yaml:"alerts"`
+	// Role and Kafka (config_kafka.go): one process, or collectors and
+	// aggregators with Kafka between them.
+	Role  string      `yaml:"role"`
+	Kafka KafkaConfig `yaml:"kafka"`
 	Store  struct {
 		// MinFreeSpace: below it the store stops writing (minutes wait in memory).
 		MinFreeSpace ByteCount `yaml:"min_free_space"`
@@ -103,6 +107,8 @@ func defaultConfig() Config {
 	c.GeoIP = defaultGeoIPConfig()
 	c.Naming = defaultNamingConfig()
 	c.SNMP = defaultSNMPConfig()
+	c.Role = roleAll
+	c.Kafka = defaultKafkaConfig()
 	return c
 }
 
@@ -548,6 +554,9 @@ func (c *Config) check(src configSource, serving bool) error {
 		return err
 	}
 	if err := c.checkAlerts(src); err != nil {
+		return err
+	}
+	if err := c.checkKafka(src); err != nil {
 		return err
 	}
 	return c.checkTiers(src, serving)

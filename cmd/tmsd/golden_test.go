@@ -54,12 +54,15 @@ func loadGolden(t *testing.T, pcap string) golden {
 	return g
 }
 
+// apiRow is a row of a top answer.
+type apiRow struct {
+	Key, Label            string
+	Bytes, Packets, Flows uint64
+	Error                 uint64
+}
+
 type apiTop struct {
-	Rows []struct {
-		Key, Label            string
-		Bytes, Packets, Flows uint64
-		Error                 uint64
-	}
+	Rows         []apiRow
 	Other        struct{ Bytes, Packets, Flows uint64 }
 	Total        struct{ Bytes, Packets, Flows uint64 }
 	Exact        bool

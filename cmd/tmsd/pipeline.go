@@ -7,6 +7,7 @@ import (
 	"github.com/tmsd/tmsd/internal/alerts/notify"
 	"log/slog"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/tmsd/tmsd/internal/enrich/names"
 	"github.com/tmsd/tmsd/internal/enrich/snmp"
 	"github.com/tmsd/tmsd/internal/flow"
+	"github.com/tmsd/tmsd/internal/kafka"
 	"github.com/tmsd/tmsd/internal/query"
 	"github.com/tmsd/tmsd/internal/ring"
 	"github.com/tmsd/tmsd/internal/rollup"
@@ -55,7 +57,10 @@ type pipeline struct {
 	listeners  []*listen.Listener
 	offenders  *listen.Offenders // sources refused by listener.allow, shared by the listeners
 	api        *api.API
-	started    []func() error // stop functions of started components, in start order
+	// Kafka (config_kafka.go): a collector's producer, an aggregator's consumer.
+	producer *kafka.Producer
+	consumer *kafka.Consumer
+	started  []func() error // stop functions of started components, in start order
 }
 
 // newPipeline builds the components. Each tap wraps what the aggregator writes
@@ -138,6 +143,19 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 		return nil, err
 	}
 
+	switch cfg.Role {
+	case roleCollector:
+		if p.producer, err = kafka.NewProducer(cfg.Kafka.configuration(), kafka.ProducerDependencies{Registry: p.registry, Logger: logger}); err != nil {
+			return nil, err
+		}
+	case roleAggregator:
+		// Kafka holds the backlog: wait for room in the ring however long.
+		sink := func(recs []flow.Record) { p.enrich(recs); pushAll(p.ring, recs) }
+		if p.consumer, err = kafka.NewConsumer(cfg.Kafka.configuration(), kafka.ConsumerDependencies{Sink: sink, Registry: p.registry, Logger: logger}); err != nil {
+			return nil, err
+		}
+	}
+
 	engine := query.New(st, p.agg, query.WithProgress(p.rollup))
 	if len(cfg.Alerts.Targets) > 0 {
 		if p.notify, err = notify.New(cfg.Alerts.notifyConfiguration(), notify.Dependencies{Registry: p.registry, Logger: logger, Store: st}); err != nil {
@@ -162,6 +180,12 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 	apiCfg.Listen = cfg.HTTP
 	apiCfg.Static = web.Handler()
 	cfg.API.apply(&apiCfg)
+	var evaluator api.Alerts = p.alerts
+	if cfg.Role == roleCollector {
+		apiCfg.NoTraffic = "this tmsd is a collector (role: collector): it publishes flows to Kafka topic " +
+			strconv.Quote(cfg.Kafka.Topic) + " and counts none; query an aggregator"
+		evaluator = nil
+	}
 	effective, err := effectiveConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -169,7 +193,7 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 	p.offenders = listen.NewOffenders(listen.DefaultOffenders)
 	if p.api, err = api.New(apiCfg, api.Dependencies{
 		Engine: engine, Exporters: p.decoder, Corrections: p.agg, Ports: classifier,
-		Names: &labels{names: p.names, geo: p.geo, decoder: p.decoder}, Reloader: p, Alerts: p.alerts,
+		Names: &labels{names: p.names, geo: p.geo, decoder: p.decoder}, Reloader: p, Alerts: evaluator,
 		Offenders: p.offenders, Retention: st, Config: effective, Capabilities: capabilities(cfg), Registry: p.registry, Clock: clock, Logger: logger,
 	}); err != nil {
 		return nil, err
@@ -208,6 +232,9 @@ func (p *pipeline) startServe(cfg Config) error {
 	if err := checkAddresses(cfg); err != nil {
 		return err
 	}
+	if cfg.Role == roleCollector {
+		return p.startCollector(cfg)
+	}
 	if err := p.startCore(); err != nil {
 		return err
 	}
@@ -235,12 +262,44 @@ func (p *pipeline) startServe(cfg Config) error {
 		return err
 	}
 	p.started = append(p.started, p.api.Stop)
+	if cfg.Role == roleAggregator {
+		// Stopped first: it commits what it pushed, then the aggregator drains the ring.
+		if err := p.consumer.Start(); err != nil {
+			return err
+		}
+		p.started = append(p.started, p.consumer.Stop)
+		return nil
+	}
+	return p.startListeners(cfg, &ingest{decoder: p.decoder, enrich: p.enrich, ring: p.ring})
+}
+
+// startCollector starts a collector: the store (for the decoders' saved
+// templates), the producer, the API (exporters, metrics), then the
+// listeners, whose flows go to Kafka rather than to an aggregator.
+func (p *pipeline) startCollector(cfg Config) error {
+	if err := p.store.Start(); err != nil {
+		return err
+	}
+	p.started = append(p.started, p.store.Stop)
+	// After the listeners stop, it flushes what they published.
+	if err := p.producer.Start(); err != nil {
+		return err
+	}
+	p.started = append(p.started, p.producer.Stop)
+	if err := p.api.Start(); err != nil {
+		return err
+	}
+	p.started = append(p.started, p.api.Stop)
+	return p.startListeners(cfg, &ingest{decoder: p.decoder, publish: p.producer.Publish})
+}
+
+// startListeners restores the decoders' state, then opens the listeners.
+func (p *pipeline) startListeners(cfg Config, ingest *ingest) error {
 	// Restored before the first datagram; stopped (a last save) after the listeners.
 	if err := p.persist.Start(); err != nil {
 		return err
 	}
 	p.started = append(p.started, p.persist.Stop)
-	ingest := &ingest{decoder: p.decoder, enrich: p.enrich, ring: p.ring}
 	for _, l := range []struct {
 		name  string
 		addrs []string
@@ -276,7 +335,7 @@ func checkAddresses(cfg Config) error {
 	for _, a := range []struct {
 		name, network string
 		addrs         []string
-	}{{"netflow", "udp", cfg.NetFlow}, {"sflow", "udp", cfg.SFlow}, {"http", "tcp", []string{cfg.HTTP}}} {
+	}{{"netflow", "udp", cfg.listenNetFlow()}, {"sflow", "udp", cfg.listenSFlow()}, {"http", "tcp", []string{cfg.HTTP}}} {
 		for _, addr := range a.addrs {
 			if addr == "" {
 				continue // the listener reports it
@@ -335,6 +394,9 @@ type ingest struct {
 	decoder *decode.Decoder
 	enrich  func([]flow.Record)
 	ring    *ring.Broadcast
+	// publish, when set, takes the records instead (a collector's Kafka
+	// producer; the aggregators enrich them).
+	publish func([]flow.Record)
 	bufs    sync.Pool
 }
 
@@ -357,8 +419,12 @@ func (in *ingest) HandleBatch(now time.Time, batch []listen.Datagram) {
 		// Errors are counted per exporter by the decoder; the datagram is dropped alone.
 		recs, _ = in.decoder.Decode(batch[i].Src.Addr(), batch[i].Payload, now, recs)
 	}
-	in.enrich(recs)
-	in.ring.PushBatchWait(recs, ringStall)
+	if in.publish != nil {
+		in.publish(recs)
+	} else {
+		in.enrich(recs)
+		in.ring.PushBatchWait(recs, ringStall)
+	}
 	*bp = recs[:0]
 	in.bufs.Put(bp)
 }

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// kafkaCluster is franz-go's in-process Kafka (the real wire protocol,
+// consumer groups and offset commits) on 127.0.0.1, stopped with the test.
+func kafkaCluster(t *testing.T) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+// serveRole runs one tmsd of role on the cluster, in-process.
+func serveRole(t *testing.T, role string, brokers []string, edit func(*Config)) (*pipeline, string) {
+	t.Helper()
+	cfg := defaultConfig()
+	cfg.NetFlow, cfg.SFlow, cfg.HTTP, cfg.Data = []string{"127.0.0.1:0"}, []string{"127.0.0.1:0"}, "127.0.0.1:0", t.TempDir()
+	cfg.Role = role
+	cfg.Kafka.Brokers, cfg.Kafka.Topic, cfg.Kafka.Partitions = brokers, "flows", 6
+	cfg.Kafka.CommitInterval = Duration(200 * time.Millisecond)
+	if edit != nil {
+		edit(&cfg)
+	}
+	require.NoError(t, cfg.checkKafka(configSource{}))
+	return serveConfig(t, cfg, nil)
+}
+
+// mergedTop asks every aggregator for every key of by and adds them up, as a
+// query across aggregators does: totals add, and a key split over several
+// aggregators (records keyed by flow) is summed.
+func mergedTop(t *testing.T, bases []string, by string, from, to time.Time) apiTop {
+	t.Helper()
+	var out apiTop
+	rows := map[string]*apiRow{}
+	for _, base := range bases {
+		q := queryTopQ(t, base, map[string][]string{"by": {by}, "n": {"10000"},
+			"from": {from.UTC().Format(time.RFC3339)}, "to": {to.UTC().Format(time.RFC3339)}})
+		out.Total.Bytes += q.Total.Bytes
+		out.Total.Packets += q.Total.Packets
+		out.Total.Flows += q.Total.Flows
+		for _, r := range q.Rows {
+			require.Zero(t, r.Error, "%s %s: every key is exact below 10,000 keys", by, r.Key)
+			m := rows[r.Key]
+			if m == nil {
+				m = &apiRow{Key: r.Key}
+				rows[r.Key] = m
+			}
+			m.Bytes, m.Packets, m.Flows = m.Bytes+r.Bytes, m.Packets+r.Packets, m.Flows+r.Flows
+		}
+	}
+	for _, r := range rows {
+		out.Rows = append(out.Rows, *r)
+	}
+	slices.SortFunc(out.Rows, func(a, b apiRow) int {
+		return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), cmp.Compare(a.Key, b.Key))
+	})
+	return out
+}
+
+// TestScaleOutEqualsGolden: two collectors publish each capture into one
+// topic of six partitions (records keyed by flow, so every aggregator gets
+// a share), three aggregators consume it as one group; their answers added
+// up equal the independent collector's golden file: nothing lost, nothing
+// counted twice. A collector answers no traffic query, and says why.
+func TestScaleOutEqualsGolden(t *testing.T) {
+	for _, pcap := range captures(t) {
+		t.Run(filepath.Base(pcap), func(t *testing.T) {
+			g := loadGolden(t, pcap)
+			brokers := kafkaCluster(t)
+			byFlow := func(c *Config) { c.Kafka.Key = "flow" }
+			var aggs []*pipeline
+			var bases []string
+			for range 3 {
+				p, base := serveRole(t, roleAggregator, brokers, byFlow)
+				aggs, bases = append(aggs, p), append(bases, base)
+			}
+			c1, c1base := serveRole(t, roleCollector, brokers, byFlow)
+			c2, _ := serveRole(t, roleCollector, brokers, byFlow)
+			require.Empty(t, aggs[0].listeners, "an aggregator listens to no exporter")
+			require.Eventually(t, func() bool {
+				for _, a := range aggs {
+					if a.consumer.Assigned() != 2 {
+						return false
+					}
+				}
+				return true
+			}, 60*time.Second, 20*time.Millisecond, "two partitions each")
+
+			listener := 0
+			if strings.Contains(filepath.Base(pcap), "sflow") {
+				listener = 1
+			}
+			start := time.Now()
+			// The capture to the first collector (an exporter sends to one).
+			sent := replayPcap(t, c1.listeners[listener].Addrs()[0].String(), pcap)
+			var decoded uint64
+			require.Eventually(t, func() bool {
+				decoded = 0
+				for _, e := range c1.decoder.Exporters() {
+					decoded += e.Flows
+				}
+				return c1Datagrams(c1) == sent
+			}, 30*time.Second, 10*time.Millisecond)
+			require.Equal(t, g.Total.Flows, decoded)
+
+			require.Eventually(t, func() bool {
+				var n float64
+				for _, a := range aggs {
+					n += float64(a.consumer.Flows())
+				}
+				return n == float64(g.Total.Flows)
+			}, 60*time.Second, 20*time.Millisecond, "the aggregators consumed every flow")
+			shares := 0
+			for _, a := range aggs {
+				require.NoError(t, a.agg.Sync(10*time.Second))
+				if float64(a.consumer.Flows()) > 0 {
+					shares++
+				}
+			}
+			if g.Total.Flows > 100 {
+				require.Greater(t, shares, 1, "keyed by flow, the partitions spread the flows")
+			}
+
+			from, to := start.Add(-time.Minute), time.Now().Add(2*time.Minute)
+			for _, by := range goldenDims {
+				got := mergedTop(t, bases, by, from, to)
+				require.Equal(t, []uint64{g.Total.Bytes, g.Total.Packets, g.Total.Flows},
+					[]uint64{got.Total.Bytes, got.Total.Packets, got.Total.Flows}, "%s totals", by)
+				want := g.Top[by]
+				if len(want) > 10 {
+					want = want[:10]
+				}
+				require.GreaterOrEqual(t, len(got.Rows), len(want), by)
+				for i, w := range want {
+					r := got.Rows[i]
+					require.Equal(t, fmt.Sprint(w.Key, w.Bytes, w.Packets, w.Flows), fmt.Sprint(r.Key, r.Bytes, r.Packets, r.Flows), "%s row %d", by, i)
+				}
+			}
+
+			// The same capture through the second collector: every total doubles.
+			replayPcap(t, c2.listeners[listener].Addrs()[0].String(), pcap)
+			require.Eventually(t, func() bool {
+				var n float64
+				for _, a := range aggs {
+					n += float64(a.consumer.Flows())
+				}
+				return n == float64(2*g.Total.Flows)
+			}, 60*time.Second, 20*time.Millisecond, "the aggregators consumed both collectors' flows")
+			for _, a := range aggs {
+				require.NoError(t, a.agg.Sync(10*time.Second))
+			}
+			got := mergedTop(t, bases, "proto", from, to)
+			require.Equal(t, []uint64{2 * g.Total.Bytes, 2 * g.Total.Packets, 2 * g.Total.Flows},
+				[]uint64{got.Total.Bytes, got.Total.Packets, got.Total.Flows}, "two collectors' totals")
+
+			resp, err := http.Get(c1base + "/api/v1/top?by=srcip")
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, http.StatusNotFound, resp.StatusCode, "a collector counts nothing")
+		})
+	}
+}
+
+func c1Datagrams(p *pipeline) uint64 {
+	var n uint64
+	for _, e := range p.decoder.Exporters() {
+		n += e.Datagrams
+	}
+	return n
+}
