@@ -53,10 +53,10 @@ type route struct {
 	ownRange      bool   // the handler reads from and to itself: no tier retention applies
 	notFound      string // when set, the route answers 404 for what it names
 	// traffic routes answer from counted traffic (Configuration.NoTraffic).
-	traffic bool
-	handle        func(c echo.Context, q *request) error
-	byName        map[string]*param
-	queryNames    []string // the query parameters, sorted, for messages
+	traffic    bool
+	handle     func(c echo.Context, q *request) error
+	byName     map[string]*param
+	queryNames []string // the query parameters, sorted, for messages
 }
 
 func (r *route) init() {

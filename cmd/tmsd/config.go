@@ -71,7 +71,7 @@ type Config struct {
 	// aggregators with Kafka between them.
 	Role  string      `yaml:"role"`
 	Kafka KafkaConfig `yaml:"kafka"`
-	Store  struct {
+	Store struct {
 		// MinFreeSpace: below it the store stops writing (minutes wait in memory).
 		MinFreeSpace ByteCount `yaml:"min_free_space"`
 		// MaxDisk caps the store's size, evicting the oldest rolled-up data; 0: no cap (tiers.go).
