@@ -58,16 +58,16 @@ func (c *Config) checkKafka(src configSource) error {
 	if !slices.Contains(roles, c.Role) {
 		return src.errorf("role", "want all, collector or aggregator, got %q", c.Role)
 	}
-	if c.Role == roleAll {
-		return nil
-	}
+	// The section is checked whatever the role, so that a typo is found
+	// before the day the role changes; only the brokers' presence depends
+	// on it.
 	k := c.Kafka
-	if len(k.Brokers) == 0 {
+	if len(k.Brokers) == 0 && c.Role != roleAll {
 		return src.errorf("kafka.brokers", "role %s needs at least one broker host:port", c.Role)
 	}
-	for i, b := range k.Brokers {
+	for _, b := range k.Brokers {
 		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
-			return src.errorf("kafka.brokers."+strconv.Itoa(i), "%q is not a broker address HOST:PORT", b)
+			return src.errorf("kafka.brokers", "%q is not a broker address HOST:PORT", b)
 		}
 	}
 	bounds := []struct {
