@@ -2,8 +2,13 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tmsd/tmsd/internal/pcapsrc"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -182,3 +188,131 @@ func c1Datagrams(p *pipeline) uint64 {
 	}
 	return n
 }
+
+// goflow2Bin builds goflow2 v2.2.6 from its module, once per machine (the
+// user cache keeps it), as make bench does.
+func goflow2Bin(t *testing.T) string {
+	t.Helper()
+	dir, err := os.UserCacheDir()
+	require.NoError(t, err)
+	dir = filepath.Join(dir, "tmsd-tests", "goflow2-v2.2.6")
+	bin := filepath.Join(dir, "goflow2")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	cmd := exec.Command("go", "install", "github.com/netsampler/goflow2/v2/cmd/goflow2@v2.2.6")
+	cmd.Dir = t.TempDir() // outside this module: goflow2's own go.mod decides
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "building goflow2: %s", out)
+	return bin
+}
+
+// freePort is a loopback port the kernel had free a moment ago: goflow2
+// cannot be told port 0 and say which it took.
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestGoflow2PublishesToAnAggregator: goflow2 v2.2.6 itself, with its Kafka
+// transport, publishes every capture (NetFlow v5/v9, IPFIX, sFlow, sampled
+// sFlow) into the topic; a tmsd aggregator consumes them and its totals and
+// top-10s equal the golden files, which `tmsd import` of the same captures
+// equals (TestImportEqualsGolden). goflow2 does not multiply by the sampling
+// rate; tmsd does, from the message's SamplingRate. The reverse, goflow2's
+// type reading tmsd's messages, is internal/kafka's codec test.
+func TestGoflow2PublishesToAnAggregator(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds goflow2")
+	}
+	bin := goflow2Bin(t)
+	for _, pcap := range captures(t) {
+		scheme := "netflow"
+		if strings.Contains(filepath.Base(pcap), "sflow") {
+			scheme = "sflow"
+		}
+		t.Run(filepath.Base(pcap), func(t *testing.T) {
+			g := loadGolden(t, pcap)
+			brokers := kafkaCluster(t)
+			agg, base := serveRole(t, roleAggregator, brokers, nil) // creates the topic
+			require.Eventually(t, func() bool { return agg.consumer.Assigned() == 6 }, 30*time.Second, 20*time.Millisecond)
+
+			port, metricsAddr := freePort(t, "udp"), fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+			ctx, cancel := context.WithCancel(t.Context())
+			// One worker, blocking: goflow2's default two workers decode a
+			// capture's template and data datagrams out of order, and lose the
+			// data as "template error" (the same on a real exporter's burst).
+			gf := exec.CommandContext(ctx, bin,
+				"-listen", fmt.Sprintf("%s://127.0.0.1:%d?workers=1&blocking=true", scheme, port),
+				"-format", "bin", "-transport", "kafka", "-transport.kafka.brokers", brokers[0],
+				"-transport.kafka.topic", "flows", "-transport.kafka.flushfreq", "100ms",
+				"-addr", metricsAddr, "-loglevel", "warn")
+			var log strings.Builder
+			gf.Stdout, gf.Stderr = &log, &log
+			require.NoError(t, gf.Start())
+			t.Cleanup(func() { cancel(); _ = gf.Wait() })
+			// goflow2 says nothing when its socket is up: send a one-byte
+			// datagram (no flow) until its metrics count one received.
+			probe, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
+			require.NoError(t, err)
+			defer probe.Close()
+			require.Eventually(t, func() bool {
+				_, _ = probe.Write([]byte{0})
+				resp, err := http.Get("http://" + metricsAddr + "/metrics")
+				if err != nil {
+					return false
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				return strings.Contains(string(body), "goflow2_flow_traffic_packets_total{")
+			}, 30*time.Second, 100*time.Millisecond, "goflow2 up: %s", &log)
+
+			start := time.Now()
+			// Paced: goflow2, a datagram at a time into Kafka, lets the kernel
+			// drop a burst that tmsd takes whole (1,056 of pmacct-v9's 1,294
+			// flows arrived at replayPcap's pace).
+			conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
+			require.NoError(t, err)
+			defer conn.Close()
+			_, err = pcapsrc.Read(pcap, func(d pcapsrc.Datagram) error {
+				_, err := conn.Write(d.Payload)
+				time.Sleep(time.Millisecond)
+				return err
+			})
+			require.NoError(t, err)
+			require.Eventually(t, func() bool { return agg.consumer.Flows() == g.Total.Flows },
+				60*time.Second, 20*time.Millisecond, "every flow through goflow2 (%s of %d): %s", &flowsSeen{agg}, g.Total.Flows, &log)
+			require.NoError(t, agg.agg.Sync(10*time.Second))
+			from, to := start.Add(-time.Minute), time.Now().Add(2*time.Minute)
+			for _, by := range goldenDims {
+				got := mergedTop(t, []string{base}, by, from, to)
+				require.Equal(t, []uint64{g.Total.Bytes, g.Total.Packets, g.Total.Flows},
+					[]uint64{got.Total.Bytes, got.Total.Packets, got.Total.Flows}, "%s totals", by)
+				want := g.Top[by]
+				if len(want) > 10 {
+					want = want[:10]
+				}
+				require.GreaterOrEqual(t, len(got.Rows), len(want), by)
+				for i, w := range want {
+					r := got.Rows[i]
+					require.Equal(t, fmt.Sprint(w.Key, w.Bytes, w.Packets, w.Flows), fmt.Sprint(r.Key, r.Bytes, r.Packets, r.Flows), "%s row %d", by, i)
+				}
+			}
+		})
+	}
+}
+
+// flowsSeen prints an aggregator's consumed flows when a message is made.
+type flowsSeen struct{ p *pipeline }
+
+func (f *flowsSeen) String() string { return fmt.Sprint(f.p.consumer.Flows()) }
