@@ -18,6 +18,7 @@ import (
 	_ "net/http/pprof" // registers /debug/pprof on http.DefaultServeMux
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -57,6 +58,10 @@ type Configuration struct {
 	// collector, whose flows the aggregators count): the routes that answer
 	// from counted traffic answer 404 with it rather than empty tables.
 	NoTraffic string
+
+	// Peers are the base URLs of the other aggregators of this one's Kafka
+	// group: top, series and report answer for all of them (peers.go).
+	Peers []string
 }
 
 // DefaultConfiguration returns the defaults.
@@ -167,6 +172,10 @@ type API struct {
 	ln   net.Listener
 	tls  bool
 	done chan error
+
+	peerClient   *http.Client
+	peerFailures prometheus.Counter
+	peerWarned   sync.Map // peer → *atomic.Int64, unix ns of its last warning
 }
 
 // New validates the configuration and builds the routes; it opens nothing.
@@ -186,6 +195,11 @@ func New(cfg Configuration, deps Dependencies) (*API, error) {
 	if deps.Engine == nil || deps.Exporters == nil {
 		return nil, errors.New("api: engine and exporters are required")
 	}
+	for _, p := range cfg.Peers {
+		if err := CheckPeer(p); err != nil {
+			return nil, fmt.Errorf("api: peers: %w", err)
+		}
+	}
 	if deps.Clock == nil {
 		deps.Clock = time.Now
 	}
@@ -201,7 +215,12 @@ func New(cfg Configuration, deps Dependencies) (*API, error) {
 	if deps.Capabilities.Off == nil {
 		deps.Capabilities.Off = map[string]string{}
 	}
-	a := &API{cfg: cfg, deps: deps}
+	a := &API{cfg: cfg, deps: deps, peerClient: &http.Client{}}
+	a.peerFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "tmsd_api_peer_failures_total",
+		Help: "Peer aggregators that did not answer a query across aggregators (the answer named them as unanswered)."})
+	if err := deps.Registry.Register(a.peerFailures); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
 	var err error
 	if a.auth, err = newAuthenticator(cfg, deps); err != nil {
 		return nil, err
@@ -396,6 +415,9 @@ type topResponse struct {
 	Exact    bool   `json:"exact"`
 	// Partial: a drill-down (app=, ip=) was not kept in some minute of the range.
 	Partial bool `json:"partial"`
+	// Unanswered are the peer aggregators whose traffic is missing (down
+	// during the query): Partial is then set.
+	Unanswered []string `json:"unanswered,omitempty"`
 	// RulesChanged are the minutes of the range from which a reload
 	// classified applications by other rules.
 	RulesChanged []string      `json:"rules_changed,omitempty"`
@@ -413,7 +435,8 @@ type topResponse struct {
 }
 
 func (a *API) top(c echo.Context, q *request) error {
-	res, err := a.deps.Engine.Top(q.sc, q.d, q.w.from, q.w.to, q.n, q.m)
+	eng := a.engine(c)
+	res, err := eng.Top(q.sc, q.d, q.w.from, q.w.to, q.n, q.m)
 	if err != nil {
 		return err
 	}
@@ -430,7 +453,8 @@ func (a *API) top(c echo.Context, q *request) error {
 		resp.Rows = append(resp.Rows, topRow{Key: d.Format(r.Key), Label: a.label(d, r.Key),
 			amounts: newAmounts(r.Value, t.Total, m, secs), Error: r.Error.Get(m)})
 	}
-	if err := a.compareTop(&resp, rows, q); err != nil {
+	resp.Unanswered = res.Unanswered
+	if err := a.compareTop(eng, &resp, rows, q); err != nil {
 		return err
 	}
 	setAnswerHeaders(c, resp.Tiers, resp.Exact, resp.OpenStep)
@@ -444,7 +468,7 @@ func (a *API) top(c echo.Context, q *request) error {
 // keys are looked up in the earlier tables (not ranked again there), so a key
 // that was small then still has its figures. One step per day lets the hour
 // and day tiers answer, as they answer the top itself.
-func (a *API) compareTop(resp *topResponse, rows []topn.Entry, q *request) error {
+func (a *API) compareTop(eng engine, resp *topResponse, rows []topn.Entry, q *request) error {
 	keys := make([]topn.Key, len(rows))
 	for i := range rows {
 		keys[i] = rows[i].Key
@@ -452,7 +476,7 @@ func (a *API) compareTop(resp *topResponse, rows []topn.Entry, q *request) error
 	var prev query.ReportResult
 	e, err := q.compare(func(w window) (query.Answer, error) {
 		var err error
-		prev, err = a.deps.Engine.ReportKeys(q.sc, q.d, keys, w.from, w.to, 24*time.Hour)
+		prev, err = eng.ReportKeys(q.sc, q.d, keys, w.from, w.to, 24*time.Hour)
 		return prev.Answer, err
 	})
 	if e == nil || err != nil {
@@ -587,10 +611,13 @@ type seriesKey struct {
 type seriesData struct {
 	Exact bool `json:"exact"`
 	// Partial: a drill-down (app=, ip=) was not kept in some minute of the range.
-	Partial bool          `json:"partial"`
-	Tiers   []string      `json:"tiers"`
-	Points  []seriesPoint `json:"points"`
-	Stacked []seriesKey   `json:"stacked,omitempty"`
+	Partial bool `json:"partial"`
+	// Unanswered are the peer aggregators whose traffic is missing (down
+	// during the query): Partial is then set.
+	Unanswered []string      `json:"unanswered,omitempty"`
+	Tiers      []string      `json:"tiers"`
+	Points     []seriesPoint `json:"points"`
+	Stacked    []seriesKey   `json:"stacked,omitempty"`
 }
 
 type seriesCompare struct {
@@ -621,27 +648,28 @@ type seriesResponse struct {
 
 func (a *API) series(c echo.Context, q *request) error {
 	d, key, n, sc, step := q.d, q.key, q.n, q.sc, q.step
+	eng := a.engine(c)
 	var keys []topn.Key // the stacked keys, chosen on the current period
 	period := func(w window) (seriesData, error) {
 		if n == 0 {
-			res, err := a.deps.Engine.Series(sc, w.from, w.to, step, d, key)
-			return seriesData{Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Points: newSeriesPoints(res.Points, step)}, err
+			res, err := eng.Series(sc, w.from, w.to, step, d, key)
+			return seriesData{Exact: res.Exact, Partial: res.Partial, Unanswered: res.Unanswered, Tiers: res.Tiers, Points: newSeriesPoints(res.Points, step)}, err
 		}
 		var res query.ReportResult
 		var err error
 		if keys == nil {
-			res, err = a.deps.Engine.Report(sc, d, w.from, w.to, step, n, q.m)
+			res, err = eng.Report(sc, d, w.from, w.to, step, n, q.m)
 			keys = make([]topn.Key, len(res.Rows))
 			for i := range res.Rows {
 				keys[i] = res.Rows[i].Key
 			}
 		} else {
-			res, err = a.deps.Engine.ReportKeys(sc, d, keys, w.from, w.to, step)
+			res, err = eng.ReportKeys(sc, d, keys, w.from, w.to, step)
 		}
 		if err != nil {
 			return seriesData{}, err
 		}
-		out := seriesData{Exact: res.Exact, Partial: res.Partial, Tiers: res.Tiers, Points: newSeriesPoints(res.Total, step)}
+		out := seriesData{Exact: res.Exact, Partial: res.Partial, Unanswered: res.Unanswered, Tiers: res.Tiers, Points: newSeriesPoints(res.Total, step)}
 		otherExact := true
 		for _, r := range res.Rows {
 			out.Stacked = append(out.Stacked, seriesKey{Key: d.Format(r.Key), Label: a.label(d, r.Key),

@@ -149,12 +149,15 @@ type reportResponse struct {
 	Percentile string `json:"percentile"`
 	Exact      bool   `json:"exact"`
 	// Partial: a drill-down (app=, ip=) was not kept in some minute of the range.
-	Partial bool          `json:"partial"`
-	Tiers   []string      `json:"tiers"`
-	Compare *reportPeriod `json:"compare,omitempty"`
-	Rows    []reportRow   `json:"rows"`
-	Other   reportRow     `json:"other"`
-	Total   reportRow     `json:"total"`
+	Partial bool `json:"partial"`
+	// Unanswered are the peer aggregators whose traffic is missing (down
+	// during the query): Partial is then set.
+	Unanswered []string      `json:"unanswered,omitempty"`
+	Tiers      []string      `json:"tiers"`
+	Compare    *reportPeriod `json:"compare,omitempty"`
+	Rows       []reportRow   `json:"rows"`
+	Other      reportRow     `json:"other"`
+	Total      reportRow     `json:"total"`
 
 	// CountsPerFlow is as in top: the rows' and other's shares add up to it.
 	CountsPerFlow int `json:"counts_per_flow"`
@@ -215,7 +218,8 @@ func newDelta(now, before reportFigures, m topn.Metric) *delta {
 
 func (a *API) report(c echo.Context, q *request) error {
 	d, m := q.d, q.m
-	res, err := a.deps.Engine.Report(q.sc, d, q.w.from, q.w.to, q.step, q.n, m)
+	eng := a.engine(c)
+	res, err := eng.Report(q.sc, d, q.w.from, q.w.to, q.step, q.n, m)
 	if err != nil {
 		return err
 	}
@@ -226,7 +230,7 @@ func (a *API) report(c echo.Context, q *request) error {
 		Rows:  make([]reportRow, len(res.Rows)),
 		Other: reportRow{Key: "other", Label: "other", reportFigures: cur.other},
 		Total: reportRow{Key: "total", Label: "total", reportFigures: cur.total}}
-	resp.CountsPerFlow = d.CountsPerFlow()
+	resp.CountsPerFlow, resp.Unanswered = d.CountsPerFlow(), res.Unanswered
 	for i, r := range res.Rows {
 		resp.Rows[i] = reportRow{Key: d.Format(r.Key), Label: a.label(d, r.Key), reportFigures: cur.rows[i]}
 	}
@@ -237,7 +241,7 @@ func (a *API) report(c echo.Context, q *request) error {
 	var prevRes query.ReportResult
 	e, err := q.compare(func(w window) (query.Answer, error) {
 		var err error
-		prevRes, err = a.deps.Engine.ReportKeys(q.sc, d, keys, w.from, w.to, q.step)
+		prevRes, err = eng.ReportKeys(q.sc, d, keys, w.from, w.to, q.step)
 		return prevRes.Answer, err
 	})
 	if err != nil {

@@ -105,6 +105,7 @@ func TestAuthMatrix(t *testing.T) {
 		{"GET", "/api/v1/rejected", "/api/v1/rejected", read, 0},
 		{"GET", "/api/v1/capabilities", "/api/v1/capabilities", read, 0},
 		{"GET", "/api/v1/data", "/api/v1/data", read, 0},
+		{"POST", "/api/v1/peer/query", "/api/v1/peer/query", read, 400},
 		{"GET", "/api/v1/openapi.json", "/api/v1/openapi.json", read, 0},
 		{"GET", "/metrics", "/metrics", read, 0},
 		{"GET", "/api/v1/config", "/api/v1/config", admin, 0},

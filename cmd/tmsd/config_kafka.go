@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tmsd/tmsd/api"
 	"github.com/tmsd/tmsd/internal/kafka"
 )
 
@@ -92,6 +93,14 @@ func (c *Config) checkKafka(src configSource) error {
 		if b.bad {
 			return src.errorf(b.key, "want %s, got %v", b.want, b.got)
 		}
+	}
+	for _, p := range c.API.Peers {
+		if err := api.CheckPeer(p); err != nil {
+			return src.errorf("api.peers", "%v", err)
+		}
+	}
+	if len(c.API.Peers) > 0 && c.Role != roleAggregator {
+		return src.errorf("api.peers", "only an aggregator (role: aggregator) has peers; this one is role %s", c.Role)
 	}
 	return nil
 }

@@ -234,6 +234,7 @@ func TestEveryConfigKeyErrorNamesFileLineAndKey(t *testing.T) {
 		"alerts.targets":                  {"[{name: noc, type: pager}]", `notify: target "noc"`},
 		"alerts.dashboard_url":            {"tmsd.example", `want an http:// or https:// URL, got "tmsd.example"`},
 		"alerts.history_retention":        {"soon", `bad duration "soon"`},
+		"api.peers":                       {"[aggregator-2:8080]", `"aggregator-2:8080" is not a peer's base URL, such as http://aggregator-2:8080`},
 		"role":                            {"leader", `want all, collector or aggregator, got "leader"`},
 		"kafka.brokers":                   {"[bogus]", `"bogus" is not a broker address HOST:PORT`},
 		"kafka.topic":                     {`""`, `want a topic name, got ""`},

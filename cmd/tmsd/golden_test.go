@@ -66,6 +66,8 @@ type apiTop struct {
 	Other        struct{ Bytes, Packets, Flows uint64 }
 	Total        struct{ Bytes, Packets, Flows uint64 }
 	Exact        bool
+	Partial      bool
+	Unanswered   []string
 	RulesChanged []string `json:"rules_changed"`
 }
 

@@ -1,12 +1,13 @@
 package main
 
 import (
-	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,43 +46,13 @@ func serveRole(t *testing.T, role string, brokers []string, edit func(*Config)) 
 	return serveConfig(t, cfg, nil)
 }
 
-// mergedTop asks every aggregator for every key of by and adds them up, as a
-// query across aggregators does: totals add, and a key split over several
-// aggregators (records keyed by flow) is summed.
-func mergedTop(t *testing.T, bases []string, by string, from, to time.Time) apiTop {
-	t.Helper()
-	var out apiTop
-	rows := map[string]*apiRow{}
-	for _, base := range bases {
-		q := queryTopQ(t, base, map[string][]string{"by": {by}, "n": {"10000"},
-			"from": {from.UTC().Format(time.RFC3339)}, "to": {to.UTC().Format(time.RFC3339)}})
-		out.Total.Bytes += q.Total.Bytes
-		out.Total.Packets += q.Total.Packets
-		out.Total.Flows += q.Total.Flows
-		for _, r := range q.Rows {
-			require.Zero(t, r.Error, "%s %s: every key is exact below 10,000 keys", by, r.Key)
-			m := rows[r.Key]
-			if m == nil {
-				m = &apiRow{Key: r.Key}
-				rows[r.Key] = m
-			}
-			m.Bytes, m.Packets, m.Flows = m.Bytes+r.Bytes, m.Packets+r.Packets, m.Flows+r.Flows
-		}
-	}
-	for _, r := range rows {
-		out.Rows = append(out.Rows, *r)
-	}
-	slices.SortFunc(out.Rows, func(a, b apiRow) int {
-		return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), cmp.Compare(a.Key, b.Key))
-	})
-	return out
-}
-
 // TestScaleOutEqualsGolden: two collectors publish each capture into one
 // topic of six partitions (records keyed by flow, so every aggregator gets
-// a share), three aggregators consume it as one group; their answers added
-// up equal the independent collector's golden file: nothing lost, nothing
-// counted twice. A collector answers no traffic query, and says why.
+// a share), three aggregators consume it as one group; the third, with the
+// other two as peers, answers top and series for all of them, and its
+// answers equal the independent collector's golden file: nothing lost,
+// nothing counted twice, no error bound. With a peer down the answer is
+// partial and names it. A collector answers no traffic query, and says why.
 func TestScaleOutEqualsGolden(t *testing.T) {
 	for _, pcap := range captures(t) {
 		t.Run(filepath.Base(pcap), func(t *testing.T) {
@@ -90,8 +61,14 @@ func TestScaleOutEqualsGolden(t *testing.T) {
 			byFlow := func(c *Config) { c.Kafka.Key = "flow" }
 			var aggs []*pipeline
 			var bases []string
-			for range 3 {
-				p, base := serveRole(t, roleAggregator, brokers, byFlow)
+			for i := range 3 {
+				edit := byFlow
+				if i == 2 {
+					// The third answers for all: its peers are the first two.
+					peers := slices.Clone(bases)
+					edit = func(c *Config) { byFlow(c); c.API.Peers = peers }
+				}
+				p, base := serveRole(t, roleAggregator, brokers, edit)
 				aggs, bases = append(aggs, p), append(bases, base)
 			}
 			c1, c1base := serveRole(t, roleCollector, brokers, byFlow)
@@ -142,20 +119,12 @@ func TestScaleOutEqualsGolden(t *testing.T) {
 			}
 
 			from, to := start.Add(-time.Minute), time.Now().Add(2*time.Minute)
-			for _, by := range goldenDims {
-				got := mergedTop(t, bases, by, from, to)
-				require.Equal(t, []uint64{g.Total.Bytes, g.Total.Packets, g.Total.Flows},
-					[]uint64{got.Total.Bytes, got.Total.Packets, got.Total.Flows}, "%s totals", by)
-				want := g.Top[by]
-				if len(want) > 10 {
-					want = want[:10]
-				}
-				require.GreaterOrEqual(t, len(got.Rows), len(want), by)
-				for i, w := range want {
-					r := got.Rows[i]
-					require.Equal(t, fmt.Sprint(w.Key, w.Bytes, w.Packets, w.Flows), fmt.Sprint(r.Key, r.Bytes, r.Packets, r.Flows), "%s row %d", by, i)
-				}
-			}
+			// The third aggregator answers for the group: its merged totals
+			// and top-10s equal the golden file's, exact (no error bound).
+			compareWithGolden(t, bases[2], g, from, to)
+			ser := querySeries(t, bases[2], from, to)
+			require.False(t, ser.Partial)
+			require.Equal(t, g.Total.Bytes, ser.sum(), "series across aggregators")
 
 			// The same capture through the second collector: every total doubles.
 			replayPcap(t, c2.listeners[listener].Addrs()[0].String(), pcap)
@@ -169,9 +138,21 @@ func TestScaleOutEqualsGolden(t *testing.T) {
 			for _, a := range aggs {
 				require.NoError(t, a.agg.Sync(10*time.Second))
 			}
-			got := mergedTop(t, bases, "proto", from, to)
+			got := queryTop(t, bases[2], "proto", from, to)
+			require.False(t, got.Partial)
 			require.Equal(t, []uint64{2 * g.Total.Bytes, 2 * g.Total.Packets, 2 * g.Total.Flows},
 				[]uint64{got.Total.Bytes, got.Total.Packets, got.Total.Flows}, "two collectors' totals")
+
+			// A peer down: the answer says whose traffic is missing, and has
+			// the others' exactly.
+			share1 := queryTop(t, bases[1], "proto", from, to).Total // no peers: its own
+			require.NotZero(t, share1.Bytes)
+			require.NoError(t, aggs[1].stop())
+			part := queryTop(t, bases[2], "proto", from, to)
+			require.True(t, part.Partial)
+			require.False(t, part.Exact)
+			require.Equal(t, []string{bases[1]}, part.Unanswered)
+			require.Equal(t, got.Total.Bytes-share1.Bytes, part.Total.Bytes)
 
 			resp, err := http.Get(c1base + "/api/v1/top?by=srcip")
 			require.NoError(t, err)
@@ -293,21 +274,7 @@ func TestGoflow2PublishesToAnAggregator(t *testing.T) {
 			require.Eventually(t, func() bool { return agg.consumer.Flows() == g.Total.Flows },
 				60*time.Second, 20*time.Millisecond, "every flow through goflow2 (%s of %d): %s", &flowsSeen{agg}, g.Total.Flows, &log)
 			require.NoError(t, agg.agg.Sync(10*time.Second))
-			from, to := start.Add(-time.Minute), time.Now().Add(2*time.Minute)
-			for _, by := range goldenDims {
-				got := mergedTop(t, []string{base}, by, from, to)
-				require.Equal(t, []uint64{g.Total.Bytes, g.Total.Packets, g.Total.Flows},
-					[]uint64{got.Total.Bytes, got.Total.Packets, got.Total.Flows}, "%s totals", by)
-				want := g.Top[by]
-				if len(want) > 10 {
-					want = want[:10]
-				}
-				require.GreaterOrEqual(t, len(got.Rows), len(want), by)
-				for i, w := range want {
-					r := got.Rows[i]
-					require.Equal(t, fmt.Sprint(w.Key, w.Bytes, w.Packets, w.Flows), fmt.Sprint(r.Key, r.Bytes, r.Packets, r.Flows), "%s row %d", by, i)
-				}
-			}
+			compareWithGolden(t, base, g, start.Add(-time.Minute), time.Now().Add(2*time.Minute))
 		})
 	}
 }
@@ -316,3 +283,30 @@ func TestGoflow2PublishesToAnAggregator(t *testing.T) {
 type flowsSeen struct{ p *pipeline }
 
 func (f *flowsSeen) String() string { return fmt.Sprint(f.p.consumer.Flows()) }
+
+// apiSeries is a series answer.
+type apiSeries struct {
+	Partial    bool
+	Unanswered []string
+	Points     []struct{ Bytes uint64 }
+}
+
+func (s apiSeries) sum() (n uint64) {
+	for _, p := range s.Points {
+		n += p.Bytes
+	}
+	return n
+}
+
+func querySeries(t *testing.T, base string, from, to time.Time) apiSeries {
+	t.Helper()
+	q := url.Values{"from": {from.UTC().Format(time.RFC3339)}, "to": {to.UTC().Format(time.RFC3339)}, "step": {"1m"}}
+	resp, err := http.Get(base + "/api/v1/series?" + q.Encode())
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	var out apiSeries
+	require.NoError(t, json.Unmarshal(body, &out))
+	return out
+}

@@ -25,6 +25,8 @@ type APIConfig struct {
 	TLSKey      string      `yaml:"tls_key"`
 	MaxN        int         `yaml:"max_n"`
 	MaxRange    Duration    `yaml:"max_range"`
+	// Peers are the other aggregators' base URLs: queries answer for all.
+	Peers []string `yaml:"peers,omitempty"`
 }
 
 func defaultAPIConfig() APIConfig {
@@ -37,6 +39,7 @@ func (c APIConfig) apply(to *api.Configuration) {
 	to.ReadTokens, to.AdminTokens = tokenHashes(c.ReadTokens), tokenHashes(c.AdminTokens)
 	to.TLSCert, to.TLSKey = c.TLSCert, c.TLSKey
 	to.MaxN, to.MaxRange = c.MaxN, time.Duration(c.MaxRange)
+	to.Peers = c.Peers
 }
 
 func tokenHashes(in []TokenHash) []api.TokenHash {

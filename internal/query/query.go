@@ -75,6 +75,9 @@ type Answer struct {
 	// in which case the whole hour or day holding it was read and the range
 	// widened to it.
 	From, To time.Time
+	// Unanswered are the aggregators a query across them did not hear from
+	// (down, or too slow): their traffic is missing, and Partial is set.
+	Unanswered []string
 }
 
 // Result is the answer of Top.

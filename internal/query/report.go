@@ -34,39 +34,8 @@ type ReportResult struct {
 // coarsest tiers; their figures come from one KeySeries pass, so a row's sum and
 // its steps agree, and rows are ordered by those sums.
 func (e *Engine) Report(sc topn.Scope, d topn.Dim, from, to time.Time, step time.Duration, n int, m topn.Metric) (ReportResult, error) {
-	top, err := e.Top(sc, d, from, to, n, m)
-	if err != nil {
-		return ReportResult{}, err
-	}
-	rows, _ := top.Table.Top(d, n, m)
-	keys := make([]topn.Key, len(rows))
-	for i := range rows {
-		keys[i] = rows[i].Key
-	}
-	res, err := e.ReportKeys(sc, d, keys, from, to, step)
-	if err != nil {
-		return ReportResult{}, err
-	}
-	slices.SortStableFunc(res.Rows, func(a, b ReportRow) int {
-		va, vb := a.Value.Get(m), b.Value.Get(m)
-		switch {
-		case va > vb:
-			return -1
-		case va < vb:
-			return 1
-		}
-		return 0
-	})
-	// The ranking itself is a bound when the tables Top read were cut: a key
-	// left out may have been larger than the last one listed.
-	res.Exact = res.Exact && top.Exact
-	for _, t := range top.Tiers {
-		if !slices.Contains(res.Tiers, t) {
-			res.Tiers = append(res.Tiers, t)
-		}
-	}
-	slices.SortFunc(res.Tiers, func(a, b string) int { return tierRank(a) - tierRank(b) })
-	return res, nil
+	return RankedReport(func() (Result, error) { return e.Top(sc, d, from, to, n, m) },
+		func(keys []topn.Key) (ReportResult, error) { return e.ReportKeys(sc, d, keys, from, to, step) }, d, n, m)
 }
 
 func tierRank(name string) int {
