@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"time"
@@ -85,20 +86,154 @@ func deleteChunked(txn *badger.Txn, prefix []byte) error {
 	return nil
 }
 
-// PutCheckpoint replaces the checkpoint of the minute starting at start with
-// value, in one transaction: a reader sees the old value or the new, never a mix.
-func (s *Store) PutCheckpoint(start time.Time, value []byte) error {
-	if err := checkStart(TierMinute, start); err != nil {
-		return err
+// Checkpoint is one minute's checkpoint value.
+type Checkpoint struct {
+	Start time.Time
+	Value []byte
+}
+
+// A checkpoint pass (PutCheckpoints) replaces the checkpoints of several
+// minutes at once, with the position of the feed they reflect (an
+// aggregator's Kafka offsets): a restart sees every minute as of the same
+// pass, never some minutes newer than the position stored. A pass's values
+// do not fit in one transaction, so they are versioned: each is written
+// under the pass's number, then one small transaction records the pass
+// (number and position) and deletes the versions it replaced. A reader
+// takes each minute's newest version not above the recorded pass; versions
+// of a pass that was not recorded (killed midway) are ignored, and deleted by
+// the next pass. Keys: checkpoint prefix | start | pass (8, BE) | chunk (2);
+// a key without the pass (an older tmsd's) is pass 0.
+
+// passKey holds the last recorded pass: its number (8, BE) and position.
+var passKey = metaKey("checkpoint-pass")
+
+func checkpointKey(start int64, pass uint64) []byte {
+	return binary.BigEndian.AppendUint64(checkpointPrefix(start), pass)
+}
+
+// checkpointVersion reads a checkpoint key: its start and pass.
+func checkpointVersion(k []byte) (start int64, pass uint64, err error) {
+	base := len(checkpointPrefix(-1))
+	switch len(k) {
+	case base + startLen + 2:
+	case base + startLen + 8 + 2:
+		pass = binary.BigEndian.Uint64(k[base+startLen:])
+	default:
+		return 0, 0, fmt.Errorf("%w: checkpoint key %x", ErrCorrupt, k)
 	}
-	err := s.update(func(txn *badger.Txn) error { return putChunked(txn, checkpointPrefix(start.Unix()), value) })
+	return int64(binary.BigEndian.Uint64(k[base:])), pass, nil
+}
+
+// recordedPass is the last recorded pass and its position.
+func recordedPass(txn *badger.Txn) (uint64, []byte, error) {
+	item, err := txn.Get(passKey)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil, nil
+	}
 	if err != nil {
-		return fmt.Errorf("put checkpoint of %s: %w", start.UTC().Format(time.RFC3339), err)
+		return 0, nil, err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(v) < 8 {
+		return 0, nil, fmt.Errorf("%w: checkpoint pass record of %d bytes", ErrCorrupt, len(v))
+	}
+	return binary.BigEndian.Uint64(v), v[8:], nil
+}
+
+// PutCheckpoints replaces the checkpoints of cks' minutes, and records pos
+// (opaque: the feed's position they reflect), as one pass: a restart sees
+// all of them or none (then the previous pass, and its position).
+func (s *Store) PutCheckpoints(cks []Checkpoint, pos []byte) error {
+	for _, c := range cks {
+		if err := checkStart(TierMinute, c.Start); err != nil {
+			return err
+		}
+	}
+	var pass uint64
+	// The versions of an unrecorded pass go first: this pass may reuse
+	// its number, and must not adopt the minutes it does not rewrite.
+	err := s.update(func(txn *badger.Txn) error {
+		last, _, err := recordedPass(txn)
+		if err != nil {
+			return err
+		}
+		pass = last + 1
+		all := checkpointPrefix(-1)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: all, PrefetchValues: false})
+		var stale [][]byte
+		for it.Seek(all); it.Valid(); it.Next() {
+			if _, p, err := checkpointVersion(it.Item().Key()); err == nil && p > last {
+				stale = append(stale, it.Item().KeyCopy(nil))
+			}
+		}
+		it.Close()
+		for _, k := range stale {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint pass: %w", err)
+	}
+	for _, c := range cks {
+		err := s.update(func(txn *badger.Txn) error { return putChunked(txn, checkpointKey(c.Start.Unix(), pass), c.Value) })
+		if err != nil {
+			return fmt.Errorf("put checkpoint of %s: %w", c.Start.UTC().Format(time.RFC3339), err)
+		}
+	}
+	err = s.update(func(txn *badger.Txn) error {
+		for _, c := range cks {
+			prefix := checkpointPrefix(c.Start.Unix())
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
+			var old [][]byte
+			for it.Seek(prefix); it.Valid(); it.Next() {
+				if _, p, err := checkpointVersion(it.Item().Key()); err != nil || p < pass {
+					old = append(old, it.Item().KeyCopy(nil))
+				}
+			}
+			it.Close()
+			for _, k := range old {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		return txn.Set(passKey, append(binary.BigEndian.AppendUint64(nil, pass), pos...))
+	})
+	if err != nil {
+		return fmt.Errorf("record checkpoint pass %d: %w", pass, err)
 	}
 	return nil
 }
 
-// DeleteCheckpoint deletes the checkpoint of the minute starting at start.
+// PutCheckpoint replaces the checkpoint of the minute starting at start
+// with value: a pass of one minute, keeping the recorded position.
+func (s *Store) PutCheckpoint(start time.Time, value []byte) error {
+	pos, err := s.CheckpointPosition()
+	if err != nil {
+		return err
+	}
+	return s.PutCheckpoints([]Checkpoint{{Start: start, Value: value}}, pos)
+}
+
+// CheckpointPosition is the position the last pass recorded (nil: none).
+func (s *Store) CheckpointPosition() ([]byte, error) {
+	var pos []byte
+	err := s.view(func(txn *badger.Txn) error {
+		var err error
+		_, pos, err = recordedPass(txn)
+		return err
+	})
+	return pos, err
+}
+
+// DeleteCheckpoint deletes the checkpoint of the minute starting at start
+// (every version).
 func (s *Store) DeleteCheckpoint(start time.Time) error {
 	if err := checkStart(TierMinute, start); err != nil {
 		return err
@@ -114,36 +249,50 @@ func deleteCheckpoint(txn *badger.Txn, start int64) error {
 	return deleteChunked(txn, checkpointPrefix(start))
 }
 
-// Checkpoints calls fn with each checkpoint, oldest first. The value is only
-// valid during fn. An error from fn stops the walk and is returned as is.
+// Checkpoints calls fn with each checkpoint, oldest first, as of the last
+// recorded pass. The value is only valid during fn. An error from fn stops
+// the walk and is returned as is.
 func (s *Store) Checkpoints(fn func(start time.Time, value []byte) error) error {
 	all := checkpointPrefix(-1)
 	return s.view(func(txn *badger.Txn) error {
+		last, _, err := recordedPass(txn)
+		if err != nil {
+			return err
+		}
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: all})
 		defer it.Close()
 		var (
 			cur   int64 = -1
+			ver   uint64
 			value []byte
 		)
+		// Keys sort by start, then pass, then chunk: the newest version
+		// not above last is the one whose chunks are gathered last.
 		for it.Seek(all); ; it.Next() {
-			start := int64(-1)
+			start, pass := int64(-1), uint64(0)
 			if it.Valid() {
-				k := it.Item().Key()
-				if len(k) != len(all)+startLen+2 {
-					return fmt.Errorf("%w: checkpoint key %x", ErrCorrupt, k)
+				var err error
+				if start, pass, err = checkpointVersion(it.Item().Key()); err != nil {
+					return err
 				}
-				start = int64(binary.BigEndian.Uint64(k[len(all):]))
 			}
-			if start != cur && cur >= 0 {
+			if start != cur && cur >= 0 && value != nil {
 				if err := fn(time.Unix(cur, 0).UTC(), value); err != nil {
 					return err
 				}
-				value = value[:0]
 			}
 			if !it.Valid() {
 				return nil
 			}
-			cur = start
+			if start != cur {
+				cur, ver, value = start, pass, nil
+			}
+			if pass > last {
+				continue // an unrecorded pass's
+			}
+			if pass != ver || value == nil {
+				ver, value = pass, []byte{}
+			}
 			if err := it.Item().Value(func(v []byte) error { value = append(value, v...); return nil }); err != nil {
 				return err
 			}

@@ -352,3 +352,50 @@ func TestRealDiskFullOnTmpfs(t *testing.T) {
 	require.NoError(t, s2.Totals(TierMinute, global, minute(0), minute(i+1), func(time.Time, topn.Counters) error { n++; return nil }))
 	require.Equal(t, i+1, n, "every interval written before and after the full disk is there")
 }
+
+// TestCheckpointPassIsAtomic: a pass killed after some of its values were
+// written (their versions stored, the pass not recorded) leaves every minute
+// as of the previous pass, with its position; the next pass drops the
+// orphans rather than adopt them.
+func TestCheckpointPassIsAtomic(t *testing.T) {
+	old := valueChunk
+	valueChunk = 4
+	t.Cleanup(func() { valueChunk = old })
+	s := startStore(t, testConfig(t))
+	require.NoError(t, s.PutCheckpoints([]Checkpoint{{minute(1), []byte("one@1")}, {minute(2), []byte("two@1")}}, []byte("p1")))
+	require.Equal(t, map[time.Time][]byte{minute(1): []byte("one@1"), minute(2): []byte("two@1")}, checkpoints(t, s))
+
+	// Pass 2 dies after writing minute 2 (and a new minute 3).
+	for _, c := range []Checkpoint{{minute(2), []byte("two@2, longer")}, {minute(3), []byte("three@2")}} {
+		require.NoError(t, s.update(func(txn *badger.Txn) error { return putChunked(txn, checkpointKey(c.Start.Unix(), 2), c.Value) }))
+	}
+	require.Equal(t, map[time.Time][]byte{minute(1): []byte("one@1"), minute(2): []byte("two@1")}, checkpoints(t, s))
+	pos, err := s.CheckpointPosition()
+	require.NoError(t, err)
+	require.Equal(t, []byte("p1"), pos)
+
+	// The next pass rewrites minute 1 only: 2 stays at pass 1, 3 never was.
+	require.NoError(t, s.PutCheckpoints([]Checkpoint{{minute(1), []byte("one@2")}}, []byte("p2")))
+	require.Equal(t, map[time.Time][]byte{minute(1): []byte("one@2"), minute(2): []byte("two@1")}, checkpoints(t, s))
+	pos, err = s.CheckpointPosition()
+	require.NoError(t, err)
+	require.Equal(t, []byte("p2"), pos)
+
+	// A pass replaces older versions, an older tmsd's unversioned key too.
+	require.NoError(t, s.update(func(txn *badger.Txn) error { return putChunked(txn, checkpointPrefix(minute(4).Unix()), []byte("legacy")) }))
+	require.Equal(t, []byte("legacy"), checkpoints(t, s)[minute(4)])
+	require.NoError(t, s.PutCheckpoints([]Checkpoint{{minute(4), []byte("four")}, {minute(2), []byte("two@3")}}, nil))
+	require.Equal(t, map[time.Time][]byte{minute(1): []byte("one@2"), minute(2): []byte("two@3"), minute(4): []byte("four")}, checkpoints(t, s))
+	var keys int
+	require.NoError(t, s.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: checkpointPrefix(-1)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys++
+		}
+		return nil
+	}))
+	require.Equal(t, 2+2+1, keys, "one version each, in 4-byte chunks: one@2, two@3, four")
+	require.NoError(t, s.DeleteCheckpoint(minute(2)))
+	require.NotContains(t, checkpoints(t, s), minute(2))
+}

@@ -14,7 +14,7 @@ import (
 //	table:  'T' | 0x01 | tier | scope (Scope.Bytes) | dim | start (8, BE unix seconds)
 //	totals: 'S' | 0x01 | tier | scope (Scope.Bytes) | start (8, BE unix seconds)
 //	meta:   'M' | 0x01 | name (UTF-8, no terminator)
-//	checkpoint: 'C' | 0x01 | start (8, BE unix seconds) | chunk (2, BE)
+//	checkpoint: 'C' | 0x01 | start (8, BE unix seconds) | pass (8, BE) | chunk (2, BE)
 //	final:  'F' | 0x01 | tier | start (8, BE unix seconds)
 //	event:  'E' | 0x01 | at (8, BE unix seconds) | seq (8, BE)
 //
