@@ -204,11 +204,11 @@ func (l *ledger) BeginFinal(ivs []store.Interval) error {
 	return l.Store.BeginFinal(ivs)
 }
 
-func (l *ledger) PutCheckpoint(start time.Time, value []byte) error {
+func (l *ledger) PutCheckpoints(cks []store.Checkpoint, pos []byte) error {
 	if err := l.beforeWrite(); err != nil {
 		return err
 	}
-	return l.Store.PutCheckpoint(start, value)
+	return l.Store.PutCheckpoints(cks, pos)
 }
 
 func (l *ledger) PutInterval(now time.Time, iv store.Interval) error {

@@ -123,7 +123,7 @@ type Store interface {
 	EndFinal(tier store.Tier, start time.Time) error
 	Finals(fn func(tier store.Tier, start time.Time, ivs []store.Interval, err error) error) error
 
-	PutCheckpoint(start time.Time, value []byte) error
+	PutCheckpoints(cks []store.Checkpoint, pos []byte) error
 	DeleteCheckpoint(start time.Time) error
 	Checkpoints(fn func(start time.Time, value []byte) error) error
 }
@@ -138,6 +138,23 @@ type Dependencies struct {
 	Clock    func() time.Time
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
+	// Source, when set, is a feed that must know what the store holds (an
+	// aggregator's Kafka consumer): every checkpoint records its position,
+	// and a closed minute is checkpointed before its final write, so that
+	// nothing written holds a flow past a position the source was told of.
+	Source Source
+}
+
+// Source is a feed whose position follows the checkpoints.
+type Source interface {
+	// Pause stops handing flows on (once the batch being handed on is in
+	// the ring) and returns the position reached, opaque.
+	Pause() []byte
+	// Resume lets it hand flows on again.
+	Resume()
+	// Durable says the store holds every flow up to pos, in checkpoints or
+	// final writes: the source may commit it.
+	Durable(pos []byte) error
 }
 
 // Aggregator is the component.
@@ -163,7 +180,7 @@ type Aggregator struct {
 	flushMu sync.Mutex
 	// under flushMu: flows of each minute at its last checkpoint (unchanged minutes are not saved again)
 	ckFlows map[int64]uint64
-	ckBuf   []byte
+	ckBufs  [][]byte // a pass's encodings, one a minute, reused
 	// ckCap is the keys a scope's table may save in this checkpoint pass (0: all).
 	ckCap int
 
@@ -374,7 +391,7 @@ func (a *Aggregator) Stop() error {
 	a.wg.Wait()
 	a.running.Store(false)
 	err := a.FlushAll()
-	if err != nil && a.cfg.CheckpointInterval > 0 {
+	if err != nil && (a.cfg.CheckpointInterval > 0 || a.deps.Source != nil) {
 		if cerr := a.checkpoint(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
@@ -664,7 +681,14 @@ func (a *Aggregator) flush(closed func(start int64) bool) error {
 			a.metrics.flushSeconds.Observe(time.Since(began).Seconds())
 		}
 	}()
-	a.swapClosed(closed)
+	if a.swapClosed(closed) && a.deps.Source != nil {
+		// What the final writes will hold, recorded first with the
+		// source's position: written, they never run ahead of it.
+		if err := a.checkpointLocked(); err != nil {
+			a.boundPending()
+			return err
+		}
+	}
 	// Final writes already begun come first: a later close of the same minute
 	// (late flows) merges with what the store holds, which must include them.
 	err := a.finishFinals()
@@ -677,7 +701,7 @@ func (a *Aggregator) flush(closed func(start int64) bool) error {
 
 // swapClosed moves the closed minutes out of the shards into pending, where
 // queries still see them, merged with a pending minute of the same start.
-func (a *Aggregator) swapClosed(closed func(start int64) bool) {
+func (a *Aggregator) swapClosed(closed func(start int64) bool) (moved bool) {
 	a.align()
 	defer a.hold.Store(false)
 	a.viewMu.Lock()
@@ -705,6 +729,7 @@ func (a *Aggregator) swapClosed(closed func(start int64) bool) {
 				continue
 			}
 			delete(s.minutes, start)
+			moved = true
 			s.bytes -= m.bytes
 			i, found := slices.BinarySearchFunc(a.pending, start, func(cm *closingMinute, t int64) int { return cmp.Compare(cm.start, t) })
 			if !found {
@@ -721,6 +746,7 @@ func (a *Aggregator) swapClosed(closed func(start int64) bool) {
 		s.mu.Unlock()
 	}
 	a.pendingCount.Store(int64(len(a.pending) + len(a.finals)))
+	return moved
 }
 
 // align brings every shard to one position of the ring, the furthest any
@@ -854,7 +880,7 @@ func (a *Aggregator) popPending() {
 // that cannot count anything twice.
 func (a *Aggregator) forgetCheckpoint(start int64) {
 	delete(a.ckFlows, start)
-	if a.cfg.CheckpointInterval > 0 {
+	if a.cfg.CheckpointInterval > 0 || a.deps.Source != nil {
 		_ = a.deps.Store.DeleteCheckpoint(time.Unix(start, 0))
 	}
 }

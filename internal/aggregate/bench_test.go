@@ -203,7 +203,7 @@ func (nopStore) Retention(store.Tier) time.Duration              { return time.H
 func (nopStore) BeginFinal([]store.Interval) error               { return nil }
 func (nopStore) PutInterval(time.Time, store.Interval) error     { return nil }
 func (nopStore) EndFinal(store.Tier, time.Time) error            { return nil }
-func (nopStore) PutCheckpoint(time.Time, []byte) error           { return nil }
+func (nopStore) PutCheckpoints([]store.Checkpoint, []byte) error { return nil }
 func (nopStore) DeleteCheckpoint(time.Time) error                { return nil }
 func (nopStore) Checkpoints(func(time.Time, []byte) error) error { return nil }
 func (nopStore) Finals(func(store.Tier, time.Time, []store.Interval, error) error) error {

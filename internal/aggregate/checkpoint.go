@@ -60,7 +60,39 @@ func (a *Aggregator) runCheckpointer() {
 func (a *Aggregator) checkpoint() error {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
+	return a.checkpointLocked()
+}
+
+// Checkpoint saves now what checkpoint saves every CheckpointInterval: with
+// a Source, everything it handed on, and then tells it so. The Kafka
+// consumer calls it before it gives partitions away.
+func (a *Aggregator) Checkpoint() error { return a.checkpoint() }
+
+// checkpointLocked is one pass, under flushMu. With a Source, the feed is
+// paused while the pass is encoded (after the shards have counted all it
+// handed on), so the pass holds exactly the flows up to the position it
+// records; the pass is then written as one (store.PutCheckpoints) and the
+// source told it is durable. Ingest waits for the encoding, not the write:
+// Kafka holds the backlog meanwhile.
+func (a *Aggregator) checkpointLocked() error {
 	began := time.Now()
+	src := a.deps.Source
+	var pos []byte
+	resume := func() {}
+	if src != nil {
+		pos = src.Pause()
+		paused := true
+		resume = func() {
+			if paused {
+				paused = false
+				src.Resume()
+			}
+		}
+		defer resume()
+		if err := a.Sync(time.Minute); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+	}
 
 	// pending changes only under flushMu, held here: no viewMu needed to read it.
 	// Each shard counts every flow: the sum of its minutes' counts changes
@@ -99,23 +131,39 @@ func (a *Aggregator) checkpoint() error {
 	}
 	slices.Sort(starts)
 
+	cks := make([]store.Checkpoint, len(starts))
+	flows := make([]uint64, len(starts))
 	var written int64
-	var err error
-	for _, start := range starts {
-		var flows uint64
-		a.ckBuf, flows = a.encodeCheckpoint(a.ckBuf[:0], start)
-		if err = a.deps.Store.PutCheckpoint(time.Unix(start, 0), a.ckBuf); err != nil {
-			break
+	for i, start := range starts {
+		if i == len(a.ckBufs) {
+			a.ckBufs = append(a.ckBufs, nil)
 		}
-		a.ckFlows[start] = flows
-		written += int64(len(a.ckBuf))
+		a.ckBufs[i], flows[i] = a.encodeCheckpoint(a.ckBufs[i][:0], start)
+		cks[i] = store.Checkpoint{Start: time.Unix(start, 0), Value: a.ckBufs[i]}
+		written += int64(len(a.ckBufs[i]))
 	}
-	if cap(a.ckBuf) > 4*len(a.ckBuf) && cap(a.ckBuf) > 1<<20 {
-		a.ckBuf = nil // the busy minute that grew it is gone
+	resume()
+	var err error
+	if len(cks) > 0 || src != nil {
+		err = a.deps.Store.PutCheckpoints(cks, pos)
+	}
+	for i, b := range a.ckBufs {
+		if cap(b) > 4*len(b) && cap(b) > 1<<20 {
+			a.ckBufs[i] = nil // the busy minute that grew it is gone
+		}
 	}
 	if err != nil {
 		a.ckErrors.Add(1)
 		return fmt.Errorf("checkpoint: %w", err)
+	}
+	for i, start := range starts {
+		a.ckFlows[start] = flows[i]
+	}
+	if src != nil {
+		if err := src.Durable(pos); err != nil {
+			a.ckErrors.Add(1)
+			return fmt.Errorf("checkpoint: saved, but the source could not record it: %w", err)
+		}
 	}
 	a.checkpoints.Add(1)
 	a.ckLast.Store(time.Now().UnixNano())

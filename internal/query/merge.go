@@ -132,4 +132,3 @@ func RankedReport(top func() (Result, error), keys func([]topn.Key) (ReportResul
 	}
 	return res, nil
 }
-

@@ -382,7 +382,9 @@ func TestCheckpointPassIsAtomic(t *testing.T) {
 	require.Equal(t, []byte("p2"), pos)
 
 	// A pass replaces older versions, an older tmsd's unversioned key too.
-	require.NoError(t, s.update(func(txn *badger.Txn) error { return putChunked(txn, checkpointPrefix(minute(4).Unix()), []byte("legacy")) }))
+	require.NoError(t, s.update(func(txn *badger.Txn) error {
+		return putChunked(txn, checkpointPrefix(minute(4).Unix()), []byte("legacy"))
+	}))
 	require.Equal(t, []byte("legacy"), checkpoints(t, s)[minute(4)])
 	require.NoError(t, s.PutCheckpoints([]Checkpoint{{minute(4), []byte("four")}, {minute(2), []byte("two@3")}}, nil))
 	require.Equal(t, map[time.Time][]byte{minute(1): []byte("one@2"), minute(2): []byte("two@3"), minute(4): []byte("four")}, checkpoints(t, s))
