@@ -32,7 +32,7 @@ type KafkaConfig struct {
 	BatchBytes        ByteSize `yaml:"batch_bytes"`
 	MaxBuffered       int      `yaml:"max_buffered"`
 	Group             string   `yaml:"group"`
-	CommitInterval    Duration `yaml:"commit_interval"`
+	SessionTimeout    Duration `yaml:"session_timeout"`
 	FlushTimeout      Duration `yaml:"flush_timeout"`
 }
 
@@ -41,7 +41,7 @@ func defaultKafkaConfig() KafkaConfig {
 	return KafkaConfig{
 		Brokers: d.Brokers, Topic: d.Topic, Key: string(d.Key), Compression: d.Compression,
 		Linger: Duration(d.Linger), BatchBytes: ByteSize(d.BatchBytes), MaxBuffered: d.MaxBuffered,
-		Group: d.Group, CommitInterval: Duration(d.CommitInterval), FlushTimeout: Duration(d.FlushTimeout),
+		Group: d.Group, SessionTimeout: Duration(d.SessionTimeout), FlushTimeout: Duration(d.FlushTimeout),
 	}
 }
 
@@ -50,7 +50,7 @@ func (k KafkaConfig) configuration() kafka.Configuration {
 	c.Brokers, c.Topic, c.Key, c.Compression, c.Group = k.Brokers, k.Topic, kafka.Key(k.Key), k.Compression, k.Group
 	c.Partitions, c.ReplicationFactor = int32(k.Partitions), int16(k.ReplicationFactor)
 	c.Linger, c.BatchBytes, c.MaxBuffered = time.Duration(k.Linger), int32(k.BatchBytes), k.MaxBuffered
-	c.CommitInterval, c.FlushTimeout = time.Duration(k.CommitInterval), time.Duration(k.FlushTimeout)
+	c.SessionTimeout, c.FlushTimeout = time.Duration(k.SessionTimeout), time.Duration(k.FlushTimeout)
 	return c
 }
 
@@ -86,7 +86,7 @@ func (c *Config) checkKafka(src configSource) error {
 		{"kafka.batch_bytes", k.BatchBytes < 1<<10 || k.BatchBytes > 1<<30, "1KiB to 1GiB", int64(k.BatchBytes)},
 		{"kafka.max_buffered", k.MaxBuffered < 1, "a whole number >= 1", k.MaxBuffered},
 		{"kafka.group", k.Group == "", "a consumer group name", `""`},
-		{"kafka.commit_interval", k.CommitInterval <= 0, "a duration > 0", k.CommitInterval},
+		{"kafka.session_timeout", k.SessionTimeout < Duration(time.Second) || k.SessionTimeout > Duration(30*time.Minute), "1s to 30m", k.SessionTimeout},
 		{"kafka.flush_timeout", k.FlushTimeout <= 0, "a duration > 0", k.FlushTimeout},
 	}
 	for _, b := range bounds {

@@ -246,7 +246,7 @@ func TestEveryConfigKeyErrorNamesFileLineAndKey(t *testing.T) {
 		"kafka.batch_bytes":               {"10", "want 1KiB to 1GiB, got 10"},
 		"kafka.max_buffered":              {"0", "want a whole number >= 1, got 0"},
 		"kafka.group":                     {`""`, `want a consumer group name, got ""`},
-		"kafka.commit_interval":           {"0s", "want a duration > 0, got 0s"},
+		"kafka.session_timeout":           {"0s", "want 1s to 30m, got 0s"},
 		"kafka.flush_timeout":             {"0s", "want a duration > 0, got 0s"},
 		// The tiers of retention, in its per-tier form.
 		"retention.minute": {"-1d", `bad duration "-1d"`},

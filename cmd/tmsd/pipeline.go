@@ -129,9 +129,20 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 	for _, tap := range taps {
 		minutes = tap(minutes)
 	}
-	if p.agg, err = aggregate.New(aggCfg, aggregate.Dependencies{
-		Ring: p.ring, Store: minutes, Classifier: classifier, Clock: clock, Registry: p.registry, Logger: logger,
-	}); err != nil {
+	aggDeps := aggregate.Dependencies{Ring: p.ring, Store: minutes, Classifier: classifier, Clock: clock, Registry: p.registry, Logger: logger}
+	if cfg.Role == roleAggregator {
+		// Kafka holds the backlog: wait for room in the ring however long.
+		// The consumer is the aggregator's Source: it commits what the
+		// checkpoints hold, and has them taken before partitions move.
+		sink := func(recs []flow.Record) { p.enrich(recs); pushAll(p.ring, recs) }
+		if p.consumer, err = kafka.NewConsumer(cfg.Kafka.configuration(), kafka.ConsumerDependencies{
+			Sink: sink, Checkpoint: func() error { return p.agg.Checkpoint() }, Registry: p.registry, Logger: logger,
+		}); err != nil {
+			return nil, err
+		}
+		aggDeps.Source = p.consumer
+	}
+	if p.agg, err = aggregate.New(aggCfg, aggDeps); err != nil {
 		return nil, err
 	}
 
@@ -146,12 +157,6 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 	switch cfg.Role {
 	case roleCollector:
 		if p.producer, err = kafka.NewProducer(cfg.Kafka.configuration(), kafka.ProducerDependencies{Registry: p.registry, Logger: logger}); err != nil {
-			return nil, err
-		}
-	case roleAggregator:
-		// Kafka holds the backlog: wait for room in the ring however long.
-		sink := func(recs []flow.Record) { p.enrich(recs); pushAll(p.ring, recs) }
-		if p.consumer, err = kafka.NewConsumer(cfg.Kafka.configuration(), kafka.ConsumerDependencies{Sink: sink, Registry: p.registry, Logger: logger}); err != nil {
 			return nil, err
 		}
 	}
@@ -263,7 +268,8 @@ func (p *pipeline) startServe(cfg Config) error {
 	}
 	p.started = append(p.started, p.api.Stop)
 	if cfg.Role == roleAggregator {
-		// Stopped first: it commits what it pushed, then the aggregator drains the ring.
+		// Stopped first: it has what it pushed checkpointed and commits
+		// it, then the aggregator drains the ring.
 		if err := p.consumer.Start(); err != nil {
 			return err
 		}

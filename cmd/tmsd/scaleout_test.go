@@ -38,7 +38,7 @@ func serveRole(t *testing.T, role string, brokers []string, edit func(*Config)) 
 	cfg.NetFlow, cfg.SFlow, cfg.HTTP, cfg.Data = []string{"127.0.0.1:0"}, []string{"127.0.0.1:0"}, "127.0.0.1:0", t.TempDir()
 	cfg.Role = role
 	cfg.Kafka.Brokers, cfg.Kafka.Topic, cfg.Kafka.Partitions = brokers, "flows", 6
-	cfg.Kafka.CommitInterval = Duration(200 * time.Millisecond)
+	cfg.Aggregate.CheckpointInterval = CheckpointInterval(time.Second)
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -121,6 +121,8 @@ func TestScaleOutEqualsGolden(t *testing.T) {
 			from, to := start.Add(-time.Minute), time.Now().Add(2*time.Minute)
 			// The third aggregator answers for the group: its merged totals
 			// and top-10s equal the golden file's, exact (no error bound).
+			whole := queryTop(t, bases[2], "proto", from, to)
+			require.False(t, whole.Partial, "unanswered: %v", whole.Unanswered)
 			compareWithGolden(t, bases[2], g, from, to)
 			ser := querySeries(t, bases[2], from, to)
 			require.False(t, ser.Partial)

@@ -48,9 +48,9 @@ type Configuration struct {
 	MaxBuffered int
 	// Group is the aggregators' consumer group.
 	Group string
-	// CommitInterval is how often the consumer commits the offsets of the
-	// records it has handed on (and at every rebalance and at Stop).
-	CommitInterval time.Duration
+	// SessionTimeout is how long the group waits for a silent aggregator
+	// (killed, cut off) before its partitions move to the others.
+	SessionTimeout time.Duration
 	// FlushTimeout is how long the producer's Stop waits for Kafka to take
 	// the buffered records.
 	FlushTimeout time.Duration
@@ -69,7 +69,7 @@ func DefaultConfiguration() Configuration {
 		BatchBytes:     1 << 20,
 		MaxBuffered:    1 << 20,
 		Group:          "tmsd",
-		CommitInterval: time.Second,
+		SessionTimeout: 45 * time.Second,
 		FlushTimeout:   10 * time.Second,
 		ClientID:       "tmsd",
 	}
@@ -96,8 +96,11 @@ func (c Configuration) Validate() error {
 	if c.Partitions < 0 || c.ReplicationFactor < 0 {
 		errs = append(errs, errors.New("partitions and replication_factor: 0 (default) or more"))
 	}
-	if c.Linger < 0 || c.BatchBytes < 1<<10 || c.MaxBuffered < 1 || c.CommitInterval <= 0 || c.FlushTimeout <= 0 {
-		errs = append(errs, errors.New("linger ≥ 0, batch_bytes ≥ 1 KiB, max_buffered ≥ 1, commit_interval > 0 and flush_timeout > 0"))
+	if c.Linger < 0 || c.BatchBytes < 1<<10 || c.MaxBuffered < 1 || c.FlushTimeout <= 0 {
+		errs = append(errs, errors.New("linger ≥ 0, batch_bytes ≥ 1 KiB, max_buffered ≥ 1 and flush_timeout > 0"))
+	}
+	if c.SessionTimeout < time.Second || c.SessionTimeout > 30*time.Minute {
+		errs = append(errs, fmt.Errorf("session_timeout: %s, want 1s to 30m", c.SessionTimeout))
 	}
 	if c.Group == "" {
 		errs = append(errs, errors.New("group: empty"))

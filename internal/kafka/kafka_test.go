@@ -32,7 +32,6 @@ func testConfig(brokers []string) Configuration {
 	cfg.Brokers = brokers
 	cfg.Topic = "flows"
 	cfg.Partitions = 6
-	cfg.CommitInterval = 100 * time.Millisecond
 	cfg.FlushTimeout = 2 * time.Second
 	return cfg
 }
@@ -243,4 +242,5 @@ func TestValidate(t *testing.T) {
 	f(func(c *Configuration) { c.Compression = "brotli" }, "compression")
 	f(func(c *Configuration) { c.Group = "" }, "group")
 	f(func(c *Configuration) { c.BatchBytes = 10 }, "batch_bytes")
+	f(func(c *Configuration) { c.SessionTimeout = 0 }, "session_timeout")
 }
