@@ -98,7 +98,9 @@ func TestFailoverKill9(t *testing.T) {
 	p1 := startAggregatorProc(t, ctx, bin, brokers, dataP1, ports[0])
 	p2 := startAggregatorProc(t, ctx, bin, brokers, t.TempDir(), ports[1])
 	peers := []string{p1.base, p2.base, fmt.Sprintf("http://127.0.0.1:%d", ports[2])}
-	fleet := func(c *Config) { c.Kafka.Key, c.Kafka.SessionTimeout, c.API.Peers = "flow", Duration(6*time.Second), peers }
+	fleet := func(c *Config) {
+		c.Kafka.Key, c.Kafka.SessionTimeout, c.API.Peers = "flow", Duration(6*time.Second), peers
+	}
 	a0, base := serveRole(t, roleAggregator, brokers, fleet)
 	ref, refBase := serveRole(t, roleAggregator, brokers, func(c *Config) { c.Kafka.Group = "reference" })
 	c1, _ := serveRole(t, roleCollector, brokers, func(c *Config) { c.Kafka.Key = "flow" })
