@@ -82,6 +82,12 @@ type Exporters interface {
 	Forget(addr netip.Addr) bool
 }
 
+// Published tells, per exporter, the flows a collector dropped because
+// Kafka would not take them.
+type Published interface {
+	Dropped() map[netip.Addr]uint64
+}
+
 // Offenders lists the sources of datagrams refused by the listeners' allow-list.
 type Offenders interface {
 	Snapshot() (total uint64, top []listen.Offender)
@@ -137,6 +143,9 @@ type Dependencies struct {
 	Reloader    Reloader  // nil: no reload
 	Alerts      Alerts    // nil: the /alerts routes answer 404
 	Offenders   Offenders // nil: no listener, nothing refused
+	// Published, on a collector, counts per exporter the flows Kafka could
+	// not take (unreachable past the producer's buffer); nil elsewhere.
+	Published Published
 	// Retention bounds the ranges queries may ask (nil: no check).
 	Retention Retention
 	// Capabilities are what GET /api/v1/capabilities shows (zero: the
@@ -730,6 +739,8 @@ type exporterJSON struct {
 	TimeCorrections  uint64                     `json:"time_corrections"`
 	LastSeen         string                     `json:"last_seen"`
 	Interfaces       []decode.InterfaceCounters `json:"interfaces,omitempty"`
+	// KafkaDropped (a collector) is the flows Kafka would not take.
+	KafkaDropped *uint64 `json:"kafka_dropped,omitempty"`
 	// Name is the exporter's (config, SNMP sysName, reverse DNS); "" unknown.
 	Name string `json:"name,omitempty"`
 	// InterfaceNames are its named interfaces by ifIndex.
@@ -756,6 +767,10 @@ func (a *API) exporters(c echo.Context, _ *request) error {
 		corr = a.deps.Corrections.TimeCorrections()
 	}
 	list := a.deps.Exporters.Exporters()
+	var dropped map[netip.Addr]uint64
+	if a.deps.Published != nil {
+		dropped = a.deps.Published.Dropped()
+	}
 	out := make([]exporterJSON, 0, len(list))
 	for _, e := range list {
 		errs := e.Errors
@@ -773,6 +788,10 @@ func (a *API) exporters(c echo.Context, _ *request) error {
 			SamplingRate: e.SamplingRate, SamplingSource: e.SamplingSource,
 			TimeCorrections: corr[flow.AddrFrom(e.Address)], LastSeen: e.LastSeen.UTC().Format(time.RFC3339),
 			Interfaces: e.Interfaces})
+		if dropped != nil {
+			n := dropped[e.Address]
+			out[len(out)-1].KafkaDropped = &n
+		}
 		if a.deps.Names != nil {
 			j := &out[len(out)-1]
 			j.Name = a.deps.Names.ExporterName(e.Address)

@@ -196,7 +196,11 @@ func newPipeline(cfg Config, logger *slog.Logger, clock func() time.Time, taps .
 		return nil, err
 	}
 	p.offenders = listen.NewOffenders(listen.DefaultOffenders)
-	if p.api, err = api.New(apiCfg, api.Dependencies{
+	var published api.Published
+	if p.producer != nil {
+		published = p.producer
+	}
+	if p.api, err = api.New(apiCfg, api.Dependencies{Published: published,
 		Engine: engine, Exporters: p.decoder, Corrections: p.agg, Ports: classifier,
 		Names: &labels{names: p.names, geo: p.geo, decoder: p.decoder}, Reloader: p, Alerts: evaluator,
 		Offenders: p.offenders, Retention: st, Config: effective, Capabilities: capabilities(cfg), Registry: p.registry, Clock: clock, Logger: logger,

@@ -312,3 +312,43 @@ func querySeries(t *testing.T, base string, from, to time.Time) apiSeries {
 	require.NoError(t, json.Unmarshal(body, &out))
 	return out
 }
+
+// TestCollectorCountsWhatKafkaRefuses: with Kafka unreachable, a collector
+// buffers max_buffered flows and counts every other one as dropped, per
+// exporter in /api/v1/exporters and in /metrics.
+func TestCollectorCountsWhatKafkaRefuses(t *testing.T) {
+	const pcap = "../../testdata/pcaps/softflowd-v9.pcap"
+	g := loadGolden(t, pcap)
+	nobody := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
+	c, base := serveRole(t, roleCollector, []string{nobody}, func(c *Config) {
+		c.Kafka.MaxBuffered, c.Kafka.FlushTimeout = 100, Duration(200*time.Millisecond)
+	})
+	sent := replayPcap(t, c.listeners[0].Addrs()[0].String(), pcap)
+	eventually(t, "every datagram decoded", func() bool { return c1Datagrams(c) == sent })
+	var ex struct {
+		Exporters []struct {
+			Address      string
+			Flows        uint64
+			KafkaDropped *uint64 `json:"kafka_dropped"`
+		}
+	}
+	eventually(t, "all but the buffered dropped", func() bool {
+		resp, err := http.Get(base + "/api/v1/exporters")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		if json.NewDecoder(resp.Body).Decode(&ex) != nil || len(ex.Exporters) != 1 || ex.Exporters[0].KafkaDropped == nil {
+			return false
+		}
+		return *ex.Exporters[0].KafkaDropped == g.Total.Flows-100
+	})
+	require.Equal(t, g.Total.Flows, ex.Exporters[0].Flows)
+	resp, err := http.Get(base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	page, _ := io.ReadAll(resp.Body)
+	require.Equal(t, float64(g.Total.Flows-100), sumMetric(string(page), "tmsd_kafka_produce_dropped_total"))
+	require.Equal(t, 100.0, sumMetric(string(page), "tmsd_kafka_produce_buffered_records"))
+	require.ErrorContains(t, c.stop(), "records left unpublished at stop", "and a stop says the buffered ones are lost")
+}
