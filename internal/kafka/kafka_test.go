@@ -19,7 +19,7 @@ import (
 
 // cluster starts a kfake cluster (franz-go's in-process Kafka, the real wire
 // protocol) on 127.0.0.1, stopped with the test.
-func cluster(t *testing.T, opts ...kfake.Opt) []string {
+func cluster(t testing.TB, opts ...kfake.Opt) []string {
 	t.Helper()
 	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
 	require.NoError(t, err)
