@@ -58,7 +58,11 @@ if ! command -v nfcapd >/dev/null 2>&1 || ! command -v nfdump >/dev/null 2>&1; t
 	apt-get install -y nfdump >/dev/null || { apt-get update >/dev/null && apt-get install -y nfdump >/dev/null; } ||
 		log "warning: nfdump could not be installed; nfcapd will be reported n/a"
 fi
-command -v sfacctd >/dev/null 2>&1 || log "note: sfacctd (pmacct) missing; the sFlow peer will be n/a"
+if ! command -v sfacctd >/dev/null 2>&1; then
+	log "installing pmacct (sfacctd)"
+	apt-get install -y pmacct >/dev/null || { apt-get update >/dev/null && apt-get install -y pmacct >/dev/null; } ||
+		log "warning: pmacct could not be installed; the sFlow peer will be reported n/a"
+fi
 command -v taskset >/dev/null 2>&1 || log "note: taskset missing; the generator is not pinned and the 1-core row is n/a"
 
 # --- build -----------------------------------------------------------------
@@ -100,8 +104,9 @@ CORES=$(nproc)
 KERNEL=$(uname -r)
 MEM=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
 GOVER=$($GO env GOVERSION)
-NFDUMP_V=$( (nfdump -V 2>&1 || true) | grep -o '[0-9][0-9.]*[0-9]' | tail -1)
-PMACCT_V=$( (sfacctd -V 2>&1 || true) | grep -o 'sfacctd [0-9][^ ]*' | head -1 | cut -d' ' -f2)
+# A peer missing gives an empty version, not a failed pipeline (set -e).
+NFDUMP_V=$( (nfdump -V 2>&1 || true) | { grep -o '[0-9][0-9.]*[0-9]' || true; } | tail -1)
+PMACCT_V=$( (sfacctd -V 2>&1 || true) | { grep -o 'sfacctd [0-9][^ ]*' || true; } | head -1 | cut -d' ' -f2)
 GOFLOW2_V=$($GO version -m "$BIN/goflow2" | awk '$1 == "mod" {print $3}')
 
 # --- micro-benchmarks -----------------------------------------------------
