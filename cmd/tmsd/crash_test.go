@@ -37,26 +37,37 @@ const crashPcap = "../../testdata/pcaps/softflowd-v9.pcap"
 
 var startedLine = regexp.MustCompile(`msg="tmsd started" netflow=\[(\S+)\] .* http=(\S+)`)
 
-// startTmsd runs bin on the data directory with a 1 s checkpoint interval and
-// waits for its "started" line. It is killed at the end of the test if still running.
-func startTmsd(t *testing.T, ctx context.Context, bin, data string) *tmsdProc {
+// buildTmsd builds this command into the test's temporary directory (the
+// tests that run tmsd as a process: kill -9 needs one). Skipped by -short.
+func buildTmsd(t *testing.T) string {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "tmsd.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte("aggregate:\n  checkpoint_interval: 1s\n"), 0o600))
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "tmsd")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run())
+	return bin
+}
+
+// runTmsd runs bin with args and waits for the log line started matches,
+// returning its submatches; the log keeps being drained. At the end of the
+// test a process still running gets SIGTERM, then SIGKILL after 20 s.
+func runTmsd(t *testing.T, ctx context.Context, started *regexp.Regexp, bin string, args ...string) (*tmsdProc, []string) {
+	t.Helper()
 	p := &tmsdProc{exited: make(chan struct{})}
-	p.cmd = exec.CommandContext(ctx, bin, "--config", cfg, "--netflow", "127.0.0.1:0", "--sflow", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", data)
+	p.cmd = exec.CommandContext(ctx, bin, args...)
 	stderr, err := p.cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, p.cmd.Start())
 	lines := bufio.NewScanner(stderr)
-	for lines.Scan() {
+	var m []string
+	for m == nil && lines.Scan() {
 		p.keep(lines.Text())
-		if m := startedLine.FindStringSubmatch(lines.Text()); m != nil {
-			p.netflow, p.base = m[1], "http://"+m[2]
-			break
-		}
+		m = started.FindStringSubmatch(lines.Text())
 	}
-	require.NotEmpty(t, p.netflow, "tmsd did not start: %s", strings.Join(p.lines(), "\n"))
+	require.NotNil(t, m, "tmsd did not start: %s", strings.Join(p.lines(), "\n"))
 	go func() { // keep draining the log so the process never blocks on it
 		for lines.Scan() {
 			p.keep(lines.Text())
@@ -65,9 +76,25 @@ func startTmsd(t *testing.T, ctx context.Context, bin, data string) *tmsdProc {
 		close(p.exited)
 	}()
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.exited
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
 	})
+	return p, m
+}
+
+// startTmsd runs bin on the data directory with a 1 s checkpoint interval and
+// waits for its "started" line.
+func startTmsd(t *testing.T, ctx context.Context, bin, data string) *tmsdProc {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "tmsd.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("aggregate:\n  checkpoint_interval: 1s\n"), 0o600))
+	p, m := runTmsd(t, ctx, startedLine, bin, "--config", cfg, "--netflow", "127.0.0.1:0", "--sflow", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", data)
+	p.netflow, p.base = m[1], "http://"+m[2]
 	return p
 }
 
@@ -170,14 +197,8 @@ func times(g goldenRow, n uint64) goldenRow {
 // kill -9 a real tmsd and restart it on the same data directory: no repair
 // needed, nothing counted twice, and nothing lost beyond the checkpoint interval.
 func TestKill9(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
 	g := loadGolden(t, crashPcap).Total
-	bin := filepath.Join(t.TempDir(), "tmsd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	bin := buildTmsd(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -40,36 +38,8 @@ kafka:
   session_timeout: 6s
 `, port, data, strings.Join(brokers, ", "))
 	require.NoError(t, os.WriteFile(cfg, []byte(body), 0o600))
-	p := &tmsdProc{exited: make(chan struct{})}
-	p.cmd = exec.CommandContext(ctx, bin, "serve", "--config", cfg)
-	stderr, err := p.cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, p.cmd.Start())
-	lines := bufio.NewScanner(stderr)
-	for lines.Scan() {
-		p.keep(lines.Text())
-		if m := aggregatorStarted.FindStringSubmatch(lines.Text()); m != nil {
-			p.base = "http://" + m[1]
-			break
-		}
-	}
-	require.NotEmpty(t, p.base, "tmsd did not start: %s", strings.Join(p.lines(), "\n"))
-	go func() {
-		for lines.Scan() {
-			p.keep(lines.Text())
-		}
-		_ = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(20 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
+	p, m := runTmsd(t, ctx, aggregatorStarted, bin, "serve", "--config", cfg)
+	p.base = "http://" + m[1]
 	return p
 }
 
@@ -82,13 +52,7 @@ kafka:
 // as a group of its own: nothing lost, nothing counted twice. Their totals
 // are the golden files' and flowgen's truth's.
 func TestFailoverKill9(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "tmsd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	bin := buildTmsd(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 

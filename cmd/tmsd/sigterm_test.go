@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"syscall"
 	"testing"
@@ -29,10 +28,7 @@ func TestSIGTERMFlushesOpenMinute(t *testing.T) {
 	}
 	const pcap = "../../testdata/pcaps/softflowd-v9.pcap"
 	g := loadGolden(t, pcap)
-	bin := filepath.Join(t.TempDir(), "tmsd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
+	bin := buildTmsd(t)
 
 	data := t.TempDir()
 	conf := writeConfig(t, "apps:\n  - \"web-a = tcp/443\"\n")

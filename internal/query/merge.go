@@ -30,7 +30,11 @@ func (a *Answer) Merge(o Answer) {
 	if o.To.After(a.To) {
 		a.To = o.To
 	}
-	a.Unanswered = append(a.Unanswered, o.Unanswered...)
+	for _, u := range o.Unanswered {
+		if !slices.Contains(a.Unanswered, u) {
+			a.Unanswered = append(a.Unanswered, u)
+		}
+	}
 }
 
 // MissingPeer marks the answer as lacking the traffic of the aggregator
@@ -117,18 +121,6 @@ func RankedReport(top func() (Result, error), keys func([]topn.Key) (ReportResul
 	})
 	// The ranking itself is a bound when the tables Top read were cut: a key
 	// left out may have been larger than the last one listed.
-	res.Exact = res.Exact && t.Exact
-	res.Partial = res.Partial || t.Partial
-	for _, tier := range t.Tiers {
-		if !slices.Contains(res.Tiers, tier) {
-			res.Tiers = append(res.Tiers, tier)
-		}
-	}
-	slices.SortFunc(res.Tiers, func(a, b string) int { return tierRank(a) - tierRank(b) })
-	for _, u := range t.Unanswered {
-		if !slices.Contains(res.Unanswered, u) {
-			res.Unanswered = append(res.Unanswered, u)
-		}
-	}
+	res.Answer.Merge(t.Answer)
 	return res, nil
 }
