@@ -1,6 +1,7 @@
 package query
 
 import (
+	"cmp"
 	"slices"
 
 	"github.com/tmsd/tmsd/internal/topn"
@@ -109,16 +110,7 @@ func RankedReport(top func() (Result, error), keys func([]topn.Key) (ReportResul
 	if err != nil {
 		return ReportResult{}, err
 	}
-	slices.SortStableFunc(res.Rows, func(a, b ReportRow) int {
-		va, vb := a.Value.Get(m), b.Value.Get(m)
-		switch {
-		case va > vb:
-			return -1
-		case va < vb:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(res.Rows, func(a, b ReportRow) int { return cmp.Compare(b.Value.Get(m), a.Value.Get(m)) })
 	// The ranking itself is a bound when the tables Top read were cut: a key
 	// left out may have been larger than the last one listed.
 	res.Answer.Merge(t.Answer)
