@@ -79,14 +79,20 @@ func queryTop(t *testing.T, base, by string, from, to time.Time) apiTop {
 // queryTopQ is GET /api/v1/top with the parameters q.
 func queryTopQ(t *testing.T, base string, q url.Values) apiTop {
 	t.Helper()
-	resp, err := http.Get(base + "/api/v1/top?" + q.Encode())
+	var out apiTop
+	getAnswer(t, base+"/api/v1/top?"+q.Encode(), &out)
+	return out
+}
+
+// getAnswer GETs url, requires a 200 and decodes its JSON into out.
+func getAnswer(t *testing.T, url string, out any) {
+	t.Helper()
+	resp, err := http.Get(url)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
-	var out apiTop
-	require.NoError(t, json.Unmarshal(body, &out))
-	return out
+	require.NoError(t, json.Unmarshal(body, out))
 }
 
 // compareWithGolden checks totals and the top-10 lists of goldenDims.

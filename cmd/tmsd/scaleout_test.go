@@ -303,13 +303,8 @@ func (s apiSeries) sum() (n uint64) {
 func querySeries(t *testing.T, base string, from, to time.Time) apiSeries {
 	t.Helper()
 	q := url.Values{"from": {from.UTC().Format(time.RFC3339)}, "to": {to.UTC().Format(time.RFC3339)}, "step": {"1m"}}
-	resp, err := http.Get(base + "/api/v1/series?" + q.Encode())
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
 	var out apiSeries
-	require.NoError(t, json.Unmarshal(body, &out))
+	getAnswer(t, base+"/api/v1/series?"+q.Encode(), &out)
 	return out
 }
 
