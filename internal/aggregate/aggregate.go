@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -187,9 +188,13 @@ type Aggregator struct {
 	// flusher goroutine only: consecutive failed flushes, and ticks left to skip
 	failures, backoff int
 
-	skippedFlows   atomic.Uint64
-	shardBudget    int64 // bytes each shard's minutes may hold
-	endsLimit      int   // addresses a shard's minute folds by at most (putEnds)
+	skippedFlows atomic.Uint64
+	shardBudget  int64 // bytes each shard's minutes may hold, with nothing held outside them
+	// outside is what the minutes hold outside the shards (pending, being
+	// closed, being written) and the checkpoint buffers: each shard leaves
+	// room for its share (shardLimit), so max_memory bounds all of it.
+	outside        atomic.Int64
+	endsLimit      int // addresses a shard's minute folds by at most (putEnds)
 	compactions    atomic.Uint64
 	directMinutes  atomic.Uint64 // shard minutes switched to counting countries and ASes per flow (putEnds)
 	flushErrors    atomic.Uint64
@@ -497,7 +502,7 @@ func (a *Aggregator) addBatch(s *shard, recs []flow.Record) {
 func (a *Aggregator) addRun(s *shard, minute int64, recs []flow.Record) {
 	m := s.minutes[minute]
 	if m == nil {
-		m = newMinuteAgg(s.own, s.minutes[minute-60])
+		m = newMinuteAgg(s.own, s.minutes[minute-60], (a.shardLimit()-s.bytes)/2)
 		s.minutes[minute] = m
 		s.bytes += m.bytes
 	}
@@ -528,15 +533,15 @@ func (a *Aggregator) addRun(s *shard, minute int64, recs []flow.Record) {
 	}
 	for _, i := range s.own {
 		added += m.count(i, ffs, a.cfg.MaxKeys, func(t *table, sc uint64) {
-			t.compact(0, int64(sc), a.cfg.MaxKeys/2)
+			t.compact(0, int64(sc), a.cfg.MaxKeys/2, false)
 			a.compactions.Add(1)
 		})
 	}
 	if added > 0 {
 		m.recount()
 		s.bytes += m.bytes - before
-		if s.bytes > a.shardBudget && s.bytes > s.shrinkRetry {
-			a.shrink(s)
+		if limit := a.shardLimit(); s.bytes > limit && s.bytes > s.shrinkRetry {
+			a.shrink(s, limit)
 		}
 	}
 }
@@ -545,24 +550,65 @@ func (a *Aggregator) addRun(s *shard, minute int64, recs []flow.Record) {
 // floors it tries go from top_k down to it.
 const shrinkFloor = 16
 
+// shardLimit is what a shard's open minutes may hold: its share of the
+// budget less its share of what is held outside the shards, but never under a
+// quarter of its share (the minute being closed is freed within seconds).
+// In a flood of sources the closing minute held half the budget while the
+// open ones took all of it: live heap 1.09 GB under a 1 GiB memory_limit,
+// the collector back to back (40 GCs/s) and 4.2 % of the flows lost.
+func (a *Aggregator) shardLimit() int64 {
+	return max(a.shardBudget-a.outside.Load()/int64(len(a.shards)), a.shardBudget/4)
+}
+
+// account recomputes what is held outside the shards (outside), reserve
+// included: the close under way's estimate of what it will build.
+// Under flushMu.
+func (a *Aggregator) account(reserve int64) {
+	n := reserve
+	for _, cm := range a.pending {
+		n += cm.bytes()
+	}
+	for _, cm := range a.finals {
+		n += intervalsBytes(cm.ivs)
+	}
+	for _, b := range a.ckBufs {
+		n += int64(cap(b))
+	}
+	a.outside.Store(n)
+}
+
+// intervalsBytes is what a closed minute's tables hold, as an entry's 72
+// bytes and a table's header.
+func intervalsBytes(ivs []store.Interval) int64 {
+	var n int64
+	for i := range ivs {
+		for _, t := range ivs[i].Tables {
+			if t != nil {
+				n += int64(cap(t.Entries))*int64(unsafe.Sizeof(topn.Entry{})) + int64(unsafe.Sizeof(*t))
+			}
+		}
+	}
+	return n
+}
+
 // shrink compacts the shard's largest tables until it is back under 3/4 of
-// its share of the memory budget. Each pass halves the scopes of the largest
-// table that hold more than a floor of keys, from top_k down: a scope with
-// few keys (a quiet interface) keeps them while a flooded one halves.
-func (a *Aggregator) shrink(s *shard) {
+// limit. Each pass halves the scopes of the largest table that hold more
+// than a floor of keys, from top_k down: a scope with few keys (a quiet
+// interface) keeps them while a flooded one halves.
+func (a *Aggregator) shrink(s *shard, limit int64) {
 	floor := a.cfg.TopK
-	for s.bytes > a.shardBudget/4*3 {
+	for s.bytes > limit/4*3 {
 		var big *table
 		var bigMin *minuteAgg
 		for _, m := range s.minutes {
-			if t, _ := m.largest(); t != nil && (big == nil || t.bytes() > big.bytes()) {
+			if t, _ := m.largest(); t != nil && (big == nil || t.n > big.n) {
 				big, bigMin = t, m
 			}
 		}
 		if big == nil {
 			break
 		}
-		if big.compact(floor, -1, 0) == 0 {
+		if big.compact(floor, -1, 0, true) == 0 {
 			if floor > shrinkFloor {
 				floor = max(shrinkFloor, floor/2)
 				continue
@@ -573,6 +619,8 @@ func (a *Aggregator) shrink(s *shard) {
 			s.shrinkRetry = s.bytes + a.shardBudget/8
 			return
 		}
+		// From now on it forgets keys where it stands rather than grow.
+		big.limit, big.floor, big.compactions = len(big.slots), floor, &a.compactions
 		before := bigMin.bytes
 		bigMin.recount()
 		s.bytes += bigMin.bytes - before
@@ -746,6 +794,7 @@ func (a *Aggregator) swapClosed(closed func(start int64) bool) (moved bool) {
 		s.mu.Unlock()
 	}
 	a.pendingCount.Store(int64(len(a.pending) + len(a.finals)))
+	a.account(0)
 	return moved
 }
 
@@ -815,8 +864,13 @@ func (a *Aggregator) writePending() error {
 			a.forgetCheckpoint(cm.start)
 			continue
 		}
+		// What the close builds, reserved while it builds: about the
+		// minute's own bytes in a flood of sources (109 MB of intervals
+		// from a minute of 102 MB, 194 from 227).
+		a.account(cm.bytes())
 		ivs, err := a.closeMinute(cm)
 		if err != nil {
+			a.account(0)
 			return err
 		}
 		if err := a.deps.Store.BeginFinal(ivs); err != nil {
@@ -828,6 +882,7 @@ func (a *Aggregator) writePending() error {
 		cm.ivs, cm.written = ivs, make([]bool, len(ivs))
 		a.finals = append(a.finals, cm)
 		a.viewMu.Unlock()
+		a.account(0)
 		if err := a.finishFinals(); err != nil {
 			return err
 		}
@@ -863,6 +918,7 @@ func (a *Aggregator) finishFinals() error {
 		a.finals = a.finals[1:]
 		a.pendingCount.Store(int64(len(a.pending) + len(a.finals)))
 		a.viewMu.Unlock()
+		a.account(0)
 	}
 	return nil
 }
@@ -873,6 +929,7 @@ func (a *Aggregator) popPending() {
 	a.pending = a.pending[1:]
 	a.pendingCount.Store(int64(len(a.pending) + len(a.finals)))
 	a.viewMu.Unlock()
+	a.account(0)
 }
 
 // forgetCheckpoint deletes the checkpoint of a minute no longer held. If the

@@ -149,3 +149,39 @@ func TestStopCheckpointsWhatTheStoreRefuses(t *testing.T) {
 	h2 := startOn(t, st, st, nil, at(10*time.Minute))
 	require.Equal(t, sum(a), h2.stored(t, global, base, base.Add(time.Minute)))
 }
+
+// max_memory bounds the minutes outside the shards too: while a closed minute
+// waits for the store, the open ones get what it leaves, and the next minute
+// is presized to fit in that, not to the closed one's size.
+func TestOpenMinutesLeaveRoomForWaitingOnes(t *testing.T) {
+	st := newStore(t, store.Dependencies{})
+	fs := &faultStore{Store: st, putsLeft: 1 << 30, failing: true}
+	h := startOn(t, st, fs, func(c *Configuration) {
+		c.Shards, c.TopK, c.MaxMemory, c.Grace = 1, 10, 8<<20, 0
+	}, at(0))
+	t.Cleanup(func() { // before Stop's flush
+		fs.mu.Lock()
+		fs.failing = false
+		fs.mu.Unlock()
+	})
+	budget := h.agg.cfg.MaxMemory
+	s := h.agg.shards[0]
+	held := func() (open, outside int64) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.bytes, h.agg.outside.Load()
+	}
+	h.push(t, flows(3000, 10, base.Add(time.Second), 1)...)
+	require.ErrorIs(t, h.agg.FlushBefore(base.Add(time.Minute)), syscall.EIO)
+	open, outside := held()
+	require.Zero(t, open)
+	require.Positive(t, outside, "the waiting minute is counted outside the shards")
+	require.Less(t, outside, budget/2)
+	for i := range 20 {
+		h.push(t, flows(2000, 10, base.Add(time.Minute+time.Second), 100+i)...)
+		open, outside = held()
+		require.LessOrEqual(t, open, budget-outside, "batch %d: open minutes within what the waiting one leaves", i)
+	}
+	require.Positive(t, h.agg.compactions.Load())
+	require.Zero(t, h.agg.droppedMinutes.Load(), "the waiting minute kept")
+}

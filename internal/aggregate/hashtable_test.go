@@ -3,6 +3,7 @@ package aggregate
 import (
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -54,7 +55,7 @@ func TestTableCompact(t *testing.T) {
 				vals[k] = c
 			}
 		}
-		tab.compact(floor, -1, 0)
+		tab.compact(floor, -1, 0, true)
 		kept := 0
 		for sc, n := range sizes {
 			keys := all[uint64(sc)]
@@ -126,7 +127,7 @@ func TestTableCompactOneScope(t *testing.T) {
 			}
 		}
 		before := int(tab.scopeN[only])
-		got := tab.compact(0, int64(only), keep)
+		got := tab.compact(0, int64(only), keep, false)
 		require.Equal(t, -max(0, before-keep), got)
 		var dropped topn.Counters
 		var minKept uint64 = 1 << 63
@@ -195,7 +196,7 @@ func TestTableAdmission(t *testing.T) {
 			truth[sc<<valueBits|i] = c
 		}
 	}
-	tab.compact(0, 1, 100) // scope 1 forgets 300 keys
+	tab.compact(0, 1, 100, false) // scope 1 forgets 300 keys
 	require.True(t, tab.flooded(1))
 	require.False(t, tab.flooded(0))
 	for round := range uint64(3) {
@@ -230,4 +231,39 @@ func TestTableAdmission(t *testing.T) {
 	tab.settle()
 	b := tab.bound(1)
 	require.Equal(t, tab.evicted[1], b, "settled: the bound is all in evicted")
+}
+
+// A table at its limit (set once the budget has compacted it) forgets the
+// lighter half of its scopes in place rather than grow: its slot array stays,
+// every key it holds keeps its exact counters, and every key's true amount is
+// within its scope's bound of what the table says (0 for a key it dropped).
+func TestTableLimitCompactsInPlace(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	tab := newTable(8, true)
+	truth := map[uint64]topn.Counters{}
+	add := func(n int) {
+		for range n {
+			sc := rng.Uint64N(4)
+			k := sc<<valueBits | rng.Uint64N(1<<20)
+			c := topn.Counters{Bytes: 1 + rng.Uint64N(1500), Packets: 1, Flows: 1}
+			tab.add(k, c)
+			tc := truth[k]
+			tc.Add(c)
+			truth[k] = tc
+		}
+	}
+	add(3000)
+	var compactions atomic.Uint64
+	tab.limit, tab.floor, tab.compactions = len(tab.slots), 64, &compactions
+	slots := len(tab.slots)
+	add(20000)
+	require.Equal(t, slots, len(tab.slots), "a table at its limit keeps its slot array")
+	require.NotZero(t, compactions.Load())
+	require.LessOrEqual(t, tab.n*2, len(tab.slots))
+	for k, want := range truth {
+		got, _ := tab.get(k)
+		b := tab.bound(tab.scope(k))
+		require.LessOrEqual(t, got.Bytes, want.Bytes, "key %x", k)
+		require.LessOrEqual(t, want.Bytes, got.Bytes+b.Bytes, "key %x: %d held, bound %d, truth %d", k, got.Bytes, b.Bytes, want.Bytes)
+	}
 }

@@ -86,6 +86,24 @@ func newMetrics(a *Aggregator, reg *prometheus.Registry) *metrics {
 		Help: "Shard minutes whose countries and ASes were counted flow by flow from the moment an address showed two countries or ASes, or the minute held more addresses than an eighth of the shard's budget folds (slower ingest, same answers).",
 	}, func() float64 { return float64(a.directMinutes.Load()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "tmsd_aggregate_memory_bytes",
+		Help:        "Bytes the minutes' tables and dictionaries hold, as max_memory counts them: held=open in the shards, held=outside in minutes being closed or written and checkpoint buffers.",
+		ConstLabels: prometheus.Labels{"held": "open"},
+	}, func() float64 {
+		var n int64
+		for _, s := range a.shards {
+			s.mu.Lock()
+			n += s.bytes
+			s.mu.Unlock()
+		}
+		return float64(n)
+	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "tmsd_aggregate_memory_bytes",
+		Help:        "Bytes the minutes' tables and dictionaries hold, as max_memory counts them: held=open in the shards, held=outside in minutes being closed or written and checkpoint buffers.",
+		ConstLabels: prometheus.Labels{"held": "outside"},
+	}, func() float64 { return float64(a.outside.Load()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tmsd_ring_fill_ratio",
 		Help: "Fraction of the flow ring in use.",
 	}, func() float64 { return float64(a.deps.Ring.Len()) / float64(a.deps.Ring.Cap()) }))

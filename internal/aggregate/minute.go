@@ -110,13 +110,25 @@ type minuteAgg struct {
 // newMinuteAgg makes a shard's minute with the tables own, each sized like
 // its table in prev (the shard's previous minute, may be nil): growing from
 // 16 slots to a busy minute's size is a dozen rehashes per table, all at the
-// start of the minute, while the previous one still takes late flows.
-func newMinuteAgg(own []int, prev *minuteAgg) *minuteAgg {
+// start of the minute, while the previous one still takes late flows. The
+// sizes are scaled down to fit room bytes: after a flood of sources, the
+// previous minute's sizes are the whole budget, and presized to them the
+// new minute left nothing to count in but empty slots.
+func newMinuteAgg(own []int, prev *minuteAgg, room int64) *minuteAgg {
 	m := &minuteAgg{expIDs: map[flow.Addr]uint32{}, v6IDs: map[flow.Addr]uint32{}}
+	var hints [numSpecs]int
+	var want int64
 	for _, i := range own {
-		hint := 8
+		hints[i] = 8
 		if prev != nil && prev.tables[i] != nil {
-			hint = max(hint, prev.tables[i].n)
+			hints[i] = max(hints[i], prev.tables[i].n)
+		}
+		want += int64(slotsFor(hints[i])) * slotBytes
+	}
+	for _, i := range own {
+		hint := hints[i]
+		if want > room {
+			hint = max(8, int(float64(hint)*float64(max(room, 0))/float64(want)))
 		}
 		m.newTable(i, hint)
 	}
@@ -384,12 +396,13 @@ func (m *minuteAgg) count(i int, ffs []flowFields, maxKeys int, over func(t *tab
 // 256 KiB, a tenth of the L2 cache of this machine's cores.
 const prefetchSlots = 1 << 13
 
-// largest is the table holding the most memory, and its index.
+// largest is the table holding the most keys, and its index: what
+// compaction can free (a presized table's empty slots it cannot).
 func (m *minuteAgg) largest() (*table, int) {
 	var big *table
 	bi := -1
 	for i, t := range m.tables {
-		if t != nil && specs[i].dim != 0 && (big == nil || t.bytes() > big.bytes()) {
+		if t != nil && specs[i].dim != 0 && (big == nil || t.n > big.n) {
 			big, bi = t, i
 		}
 	}

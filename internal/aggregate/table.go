@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tmsd/tmsd/internal/topn"
 )
@@ -53,6 +54,15 @@ type table struct {
 	// dropped, when set, sees each key compact forgets, before it goes:
 	// an address table's country and AS rows are folded from its keys.
 	dropped func(k uint64, c topn.Counters)
+	// limit, once the shard's budget has compacted the table (shrink), is
+	// the most slots it may grow to: there, at half full, it forgets the
+	// lighter half of its scopes over floor keys in place (grow) rather
+	// than double. In a flood of sources a compacted table grew back
+	// through every doubling and was compacted again: rehash 23 % of the
+	// CPU, and the arrays it dropped the collector's churn. compactions
+	// counts those forgettings.
+	limit, floor int
+	compactions  *atomic.Uint64
 }
 
 type slot struct {
@@ -119,8 +129,29 @@ func (t *table) place(i, stored uint64, c topn.Counters) {
 	}
 	t.scopeN[sc]++
 	if t.n*2 > len(t.slots) {
-		t.rehash(2 * len(t.slots))
+		t.grow()
 	}
+}
+
+// grow makes room at half full: the slot array doubles, unless the table is
+// at its limit, where it forgets keys instead, halving its scopes over the
+// floor (lowered down to shrinkFloor while none is over it).
+func (t *table) grow() {
+	if t.limit > 0 && len(t.slots) >= t.limit {
+		for floor := t.floor; ; floor = max(shrinkFloor, floor/2) {
+			if t.compact(floor, -1, 0, false) < 0 {
+				if t.compactions != nil {
+					t.compactions.Add(1)
+				}
+				return
+			}
+			if floor == shrinkFloor {
+				break
+			}
+		}
+		t.limit = 0 // nothing to forget: it grows, and the budget decides again
+	}
+	t.rehash(2 * len(t.slots))
 }
 
 // placeNew is count's path for a key not held: stored (the key plus one),
@@ -409,11 +440,11 @@ func (c cut) keeps(s *slot, ties *int) bool {
 // heaviest half by bytes, but at least floor (only >= 0: that scope alone,
 // down to keep keys). It returns the change in keys held (0 or negative).
 // The keys forgotten are deleted in place (sweep); a budget compaction
-// (only < 0) then shrinks the slot array to the keys kept, to free memory,
+// (only < 0, free) then shrinks the slot array to the keys kept, to free memory,
 // while a scope over max_keys refills what it lost, and rebuilding the
 // whole table to forget one scope's keys reinserted every other scope's
 // (the flood's profile: compact 22% of the CPU, half of it reinsertion).
-func (t *table) compact(floor int, only int64, keep int) int {
+func (t *table) compact(floor int, only int64, keep int, free bool) int {
 	sc := scratches.Get().(*scratch)
 	defer scratches.Put(sc)
 	var cuts []cut
@@ -481,7 +512,7 @@ func (t *table) compact(floor int, only int64, keep int) int {
 			t.evicted[x].Add(cuts[x].dropped)
 		}
 	}
-	if only < 0 {
+	if only < 0 && free {
 		if n := slotsFor(t.n); n < len(t.slots) {
 			t.rehash(n)
 		}
