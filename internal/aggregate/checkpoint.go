@@ -451,7 +451,7 @@ func (a *Aggregator) decodeCheckpoint(v []byte, start int64) ([]*minuteAgg, erro
 	d := decoder{b: body[9:]}
 	var out []*minuteAgg
 	for len(d.b) > 0 {
-		m := newMinuteAgg(nil, nil, 0)
+		m := newMinuteAgg(nil, nil, 0, nil)
 		d.uvarint() // the shard it was counted in: tables go to their owner now
 		m.flowCount = d.uvarint()
 		ne := d.uvarint()
@@ -702,7 +702,7 @@ func (a *Aggregator) restore(start int64, aggs []*minuteAgg) {
 	for _, s := range a.shards {
 		dst := s.minutes[start]
 		if dst == nil {
-			dst = newMinuteAgg(s.own, nil, 0)
+			dst = newMinuteAgg(s.own, nil, 0, nil)
 			s.minutes[start] = dst
 		}
 		// A checkpoint's countries and ASes count every flow it holds

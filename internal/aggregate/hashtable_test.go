@@ -267,3 +267,32 @@ func TestTableLimitCompactsInPlace(t *testing.T) {
 		require.LessOrEqual(t, want.Bytes, got.Bytes+b.Bytes, "key %x: %d held, bound %d, truth %d", k, got.Bytes, b.Bytes, want.Bytes)
 	}
 }
+
+// A big open-minute table whose doubling would take its shard past the
+// budget stays at its size and forgets in place; while the budget has room
+// it grows.
+func TestTableGrowsWithinItsShardsBudget(t *testing.T) {
+	a := &Aggregator{cfg: Configuration{TopK: 100}, shardBudget: 64 << 20}
+	s := &shard{}
+	a.shards = []*shard{s}
+	tab := newTable(bigTableSlots/2, true)
+	tab.gate = &growGate{a: a, s: s}
+	rng := rand.New(rand.NewPCG(5, 6))
+	add := func(n int) {
+		for range n {
+			tab.add(rng.Uint64N(8)<<valueBits|rng.Uint64N(1<<30), topn.Counters{Bytes: 1 + rng.Uint64N(100), Packets: 1, Flows: 1})
+		}
+	}
+	require.Equal(t, bigTableSlots, len(tab.slots))
+	s.bytes = tab.bytes()
+	add(bigTableSlots * 3 / 4) // past half full: 8 MiB more fit in 64
+	require.Equal(t, 2*bigTableSlots, len(tab.slots), "grown")
+	require.Zero(t, tab.limit)
+
+	s.bytes = 60 << 20 // another doubling (16 MiB more) would not fit
+	add(2 * bigTableSlots)
+	require.Equal(t, 2*bigTableSlots, len(tab.slots), "held at its size")
+	require.Equal(t, 2*bigTableSlots, tab.limit)
+	require.NotZero(t, a.compactions.Load())
+	require.LessOrEqual(t, tab.n*2, len(tab.slots))
+}

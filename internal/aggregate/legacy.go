@@ -52,7 +52,7 @@ func (a *Aggregator) decodeLegacy(body []byte, start int64, corrupt func(string)
 		if d.bad || nparts > uint64(len(d.b)/(17+3+len(legacyDims)*4)) {
 			return nil, corrupt("bad partition count")
 		}
-		m := newMinuteAgg(all, nil, 0)
+		m := newMinuteAgg(all, nil, 0, nil)
 		seen := map[[26]byte]bool{}
 		for range nparts {
 			hdr := 17

@@ -98,9 +98,10 @@ type minuteAgg struct {
 	// restores them and as pending minutes hold them (materialize).
 	ends   endDict
 	direct bool
-	keys   int      // keys held by all its tables
-	bytes  int64    // memory held, tables and dictionaries
-	keyBuf []uint64 // count's keys of a batch
+	keys   int       // keys held by all its tables
+	bytes  int64     // memory held, tables and dictionaries
+	keyBuf []uint64  // count's keys of a batch
+	gate   *growGate // its shard's budget, while it is open in the shard (nil: restored, merged)
 	// the exporter of the previous record: records come in runs of one datagram
 	lastExp   flow.Addr
 	lastExpID uint32
@@ -114,8 +115,8 @@ type minuteAgg struct {
 // sizes are scaled down to fit room bytes: after a flood of sources, the
 // previous minute's sizes are the whole budget, and presized to them the
 // new minute left nothing to count in but empty slots.
-func newMinuteAgg(own []int, prev *minuteAgg, room int64) *minuteAgg {
-	m := &minuteAgg{expIDs: map[flow.Addr]uint32{}, v6IDs: map[flow.Addr]uint32{}}
+func newMinuteAgg(own []int, prev *minuteAgg, room int64, gate *growGate) *minuteAgg {
+	m := &minuteAgg{expIDs: map[flow.Addr]uint32{}, v6IDs: map[flow.Addr]uint32{}, gate: gate}
 	var hints [numSpecs]int
 	var want int64
 	for _, i := range own {
@@ -139,6 +140,7 @@ func newMinuteAgg(own []int, prev *minuteAgg, room int64) *minuteAgg {
 // newTable makes the minute's table i, sized for hint keys.
 func (m *minuteAgg) newTable(i, hint int) *table {
 	t := newTable(hint, specs[i].kind != scNone)
+	t.gate = m.gate
 	if spills[i] != nil {
 		t.dropped = func(k uint64, c topn.Counters) {
 			if !m.direct {
@@ -148,6 +150,17 @@ func (m *minuteAgg) newTable(i, hint int) *table {
 	}
 	m.tables[i] = t
 	return t
+}
+
+// leaveShard detaches a minute swapped out of its shard from the shard's
+// budget: its tables no longer grow against it.
+func (m *minuteAgg) leaveShard() {
+	m.gate = nil
+	for _, t := range m.tables {
+		if t != nil {
+			t.gate = nil
+		}
+	}
 }
 
 // recount sums the keys and bytes held.

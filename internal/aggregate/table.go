@@ -63,7 +63,21 @@ type table struct {
 	// counts those forgettings.
 	limit, floor int
 	compactions  *atomic.Uint64
+	// gate, for an open minute's table, says whether the shard's budget
+	// has room for a doubling: a big table that does not fit takes its
+	// size as its limit instead (grow).
+	gate *growGate
 }
+
+// growGate is a shard's budget, as its tables see it when they would grow.
+type growGate struct {
+	a *Aggregator
+	s *shard
+}
+
+// fits says whether extra bytes more stay within the shard's limit. Called
+// under the shard's lock (its tables grow only in its batches).
+func (g *growGate) fits(extra int64) bool { return g.s.bytes+extra <= g.a.shardLimit() }
 
 type slot struct {
 	key uint64 // the key plus one: 0 is an empty slot
@@ -137,6 +151,15 @@ func (t *table) place(i, stored uint64, c topn.Counters) {
 // at its limit, where it forgets keys instead, halving its scopes over the
 // floor (lowered down to shrinkFloor while none is over it).
 func (t *table) grow() {
+	// A big table whose doubling would take the shard past its budget stops
+	// here rather than grow and then be compacted with the others: in a
+	// flood the shards reached the budget within 3 s of start-up and their
+	// compaction bursts (sweeps, and the slot arrays reallocated smaller)
+	// cost 3,536–18,689 datagrams at the sockets. Small tables still grow:
+	// capped, a quiet scope's keys would be cut to the floor.
+	if t.limit == 0 && t.gate != nil && len(t.slots) >= bigTableSlots && !t.gate.fits(int64(len(t.slots))*slotBytes) {
+		t.limit, t.floor, t.compactions = len(t.slots), t.gate.a.cfg.TopK, &t.gate.a.compactions
+	}
 	if t.limit > 0 && len(t.slots) >= t.limit {
 		for floor := t.floor; ; floor = max(shrinkFloor, floor/2) {
 			if t.compact(floor, -1, 0, false) < 0 {
@@ -230,7 +253,7 @@ func (t *table) clone() *table {
 	c := *t
 	c.slots, c.scopeN, c.evicted = slices.Clone(t.slots), slices.Clone(t.scopeN), slices.Clone(t.evicted)
 	c.nonzero, c.first, c.door = slices.Clone(t.nonzero), slices.Clone(t.first), slices.Clone(t.door)
-	c.dropped = nil
+	c.dropped, c.gate = nil, nil
 	return &c
 }
 
@@ -435,6 +458,10 @@ func (c cut) keeps(s *slot, ties *int) bool {
 	}
 	return false
 }
+
+// bigTableSlots is the size from which a table that would outgrow its
+// shard's budget is held at its size (grow): 2^18 slots, 8 MiB.
+const bigTableSlots = 1 << 18
 
 // compact forgets keys: each scope holding more than floor keys keeps its
 // heaviest half by bytes, but at least floor (only >= 0: that scope alone,
