@@ -193,7 +193,12 @@ type Aggregator struct {
 	// outside is what the minutes hold outside the shards (pending, being
 	// closed, being written) and the checkpoint buffers: each shard leaves
 	// room for its share (shardLimit), so max_memory bounds all of it.
-	outside        atomic.Int64
+	outside atomic.Int64
+	// closeRatio is, in thousandths, the bytes a close builds per byte of
+	// its minute, as the last closes measured it (1000 until one has): a
+	// flood's minutes build about their own size again (109 MB of
+	// intervals from 102, 194 from 227).
+	closeRatio     atomic.Int64
 	endsLimit      int // addresses a shard's minute folds by at most (putEnds)
 	compactions    atomic.Uint64
 	directMinutes  atomic.Uint64 // shard minutes switched to counting countries and ASes per flow (putEnds)
@@ -306,6 +311,7 @@ func New(cfg Configuration, deps Dependencies) (*Aggregator, error) {
 	}
 	a := &Aggregator{cfg: cfg, deps: deps, stop: make(chan struct{}), ckFlows: map[int64]uint64{}}
 	a.shardBudget = cfg.MaxMemory / int64(cfg.Shards)
+	a.closeRatio.Store(1000)
 	// An eighth of a shard's budget for its open minute's ends, at 32 bytes
 	// an address (16-byte slots, at most half full).
 	a.endsLimit = int(max(a.shardBudget/8/32, 1<<12))
@@ -553,13 +559,31 @@ func (a *Aggregator) addRun(s *shard, minute int64, recs []flow.Record) {
 const shrinkFloor = 16
 
 // shardLimit is what a shard's open minutes may hold: its share of the
-// budget less its share of what is held outside the shards, but never under a
-// quarter of its share (the minute being closed is freed within seconds).
-// In a flood of sources the closing minute held half the budget while the
-// open ones took all of it: live heap 1.09 GB under a 1 GiB memory_limit,
-// the collector back to back (40 GCs/s) and 4.2 % of the flows lost.
+// budget less its share of what is held outside the shards (never under a
+// quarter of its share: the minute being closed is freed within seconds),
+// with room kept for what their closes will build, closeRatio of their
+// bytes. Counted when it is built, that room had to be taken from the open
+// minutes at each close, at once: in a flood of sources, compactions of
+// 160–740 ms under the shard's lock and 0.1–0.8 % of the flows lost there.
+// Before the minutes outside the shards were counted at all, they and the
+// open ones took 1.09 GB of live heap under a 1 GiB memory_limit, the
+// collector ran back to back (40 GCs/s) and 4.2 % of the flows were lost.
 func (a *Aggregator) shardLimit() int64 {
-	return max(a.shardBudget-a.outside.Load()/int64(len(a.shards)), a.shardBudget/4)
+	room := max(a.shardBudget-a.outside.Load()/int64(len(a.shards)), a.shardBudget/4)
+	return room * 1000 / (1000 + a.closeRatio.Load())
+}
+
+// closeReserve is what the close of a minute of b bytes is expected to build.
+func (a *Aggregator) closeReserve(b int64) int64 { return b * a.closeRatio.Load() / 1000 }
+
+// measureClose updates closeRatio from a close that built out bytes of
+// intervals from a minute of in bytes: half the old ratio, half the new.
+func (a *Aggregator) measureClose(in, out int64) {
+	if in <= 0 {
+		return
+	}
+	r := min(max(out*1000/in, 100), 2000)
+	a.closeRatio.Store((a.closeRatio.Load() + r) / 2)
 }
 
 // account recomputes what is held outside the shards (outside), reserve
@@ -867,19 +891,18 @@ func (a *Aggregator) writePending() error {
 			a.forgetCheckpoint(cm.start)
 			continue
 		}
-		// What the close builds, reserved while it builds: its intervals,
-		// about the minute's own bytes in a flood of sources (109 MB from a
-		// minute of 102 MB, 194 from 227). Its working tables are not
-		// reserved: reserving as much again for them (2×) kept peak RSS
-		// at 1,017–1,021 MiB against 1,013–1,203, but the deeper
-		// compaction of the open minutes it forced at each close lost
-		// 0.51–1.56 % of a flood's flows against 0.10–0.11 %.
-		a.account(cm.bytes())
+		// What the close builds (its intervals), reserved while it builds.
+		// Its working tables are not: reserving as much again for them
+		// kept peak RSS at 1,017–1,021 MiB against 1,013–1,203 in a flood,
+		// but the deeper compaction of the open minutes it forced at each
+		// close lost 0.51–1.56 % of the flows against 0.10–0.11 %.
+		a.account(a.closeReserve(cm.bytes()))
 		ivs, err := a.closeMinute(cm)
 		if err != nil {
 			a.account(0)
 			return err
 		}
+		a.measureClose(cm.bytes(), intervalsBytes(ivs))
 		if err := a.deps.Store.BeginFinal(ivs); err != nil {
 			return err
 		}

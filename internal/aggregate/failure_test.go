@@ -185,3 +185,17 @@ func TestOpenMinutesLeaveRoomForWaitingOnes(t *testing.T) {
 	require.Positive(t, h.agg.compactions.Load())
 	require.Zero(t, h.agg.droppedMinutes.Load(), "the waiting minute kept")
 }
+
+// Each close measures what it built against its minute's bytes, and the
+// shards keep that much room for the closes of their open minutes.
+func TestCloseRatioIsMeasured(t *testing.T) {
+	h := startAggregator(t, func(c *Configuration) { c.Shards = 1 })
+	require.EqualValues(t, 1000, h.agg.closeRatio.Load(), "until a close has measured it")
+	full := h.agg.shardLimit()
+	require.Equal(t, h.agg.shardBudget/2, full, "room kept for a close as big as its minute")
+	h.push(t, flows(2000, 10, base.Add(time.Second), 1)...)
+	require.NoError(t, h.agg.FlushAll())
+	r := h.agg.closeRatio.Load()
+	require.NotEqualValues(t, 1000, r)
+	require.Equal(t, h.agg.shardBudget*1000/(1000+r), h.agg.shardLimit())
+}
