@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 // clkTck is USER_HZ, the unit of utime and stime in /proc/PID/stat; it is
@@ -60,6 +62,52 @@ func hwmKiB(pid int) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
+}
+
+// rssKiB is pid's resident memory now, anonymous and file-backed
+// (RssAnon, RssFile of /proc/PID/status): tmsd's store maps its files, so
+// part of its RSS is the page cache of the data directory.
+func rssKiB(pid int) (anon, file uint64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		for name, dst := range map[string]*uint64{"RssAnon:": &anon, "RssFile:": &file} {
+			if v, ok := strings.CutPrefix(line, name); ok {
+				*dst, _ = strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			}
+		}
+	}
+	return anon, file, nil
+}
+
+// rssPeaks samples pid's anonymous and file-backed RSS every interval until
+// done is closed, and returns their peaks (VmHWM has only their sum's).
+func rssPeaks(pid int, interval time.Duration, done <-chan struct{}) (peak func() (anon, file uint64)) {
+	var mu sync.Mutex
+	var pa, pf uint64
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			if a, f, err := rssKiB(pid); err == nil {
+				mu.Lock()
+				pa, pf = max(pa, a), max(pf, f)
+				mu.Unlock()
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() (uint64, uint64) {
+		mu.Lock()
+		defer mu.Unlock()
+		return pa, pf
+	}
 }
 
 // tree is pid and its live descendants (sfacctd runs its plugins as child

@@ -31,7 +31,7 @@ type Config struct {
 	Retention Retention `yaml:"retention"`
 	LogLevel  string    `yaml:"log_level"`
 	RingSize  int       `yaml:"ring_size"`
-	// MemoryLimit caps the process: the Go runtime gets 85% of it as its soft limit (0: none; GOMEMLIMIT wins).
+	// MemoryLimit caps the process: the Go runtime gets 80% of it as its soft limit (0: none; GOMEMLIMIT wins).
 	MemoryLimit ByteSize      `yaml:"memory_limit"`
 	Apps        []AppRule     `yaml:"apps"`
 	Sampling    SamplingRates `yaml:"sampling"`
