@@ -62,14 +62,21 @@ func TestDiskFullKeepsMinutesUntilSpaceReturns(t *testing.T) {
 	require.Zero(t, fin)
 }
 
-// While the store fails, the waiting minutes and the open ones stay within
-// max_memory: the oldest waiting minutes are dropped and counted, the rest land.
-func TestWaitingMinutesOverBudgetDropOldest(t *testing.T) {
+// startFailing starts one shard with top_k 10, no grace and max_memory
+// maxMemory on a store whose writes fail until fs.failing is cleared.
+func startFailing(t *testing.T, maxMemory int64) (*faultStore, *harness) {
 	st := newStore(t, store.Dependencies{})
 	fs := &faultStore{Store: st, putsLeft: 1 << 30, failing: true}
 	h := startOn(t, st, fs, func(c *Configuration) {
-		c.Shards, c.TopK, c.MaxMemory, c.Grace = 1, 10, 1<<20, 0
+		c.Shards, c.TopK, c.MaxMemory, c.Grace = 1, 10, maxMemory, 0
 	}, at(0))
+	return fs, h
+}
+
+// While the store fails, the waiting minutes and the open ones stay within
+// max_memory: the oldest waiting minutes are dropped and counted, the rest land.
+func TestWaitingMinutesOverBudgetDropOldest(t *testing.T) {
+	fs, h := startFailing(t, 1<<20)
 	budget := h.agg.cfg.MaxMemory
 	const perMinute = 1000 // distinct sources
 	for i := range 8 {
@@ -154,11 +161,7 @@ func TestStopCheckpointsWhatTheStoreRefuses(t *testing.T) {
 // waits for the store, the open ones get what it leaves, and the next minute
 // is presized to fit in that, not to the closed one's size.
 func TestOpenMinutesLeaveRoomForWaitingOnes(t *testing.T) {
-	st := newStore(t, store.Dependencies{})
-	fs := &faultStore{Store: st, putsLeft: 1 << 30, failing: true}
-	h := startOn(t, st, fs, func(c *Configuration) {
-		c.Shards, c.TopK, c.MaxMemory, c.Grace = 1, 10, 8<<20, 0
-	}, at(0))
+	fs, h := startFailing(t, 8<<20)
 	t.Cleanup(func() { // before Stop's flush
 		fs.mu.Lock()
 		fs.failing = false
