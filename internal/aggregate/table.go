@@ -167,8 +167,7 @@ func (t *table) grow() {
 		// compactions, each a sweep of the table, and 4.3 % of the flows
 		// lost).
 		for floor := t.floor; ; floor = max(shrinkFloor, floor/2) {
-			t.compact(floor, -1, 0, false)
-			if t.compactions != nil {
+			if t.compact(floor, -1, 0, false) < 0 && t.compactions != nil {
 				t.compactions.Add(1)
 			}
 			if t.n*8 <= len(t.slots)*3 {
@@ -260,7 +259,9 @@ func (t *table) clone() *table {
 	c := *t
 	c.slots, c.scopeN, c.evicted = slices.Clone(t.slots), slices.Clone(t.scopeN), slices.Clone(t.evicted)
 	c.nonzero, c.first, c.door = slices.Clone(t.nonzero), slices.Clone(t.first), slices.Clone(t.door)
-	c.dropped, c.gate = nil, nil
+	// A copy (a checkpoint's, a query's) grows freely: the limit and the
+	// budget are the original's.
+	c.dropped, c.gate, c.limit = nil, nil, 0
 	return &c
 }
 
