@@ -149,7 +149,8 @@ func (t *table) place(i, stored uint64, c topn.Counters) {
 
 // grow makes room at half full: the slot array doubles, unless the table is
 // at its limit, where it forgets keys instead, halving its scopes over the
-// floor (lowered down to shrinkFloor while none is over it).
+// floor and lowering the floor (down to shrinkFloor) until a quarter of its
+// keys have gone; if even that cannot free them, it doubles after all.
 func (t *table) grow() {
 	// A big table whose doubling would take the shard past its budget stops
 	// here rather than grow and then be compacted with the others: in a
